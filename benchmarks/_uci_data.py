@@ -1,0 +1,53 @@
+"""Loading the UCI regression sets and their published train/test splits (see shared/uci/README.md)."""
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("concrete", "energy", "kin8nm", "wine-quality-red", "yacht")
+ENV_VAR = "SKLEARN_RPF_UCI"
+
+
+def default_data_dir():
+    """``$SKLEARN_RPF_UCI``, else ``<repo>/../shared/uci`` (relative to this file, not the cwd)."""
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "uci"
+
+
+def check_data_dir(data_dir, datasets):
+    """Fail early, naming what is missing, rather than deep inside a worker."""
+    data_dir = Path(data_dir)
+    missing = [name for name in datasets if not (data_dir / name / "data.txt").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"UCI data not found for {missing} under {data_dir}; expected <dir>/<name>/data.txt "
+            f"with its index files. Pass --data-dir or set {ENV_VAR}."
+        )
+    return data_dir
+
+
+def n_splits(data_dir, name):
+    return int(np.loadtxt(Path(data_dir) / name / "n_splits.txt"))
+
+
+@functools.lru_cache(maxsize=8)
+def load_dataset(data_dir, name):
+    """Features ``X`` (n, d) and target ``y`` (n,) of one data set, as float64."""
+    folder = Path(data_dir) / name
+    data = np.loadtxt(folder / "data.txt", ndmin=2)
+    features = np.loadtxt(folder / "index_features.txt", dtype=int, ndmin=1)
+    target = int(np.loadtxt(folder / "index_target.txt", dtype=int))
+    return data[:, features], data[:, target]
+
+
+def load_split(data_dir, name, split):
+    """``(X_train, y_train, X_test, y_test)`` of published split ``split``."""
+    X, y = load_dataset(str(data_dir), name)
+    folder = Path(data_dir) / name
+    train = np.loadtxt(folder / f"index_train_{split}.txt", dtype=int, ndmin=1)
+    test = np.loadtxt(folder / f"index_test_{split}.txt", dtype=int, ndmin=1)
+    return X[train], y[train], X[test], y[test]
