@@ -1,0 +1,263 @@
+"""Benford's law for first digits, and conformity measures against it.
+
+The functions work on their own (no language model needed): take the first-digit distribution of any
+collection of numbers with :func:`first_digit_distribution`, then compare it with Benford's law with
+:func:`mean_absolute_deviation` and :func:`nigrini_conformity`, :func:`kl_divergence`, or, for counts,
+:func:`benford_chisquare`.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+from scipy import stats
+from scipy.special import rel_entr
+
+__all__ = [
+    "DIGITS",
+    "NIGRINI_FIRST_DIGIT_THRESHOLDS",
+    "benford_distribution",
+    "benford_chisquare",
+    "first_digit_distribution",
+    "kl_divergence",
+    "mean_absolute_deviation",
+    "nigrini_conformity",
+]
+
+DIGITS = np.arange(1, 10)
+
+# Upper bounds of the mean absolute deviation for first digits (Nigrini, "Benford's Law", 2012, table 7.1).
+NIGRINI_FIRST_DIGIT_THRESHOLDS = (
+    (0.006, "close conformity"),
+    (0.012, "acceptable conformity"),
+    (0.015, "marginally acceptable conformity"),
+)
+NONCONFORMITY = "nonconformity"
+
+BenfordChisquareResult = namedtuple("BenfordChisquareResult", ["statistic", "pvalue", "dof"])
+
+
+def benford_distribution():
+    """Benford's first-digit distribution, P(d) = log10(1 + 1/d) for d = 1..9.
+
+    Returns
+    -------
+    p : ndarray of shape (9,)
+        Probabilities of the first significant digits 1 to 9; they sum to one.
+
+    Examples
+    --------
+    >>> from sklearn_rpf.benford import benford_distribution
+    >>> benford_distribution().round(3)
+    array([0.301, 0.176, 0.125, 0.097, 0.079, 0.067, 0.058, 0.051, 0.046])
+    """
+    return np.log10(1.0 + 1.0 / DIGITS)
+
+
+def _as_digit_distributions(p, name):
+    """Validate rows of 9 non-negative weights and normalise each row to sum to one."""
+    try:
+        p = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, got {p!r:.80}.") from exc
+    if p.ndim not in (1, 2) or p.shape[-1] != 9:
+        raise ValueError(
+            f"{name} must have shape (9,) or (n_samples, 9), one weight per digit 1..9; "
+            f"got shape {p.shape}."
+        )
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if np.any(p < 0):
+        raise ValueError(f"{name} must be non-negative.")
+    total = p.sum(axis=-1, keepdims=True)
+    if np.any(total == 0):
+        raise ValueError(f"{name} has a row whose weights sum to zero; cannot normalise it.")
+    return p / total
+
+
+def mean_absolute_deviation(p, expected=None):
+    """Mean absolute deviation between a first-digit distribution and Benford's law.
+
+    MAD = (1/9) * sum_d |p_d - expected_d|, Nigrini's conformity measure; it does not grow with the
+    number of observations, unlike the chi-square statistic.
+
+    Parameters
+    ----------
+    p : array-like of shape (9,) or (n_samples, 9)
+        Weights of the digits 1 to 9 (probabilities or counts); each row is normalised to sum to one.
+    expected : array-like of shape (9,), default=None
+        Reference distribution; Benford's law when None. ``np.full(9, 1 / 9)`` gives the distance to
+        the uniform distribution.
+
+    Returns
+    -------
+    mad : float or ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_rpf.benford import mean_absolute_deviation
+    >>> round(mean_absolute_deviation(np.full(9, 1 / 9)), 4)
+    0.0597
+    """
+    p = _as_digit_distributions(p, "p")
+    q = (
+        benford_distribution()
+        if expected is None
+        else _as_digit_distributions(expected, "expected")
+    )
+    if q.ndim != 1:
+        raise ValueError(f"expected must have shape (9,), got {q.shape}.")
+    mad = np.abs(p - q).mean(axis=-1)
+    return float(mad) if mad.ndim == 0 else mad
+
+
+def nigrini_conformity(mad):
+    """Nigrini's verdict for a first-digit mean absolute deviation.
+
+    Thresholds: close conformity up to 0.006, acceptable up to 0.012, marginally acceptable up to
+    0.015, nonconformity above.
+
+    Parameters
+    ----------
+    mad : float or array-like of floats
+        Mean absolute deviations, as returned by :func:`mean_absolute_deviation`.
+
+    Returns
+    -------
+    verdict : str or ndarray of str
+
+    Examples
+    --------
+    >>> from sklearn_rpf.benford import nigrini_conformity
+    >>> nigrini_conformity(0.01)
+    'acceptable conformity'
+    """
+    mad_array = np.asarray(mad, dtype=np.float64)
+    if np.any(~np.isfinite(mad_array)) or np.any(mad_array < 0):
+        raise ValueError(f"mad must be finite and non-negative, got {mad!r:.80}.")
+    verdicts = np.full(mad_array.shape, NONCONFORMITY, dtype=object)
+    # From the loosest bound to the tightest so that the tightest matching label wins.
+    for bound, label in reversed(NIGRINI_FIRST_DIGIT_THRESHOLDS):
+        verdicts[mad_array <= bound] = label
+    return str(verdicts[()]) if verdicts.ndim == 0 else verdicts
+
+
+def kl_divergence(p, expected=None):
+    """Kullback-Leibler divergence KL(p || expected) in nats, Benford's law by default.
+
+    Parameters
+    ----------
+    p : array-like of shape (9,) or (n_samples, 9)
+        Weights of the digits 1 to 9; each row is normalised to sum to one. Zero weights are fine.
+    expected : array-like of shape (9,), default=None
+        Reference distribution, Benford's law when None; it must be positive wherever p is.
+
+    Returns
+    -------
+    kl : float or ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> from sklearn_rpf.benford import benford_distribution, kl_divergence
+    >>> round(kl_divergence(benford_distribution()), 12)
+    0.0
+    """
+    p = _as_digit_distributions(p, "p")
+    q = (
+        benford_distribution()
+        if expected is None
+        else _as_digit_distributions(expected, "expected")
+    )
+    if q.ndim != 1:
+        raise ValueError(f"expected must have shape (9,), got {q.shape}.")
+    kl = rel_entr(p, q).sum(axis=-1)
+    return float(kl) if kl.ndim == 0 else kl
+
+
+def benford_chisquare(counts):
+    """Pearson's chi-square test of first-digit counts against Benford's law.
+
+    Parameters
+    ----------
+    counts : array-like of shape (9,)
+        Number of observations whose first digit is 1, ..., 9, for instance from
+        ``first_digit_distribution(numbers, normalize=False)``.
+
+    Returns
+    -------
+    result : namedtuple (statistic, pvalue, dof)
+        The chi-square statistic, its p-value under Benford's law, and the degrees of freedom (8).
+
+    Examples
+    --------
+    >>> from sklearn_rpf.benford import benford_chisquare
+    >>> result = benford_chisquare([30, 18, 12, 10, 8, 7, 6, 5, 4])
+    >>> bool(result.pvalue > 0.05)
+    True
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.shape != (9,):
+        raise ValueError(
+            f"counts must have shape (9,), one count per digit 1..9; got {counts.shape}."
+        )
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
+        raise ValueError("counts must be non-negative whole numbers.")
+    n = counts.sum()
+    if n == 0:
+        raise ValueError("counts are all zero; the chi-square test needs observations.")
+    statistic, pvalue = stats.chisquare(counts, f_exp=n * benford_distribution())
+    return BenfordChisquareResult(float(statistic), float(pvalue), 8)
+
+
+def _first_digits(numbers):
+    """First significant digit (1..9) of every finite non-zero entry; the others are dropped."""
+    if numbers.dtype.kind in "iu":
+        magnitudes = np.abs(numbers.astype(object)) if numbers.dtype.kind == "i" else numbers
+        magnitudes = np.asarray(magnitudes)[np.asarray(magnitudes) != 0]
+        return np.array([int(str(m)[0]) for m in magnitudes], dtype=np.int64)
+    values = numbers.astype(np.float64)
+    values = np.abs(values[np.isfinite(values) & (values != 0)])
+    # 16 significant digits round away the binary representation error (0.3 is 0.2999...96 in
+    # binary), which dividing by a power of ten would not.
+    scientific = np.char.mod("%.15e", values)
+    return np.char.ljust(scientific, 1).astype("U1").astype(np.int64)
+
+
+def first_digit_distribution(numbers, *, normalize=True):
+    """Distribution of the first significant digit of a collection of numbers.
+
+    Zeros, NaN and infinities have no first significant digit and are left out; the sign is ignored.
+
+    Parameters
+    ----------
+    numbers : array-like of numbers, any shape
+    normalize : bool, default=True
+        Return frequencies that sum to one; False returns the counts.
+
+    Returns
+    -------
+    distribution : ndarray of shape (9,)
+        Frequencies (or counts) of the first digits 1 to 9.
+
+    Examples
+    --------
+    >>> from sklearn_rpf.benford import first_digit_distribution
+    >>> first_digit_distribution([12, 0.3, -150, 9e9, 0], normalize=False)
+    array([2, 0, 1, 0, 0, 0, 0, 0, 1])
+    """
+    try:
+        array = np.asarray(numbers)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
+    if array.dtype.kind not in "iuf":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"numbers must be numeric; got an array of dtype {array.dtype}."
+            ) from exc
+    digits = _first_digits(array.ravel())
+    if digits.size == 0:
+        raise ValueError("numbers has no finite non-zero value, so no first digit to count.")
+    counts = np.bincount(digits, minlength=10)[1:]
+    return counts / counts.sum() if normalize else counts

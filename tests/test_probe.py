@@ -1,0 +1,307 @@
+"""Tests of BenfordDigitProbe on tiny local models (the default SmolLM2 is in test_probe_smollm2)."""
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lm_fixtures import TableLM, TinyGPT2Folder, save_tiny_gpt2, table_tokenizer
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from sklearn_rpf._lm_loading import ModelNotFoundError
+from sklearn_rpf.benford import mean_absolute_deviation
+from sklearn_rpf.probe import BenfordDigitProbe
+
+PROMPTS = [
+    "The city has a population of",
+    "Room",
+    "In 1990 the company made 3 million dollars and",
+    "She ran 42 km in",
+    "Prices: 19.99, 24.50,",
+    "There are 9 planets, 8 moons, 6 rivers and",
+    "The bridge is",
+]
+
+
+@parametrize_with_checks([BenfordDigitProbe(model=TinyGPT2Folder(), batch_size=8)])
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # check_array_api_input skips itself unless this variable is set; with the NumPy namespace it
+    # checked here, SciPy's array API mode makes no difference, so the check can run.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+# ----------------------------------------------------------------------- exact marginalisation
+@pytest.fixture
+def table_model():
+    """TableLM with two prompts, "a" and "b a", whose digit distributions are known by hand."""
+    tokenizer = table_tokenizer()
+    tid = tokenizer.convert_tokens_to_ids
+    a, b, space, newline = tid("a"), tid("b"), tid("Ġ"), tid("Ċ")
+    first_step = {  # after a prompt ending in "a"
+        a: {
+            tid("Ġ1"): 0.10,  # " 1"
+            tid("1,000"): 0.05,  # added token
+            tid("Ġ12"): 0.05,  # " 12": digit 1, not 12
+            tid("0"): 0.10,  # zero is not a first digit
+            tid("Ġ0"): 0.05,
+            tid("Ġ7"): 0.10,
+            tid("x"): 0.10,
+            tid("<|endoftext|>"): 0.05,
+            space: 0.30,
+            newline: 0.10,
+        }
+    }
+    second_step = {  # one token after a whitespace token, depending on the prompt's first token
+        (a, space): {tid("2"): 0.5, tid("Ġ3"): 0.25, tid("x"): 0.25},
+        (a, newline): {tid("9"): 0.6, newline: 0.4},  # a second whitespace step is not followed
+        (b, space): {tid("5"): 1.0},
+        (b, newline): {tid("12"): 0.5, tid("Ġ"): 0.5},
+    }
+    expected_a = np.zeros(9)
+    expected_a[0] = 0.10 + 0.05 + 0.05
+    expected_a[6] = 0.10
+    expected_a[1] = 0.30 * 0.5
+    expected_a[2] = 0.30 * 0.25
+    expected_a[8] = 0.10 * 0.6
+    expected_b = np.zeros(9)
+    expected_b[0] = 0.10 + 0.05 + 0.05 + 0.10 * 0.5
+    expected_b[6] = 0.10
+    expected_b[4] = 0.30 * 1.0
+    model = TableLM(len(tokenizer), first_step, second_step).eval()
+    return model, tokenizer, {"a": expected_a, "b a": expected_b}
+
+
+def test_marginalisation_matches_hand_computation(table_model):
+    model, tokenizer, expected = table_model
+    probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0, return_numeric_mass=True)
+    P = probe.fit_transform(["a", "b a"])
+    for row, prompt in zip(P, ["a", "b a"], strict=True):
+        mass = expected[prompt].sum()
+        np.testing.assert_allclose(row[:9], expected[prompt] / mass, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(row[9], mass, rtol=1e-12)
+
+
+def test_whitespace_step_continues_from_the_cache(table_model):
+    model, tokenizer, _ = table_model
+    BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"]).transform(["a", "b a"])
+    prompt_calls = [c for c in model.calls if c[1] == 0]
+    step_calls = [c for c in model.calls if c[1] > 0]
+    # "a" is one token, "b a" three ("b", " ", "a"): one forward pass per length.
+    assert sorted(shape for shape, _, _ in prompt_calls) == [(1, 1), (1, 3)]
+    # Each prompt's two whitespace continuations: one new token on top of the cached prompt.
+    assert sorted((shape, cached) for shape, cached, _ in step_calls) == [((2, 1), 1), ((2, 1), 3)]
+    assert all(keep == 1 for _, _, keep in model.calls)  # only the last position's logits
+
+
+def test_whitespace_tol_bounds_the_error(table_model):
+    model, tokenizer, expected = table_model
+    # 0.15 covers the newline (0.10) but not the space (0.30): only the space is followed.
+    probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0.15, return_numeric_mass=True)
+    row = probe.fit_transform(["a"])[0]
+    unnormalised = row[:9] * row[9]
+    without_newline = expected["a"].copy()
+    without_newline[8] = 0.0
+    np.testing.assert_allclose(unnormalised, without_newline, atol=1e-12)
+    assert 0 < expected["a"].sum() - row[9] <= 0.15
+
+
+def test_caller_model_is_not_modified(table_model):
+    model, tokenizer, _ = table_model
+    model.train()
+    probe = BenfordDigitProbe((model, tokenizer)).fit(["a"])
+    assert model.training and probe.model_ is not model and not probe.model_.training
+    probe_bf16 = BenfordDigitProbe((model.eval(), tokenizer), dtype="bfloat16").fit(["a"])
+    assert model.anchor.dtype == torch.float32
+    assert probe_bf16.model_.anchor.dtype == torch.bfloat16
+
+
+def test_token_tables_of_byte_level_tokenizer(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
+    vocab = probe.tokenizer_.get_vocab()
+    digit = probe.token_first_digit_
+    assert digit[vocab["Ġ12"]] == 1 and digit[vocab["1"]] == 1 and digit[vocab["1,000"]] == 1
+    assert digit[vocab["Ġ0"]] == 0 and digit[vocab["0"]] == 0 and digit[vocab["Ġ9"]] == 9
+    assert digit[vocab["<|endoftext|>"]] == 0 and digit[vocab["The"]] == 0
+    whitespace = set(probe.whitespace_token_ids_.tolist())
+    assert {vocab["Ġ"], vocab["Ċ"], vocab["ĉ"]} <= whitespace
+    assert vocab["Ġ1"] not in whitespace and vocab["<|endoftext|>"] not in whitespace
+
+
+def test_token_tables_of_sentencepiece_style_tokenizer():
+    """ "▁" marks a leading space that decoding a token alone would drop."""
+    vocab = {"<unk>": 0, "▁": 1, "▁1": 2, "1": 3, "a": 4, "▁a": 5, "▁0": 6, "▁▁": 7, "5x": 8}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
+    model = TableLM(len(vocab), {}, {}).eval()
+    probe = BenfordDigitProbe((model, tokenizer)).fit(["a"])
+    np.testing.assert_array_equal(probe.token_first_digit_, [0, 0, 1, 1, 0, 0, 0, 0, 5])
+    np.testing.assert_array_equal(probe.whitespace_token_ids_, [1, 7])
+
+
+# ------------------------------------------------------------------------- tiny GPT-2 behaviour
+def test_batched_equals_one_at_a_time(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=3, whitespace_tol=0).fit(PROMPTS)
+    batched = probe.transform(PROMPTS)
+    single = np.vstack([probe.transform([prompt]) for prompt in PROMPTS])
+    np.testing.assert_allclose(batched, single, atol=1e-6, rtol=0)
+    assert np.ptp(batched, axis=0).max() > 1e-3  # the prompts do differ
+
+
+def test_transform_is_deterministic(tiny_lm_folder):
+    first = BenfordDigitProbe(tiny_lm_folder, return_numeric_mass=True).fit_transform(PROMPTS)
+    second = BenfordDigitProbe(tiny_lm_folder, return_numeric_mass=True).fit_transform(PROMPTS)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first[:, :9].sum(axis=1), 1.0)
+    assert np.all((first[:, 9] > 0) & (first[:, 9] < 1))
+
+
+def test_template_columns_and_pandas_output(tiny_lm_folder):
+    X = pd.DataFrame({"city": ["Springfield", "Riverside"], "year": [1990.0, 2012.0]})
+    probe = BenfordDigitProbe(
+        tiny_lm_folder, template="In {1:.0f} {0} had", return_numeric_mass=True
+    ).set_output(transform="pandas")
+    out = probe.fit_transform(X)
+    assert list(out.columns) == [f"digit_{d}" for d in range(1, 10)] + ["numeric_mass"]
+    np.testing.assert_array_equal(probe.feature_names_in_, ["city", "year"])
+    as_prompts = BenfordDigitProbe(tiny_lm_folder).fit_transform(
+        ["In 1990 Springfield had", "In 2012 Riverside had"]
+    )
+    np.testing.assert_allclose(out.to_numpy()[:, :9], as_prompts, atol=1e-12)
+    with pytest.raises(ValueError, match="feature names"):
+        probe.transform(X[["city"]])
+
+
+def test_default_template_joins_values(tiny_lm_folder):
+    X = np.array([["Room", 101], ["She ran", 42]], dtype=object)
+    joined = BenfordDigitProbe(tiny_lm_folder).fit_transform(X)
+    texts = BenfordDigitProbe(tiny_lm_folder).fit_transform(["Room 101", "She ran 42"])
+    np.testing.assert_allclose(joined, texts, atol=1e-12)
+
+
+def test_score_and_grid_search_over_templates(tiny_lm_folder):
+    X = np.array([["Springfield"], ["Riverside"], ["Lakeside"], ["Hill Valley"]], dtype=object)
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(X)
+    assert probe.score(X) == pytest.approx(-mean_absolute_deviation(probe.transform(X)).mean())
+    templates = ["{0} has a population of", "The area of {0} is", "{0}"]
+    search = GridSearchCV(BenfordDigitProbe(tiny_lm_folder), {"template": templates}, cv=2)
+    search.fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_["template"] == templates[int(np.argmax(scores))]
+    assert np.all(scores <= 0) and len(set(np.round(scores, 12))) == 3
+
+
+def test_bfloat16_stays_close_to_float32(tiny_lm_folder):
+    p32 = BenfordDigitProbe(tiny_lm_folder).fit_transform(PROMPTS)
+    probe16 = BenfordDigitProbe(tiny_lm_folder, dtype="bfloat16").fit(PROMPTS)
+    p16 = probe16.transform(PROMPTS)
+    assert probe16.model_.dtype == torch.bfloat16 and p16.dtype == np.float64
+    assert 0 < np.abs(p16 - p32).max() < 0.05
+
+
+def test_long_prompt_is_cut_from_the_left_with_a_warning(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
+    tail = "the bridge is 1 mile long " * 20
+    long_prompt = "Room 101 " * 200 + tail
+    with pytest.warns(UserWarning, match="context of 256 tokens"):
+        P = probe.transform([long_prompt])
+    ids = probe.tokenizer_(long_prompt)["input_ids"][-(probe.context_length_ - 1) :]
+    cut = probe.tokenizer_.decode(ids)
+    np.testing.assert_allclose(P, probe.transform([cut]), atol=1e-6)
+
+
+def test_verbose_shows_progress(tiny_lm_folder, capsys):
+    BenfordDigitProbe(tiny_lm_folder, verbose=1).fit_transform(PROMPTS)
+    assert "Scoring prompts" in capsys.readouterr().err
+
+
+def test_input_is_not_modified(tiny_lm_folder):
+    X = np.array([["Room", 101.0], ["She ran", 42.0]], dtype=object)
+    before = X.copy()
+    BenfordDigitProbe(tiny_lm_folder).fit_transform(X)
+    np.testing.assert_array_equal(X, before)
+
+
+# ---------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        ([], ValueError, "0 sample"),
+        (np.empty((0, 1), dtype=object), ValueError, "0 sample"),
+        ("a single string", ValueError, "single string"),
+        (np.array([["Room"], [None]], dtype=object), ValueError, "None"),
+        (np.array([["Room"], [{"a": 1}]], dtype=object), TypeError, "dict"),
+        (np.array([["Room"], [np.nan]], dtype=object), ValueError, "NaN"),
+        (np.array([["Room"], [np.inf]], dtype=object), ValueError, "infinity"),
+        (np.array([["Room"], [""]], dtype=object), ValueError, "empty prompt"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(tiny_lm_folder, X, error, match):
+    probe = BenfordDigitProbe(tiny_lm_folder)
+    with pytest.raises(error, match=match):
+        probe.fit_transform(X)
+
+
+@pytest.mark.parametrize(
+    "template, match",
+    [
+        ("{name} has", "not positional"),
+        ("{0} and {1}", "column 1 but X has 1"),
+        ("{}{}", "column 1"),
+    ],
+)
+def test_bad_template(tiny_lm_folder, template, match):
+    with pytest.raises(ValueError, match=match):
+        BenfordDigitProbe(tiny_lm_folder, template=template).fit(["Room"])
+
+
+def test_model_without_tokenizer(tmp_path, table_model):
+    folder = save_tiny_gpt2(tmp_path / "tiny")
+    for name in os.listdir(folder):
+        if name.startswith("tokenizer"):
+            os.remove(folder / name)
+    with pytest.raises(ValueError, match="No tokenizer could be loaded"):
+        BenfordDigitProbe(str(folder)).fit(["a"])
+    model, _, _ = table_model
+    with pytest.raises(ValueError, match="no usable tokenizer"):
+        BenfordDigitProbe((model, None)).fit(["a"])
+    with pytest.raises(ValueError, match=r"\(model, tokenizer\)"):
+        BenfordDigitProbe((model,)).fit(["a"])
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        ("./no/such/folder", "No file or folder"),
+        ("missing.gguf", "No file or folder"),
+        ("some-org/some-model-that-is-not-cached", "HF_HUB_OFFLINE is set"),
+    ],
+)
+def test_missing_model_fails_fast(model, match, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match=match):
+        BenfordDigitProbe(model).fit(["a"])
+    assert time.perf_counter() - start < 10  # no network retries
+
+
+def test_unreachable_hub_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
+    with pytest.raises(ModelNotFoundError, match="cannot be reached"):
+        BenfordDigitProbe("some-org/some-model-that-is-not-cached").fit(["a"])
+
+
+def test_clone_refit_reuses_the_loaded_model(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
+    refit = clone(probe).fit(["b"])
+    assert refit.model_ is probe.model_  # in-memory cache: estimator checks refit many times
