@@ -7,6 +7,7 @@ collection of numbers with :func:`first_digit_distribution`, then compare it wit
 """
 
 from collections import namedtuple
+from numbers import Integral
 
 import numpy as np
 from scipy import stats
@@ -210,17 +211,16 @@ def benford_chisquare(counts):
 
 
 def _first_digits(numbers):
-    """First significant digit (1..9) of every finite non-zero entry; the others are dropped."""
-    if numbers.dtype.kind in "iu":
-        magnitudes = np.abs(numbers.astype(object)) if numbers.dtype.kind == "i" else numbers
-        magnitudes = np.asarray(magnitudes)[np.asarray(magnitudes) != 0]
-        return np.array([int(str(m)[0]) for m in magnitudes], dtype=np.int64)
-    values = numbers.astype(np.float64)
-    values = np.abs(values[np.isfinite(values) & (values != 0)])
-    # 16 significant digits round away the binary representation error (0.3 is 0.2999...96 in
+    """First significant digit (1..9) of every finite non-zero entry of a 1-D array; others dropped."""
+    if numbers.dtype.kind in "iu" or numbers.dtype.kind == "O":  # exact integers, any size
+        return np.array([int(str(abs(int(v)))[0]) for v in numbers if v != 0], dtype=np.int64)
+    values = np.abs(numbers[np.isfinite(numbers) & (numbers != 0)])
+    if values.size == 0:
+        return np.empty(0, dtype=np.int64)
+    # 16 significant digits round away the binary representation error (0.3 is 0.2999...89 in
     # binary), which dividing by a power of ten would not.
     scientific = np.char.mod("%.15e", values)
-    return np.char.ljust(scientific, 1).astype("U1").astype(np.int64)
+    return scientific.astype("U1").astype(np.int64)
 
 
 def first_digit_distribution(numbers, *, normalize=True):
@@ -249,14 +249,20 @@ def first_digit_distribution(numbers, *, normalize=True):
         array = np.asarray(numbers)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
-    if array.dtype.kind not in "iuf":
+    array = array.ravel()
+    is_exact_integers = array.dtype.kind == "O" and all(
+        isinstance(v, Integral) and not isinstance(v, bool) for v in array
+    )
+    if array.dtype.kind not in "iuf" and not is_exact_integers:
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"numbers must be numeric; got an array of dtype {array.dtype}."
             ) from exc
-    digits = _first_digits(array.ravel())
+    elif array.dtype.kind == "f":
+        array = array.astype(np.float64)
+    digits = _first_digits(array if array.size else array.astype(np.float64))
     if digits.size == 0:
         raise ValueError("numbers has no finite non-zero value, so no first digit to count.")
     counts = np.bincount(digits, minlength=10)[1:]
