@@ -1,4 +1,4 @@
-"""Tests of BenfordDigitProbe on tiny local models (the default SmolLM2 is in test_probe_smollm2)."""
+"""Tests of BenfordDigitProbe on tiny local models, and one slow test on the default SmolLM2."""
 
 import os
 import time
@@ -305,3 +305,53 @@ def test_clone_refit_reuses_the_loaded_model(tiny_lm_folder):
     probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
     refit = clone(probe).fit(["b"])
     assert refit.model_ is probe.model_  # in-memory cache: estimator checks refit many times
+
+
+# ------------------------------------------------------------------- the default SmolLM2 model
+NUMERIC_PROMPTS = [
+    "with a population size of",
+    "The city has a population of",
+    "The country covers an area of",
+    "Last year the company reported revenue of $",
+    "The distance from the airport to the hotel is",
+    "The price of the new car is $",
+    "The lake has a surface area of",
+    "The mountain has an elevation of",
+    "The stadium has a seating capacity of",
+    "The company employs",
+    "The book has sold",
+    "The galaxy is at a distance of",
+    "The file has a size of",
+    "The budget for the project was $",
+    "The bridge has a total length of",
+    "The river is about",
+]
+NON_NUMERIC_PROMPTS = [
+    "My favourite colour is",
+    "The capital of France is",
+    "She opened the door and",
+    "Thank you very much for your",
+    "The name of the dog is",
+]
+
+
+@pytest.mark.slow
+def test_default_model_is_benford_like():
+    from sklearn_rpf._lm_loading import _converted_gguf_folder, default_model_path
+
+    probe = BenfordDigitProbe(return_numeric_mass=True).fit(NUMERIC_PROMPTS)
+    assert (_converted_gguf_folder(default_model_path()) / "model.safetensors").is_file()
+    P = probe.transform(NUMERIC_PROMPTS + NON_NUMERIC_PROMPTS)
+    digits = P[: len(NUMERIC_PROMPTS), :9]
+    mad_benford = mean_absolute_deviation(digits).mean()
+    mad_uniform = mean_absolute_deviation(digits, expected=np.full(9, 1 / 9)).mean()
+    pooled = digits.mean(axis=0)
+    non_numeric_mass = P[len(NUMERIC_PROMPTS) :, 9]
+    print(
+        f"\nmean MAD to Benford {mad_benford:.4f}, to uniform {mad_uniform:.4f} "
+        f"(ratio {mad_benford / mad_uniform:.3f}); pooled P(d) {np.round(pooled, 3)}; "
+        f"numeric mass of non-numeric prompts {np.round(non_numeric_mass, 4)}"
+    )
+    assert mad_benford <= 0.5 * mad_uniform
+    assert np.argmax(pooled) == 0
+    assert np.all(non_numeric_mass < 0.05)
