@@ -112,8 +112,9 @@ class TableLM(torch.nn.Module):
     ``first_step[last_token_id]`` gives the probabilities after a prompt ending with that token;
     ``second_step[(first_token_id, whitespace_token_id)]`` gives them one step later, so the right
     answer only comes out if the cache rows are routed back to the right prompt. The cache stores
-    the token ids themselves as keys. Every call is recorded in ``calls`` as
-    (input shape, cached length, logits_to_keep).
+    the token ids themselves as keys; padding is dropped with the attention mask and position ids
+    are checked against it. Every call is recorded in ``calls`` as
+    (input shape, cached length, logits_to_keep, whether a mask was given).
     """
 
     def __init__(self, vocab_size, first_step, second_step, max_position_embeddings=64):
@@ -131,15 +132,34 @@ class TableLM(torch.nn.Module):
             logits[token_id] = torch.log(torch.tensor(p, dtype=torch.float64))
         return logits
 
-    def forward(self, input_ids, past_key_values=None, use_cache=True, logits_to_keep=0, **kwargs):
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=True,
+        logits_to_keep=0,
+    ):
         cached = 0 if past_key_values is None else past_key_values.get_seq_length()
-        self.calls.append((tuple(input_ids.shape), cached, logits_to_keep))
+        self.calls.append(
+            (tuple(input_ids.shape), cached, logits_to_keep, attention_mask is not None)
+        )
         cache = DynamicCache() if past_key_values is None else past_key_values
         ids = input_ids[:, None, :, None].to(torch.float32)
         history = cache.update(ids, ids, 0)[0][:, 0, :, 0].long()
+        if attention_mask is None:
+            attention_mask = torch.ones_like(history)
+        assert attention_mask.shape == history.shape, "the mask must cover cache and new tokens"
+        if (
+            position_ids is not None
+        ):  # a new token's position is the number of real tokens before it
+            real_before = attention_mask.cumsum(1)[:, -input_ids.shape[1] :] - 1
+            assert torch.equal(position_ids.clamp(min=0), real_before.clamp(min=0)), "positions"
         rows = []
-        for row in history.tolist():
-            if len(row) > 1 and (row[0], row[-1]) in self.second_step and cached:
+        for row, keep in zip(history.tolist(), attention_mask.bool().tolist(), strict=True):
+            row = [token for token, real in zip(row, keep, strict=True) if real]  # drop padding
+            if cached and len(row) > 1 and (row[0], row[-1]) in self.second_step:
                 rows.append(self._logits(self.second_step[(row[0], row[-1])]))
             else:
                 rows.append(self._logits(self.first_step.get(row[-1], {0: 1.0})))

@@ -91,13 +91,23 @@ def test_marginalisation_matches_hand_computation(table_model):
 def test_whitespace_step_continues_from_the_cache(table_model):
     model, tokenizer, _ = table_model
     BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"]).transform(["a", "b a"])
-    prompt_calls = [c for c in model.calls if c[1] == 0]
-    step_calls = [c for c in model.calls if c[1] > 0]
-    # "a" is one token, "b a" three ("b", " ", "a"): one forward pass per length.
-    assert sorted(shape for shape, _, _ in prompt_calls) == [(1, 1), (1, 3)]
-    # Each prompt's two whitespace continuations: one new token on top of the cached prompt.
-    assert sorted((shape, cached) for shape, cached, _ in step_calls) == [((2, 1), 1), ((2, 1), 3)]
-    assert all(keep == 1 for _, _, keep in model.calls)  # only the last position's logits
+    calls = sorted(model.calls)
+    # "a" is one token, "b a" three ("b", " ", "a"): one forward pass per length, no padding.
+    assert [call for call in calls if call[1] == 0] == [
+        ((1, 1), 0, 1, False),
+        ((1, 3), 0, 1, False),
+    ]
+    # Each prompt's two whitespace continuations: one new token each on top of its cached prompt,
+    # and only the last position's logits.
+    assert [call for call in calls if call[1] > 0] == [((2, 1), 1, 1, False), ((2, 1), 3, 1, False)]
+
+
+def test_equal_lengths_need_no_padding(table_model):
+    model, tokenizer, expected = table_model
+    probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"])
+    P = probe.transform(["b a", "b a"])
+    assert [call[3] for call in model.calls] == [False, False]  # no mask, positions from cache
+    np.testing.assert_allclose(P[1], expected["b a"] / expected["b a"].sum(), atol=1e-12)
 
 
 def test_whitespace_tol_bounds_the_error(table_model):
