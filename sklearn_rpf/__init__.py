@@ -3,6 +3,8 @@
 __version__ = "0.1.0"
 
 from . import metrics
+from .probe import BenfordDigitProbe
 from .regressor import RandomizedPriorRegressor
 
 __all__ = ["RandomizedPriorRegressor", "metrics", "__version__"]
+__all__ += ["BenfordDigitProbe"]
