@@ -1,0 +1,264 @@
+"""How fast does RandomizedPriorRegressor.fit train an ensemble? (issue 3, section 5)
+
+One run, same data and same work for every variant: the 1-D two-cluster toy (40 rows), 50 members,
+100 full-batch epochs, Adam with the same learning rate, the regressor's default MLP (two hidden
+layers of 50, ReLU) plus a frozen prior of the same architecture, prior_scale 1, bootstrap.
+
+  (a) RandomizedPriorRegressor.fit (batch_size=None, no early stopping), all checks included;
+  (b) a plain PyTorch loop, one member after the other, bootstrap by resampled row indices;
+  (c) one skorch NeuralNetRegressor per member (module = trainable net + frozen prior);
+  (d) a hand-written vectorised loop: stacked weights, batched matmuls, bootstrap counts as loss
+      weights, prior outputs computed once; no skorch, no checks. The practical floor.
+
+Variants run round-robin (a, b, c, d, a, b, ...) so that a slow spell of the shared machine hits all
+of them; the table shows medians. Then 10 members on 100,000 rows x 10 features with mini-batches,
+in a fresh subprocess, to measure the peak resident memory increment during fit.
+
+    python benchmarks/bench_fit.py [--repeats 5] [--slow-repeats 3] [--threads 1]
+"""
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+N_MEMBERS = 50
+N_EPOCHS = 100
+LR = 1e-2
+HIDDEN = (50, 50)
+
+
+def toy_data(seed=0):
+    """The 1-D toy of examples/plot_randomized_prior.py: 20 points around -1, 20 around +1."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(-1.0, 0.15, 20), rng.normal(1.0, 0.15, 20)])
+    y = np.sin(2 * x) + 0.5 * x + 0.05 * rng.normal(size=x.size)
+    return x[:, None], y
+
+
+def mlp(n_in, n_out):
+    layers, sizes = [], [n_in, *HIDDEN, n_out]
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(a, b))
+    return nn.Sequential(*layers)
+
+
+class WithPrior(nn.Module):
+    """f(x) + beta * p(x), with p frozen."""
+
+    def __init__(self, net, prior, beta=1.0):
+        super().__init__()
+        self.net, self.prior, self.beta = net, prior.requires_grad_(False), beta
+
+    def forward(self, x):
+        with torch.no_grad():
+            p = self.prior(x)
+        return self.net(x) + self.beta * p
+
+
+def seeded(seed):
+    """nn.Linear initialises from torch's global generator: fork it so the caller's is untouched."""
+    ctx = torch.random.fork_rng(devices=[])
+    ctx.__enter__()
+    torch.manual_seed(seed)
+    return ctx
+
+
+def normalized(y):
+    return (y - y.mean()) / y.std()
+
+
+# --------------------------------------------------------------------------- the four variants
+def fit_regressor(X, y, seed):
+    from sklearn_rpf import RandomizedPriorRegressor
+
+    RandomizedPriorRegressor(
+        n_estimators=N_MEMBERS, max_epochs=N_EPOCHS, lr=LR, batch_size=None,
+        hidden_layer_sizes=HIDDEN, early_stopping=False, random_state=seed,
+    ).fit(X, y)
+
+
+def fit_torch_loop(X, y, seed):
+    x = torch.as_tensor(X, dtype=torch.float32)
+    t = torch.as_tensor(normalized(y), dtype=torch.float32)[:, None]
+    rng = np.random.default_rng(seed)
+    ctx = seeded(seed)
+    try:
+        for _ in range(N_MEMBERS):
+            model = WithPrior(mlp(1, 1), mlp(1, 1))
+            idx = torch.as_tensor(rng.integers(0, len(x), len(x)))
+            xb, tb = x[idx], t[idx]
+            optimizer = torch.optim.Adam(model.net.parameters(), lr=LR)
+            for _ in range(N_EPOCHS):
+                optimizer.zero_grad()
+                loss = nn.functional.mse_loss(model(xb), tb)
+                loss.backward()
+                optimizer.step()
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def fit_skorch_loop(X, y, seed):
+    from skorch import NeuralNetRegressor
+
+    x = X.astype(np.float32)
+    t = normalized(y).astype(np.float32)[:, None]
+    rng = np.random.default_rng(seed)
+    ctx = seeded(seed)
+    try:
+        for _ in range(N_MEMBERS):
+            idx = rng.integers(0, len(x), len(x))
+            NeuralNetRegressor(
+                module=WithPrior(mlp(1, 1), mlp(1, 1)), optimizer=torch.optim.Adam, lr=LR,
+                max_epochs=N_EPOCHS, batch_size=-1, train_split=None, verbose=0,
+            ).fit(x[idx], t[idx])
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def stacked_mlp(K, sizes, generator):
+    """Weights (K, fan_in, fan_out) and biases (K, 1, fan_out), nn.Linear's uniform init."""
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = a**-0.5
+        for shape in ((K, a, b), (K, 1, b)):
+            params.append(((torch.rand(shape, generator=generator) * 2 - 1) * bound).requires_grad_())
+    return params
+
+
+def stacked_forward(params, x):
+    h = torch.matmul(x, params[0]) + params[1]  # (n, d) @ (K, d, h) -> (K, n, h)
+    for i in range(2, len(params), 2):
+        h = torch.baddbmm(params[i + 1], torch.relu(h), params[i])
+    return h  # (K, n, o)
+
+
+def fit_vectorised(X, y, seed):
+    x = torch.as_tensor(X, dtype=torch.float32)
+    t = torch.as_tensor(normalized(y), dtype=torch.float32)[None, :, None]
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, len(x), len(x)), minlength=len(x))
+                       for _ in range(N_MEMBERS)])
+    weight = torch.as_tensor(counts, dtype=torch.float32)[..., None]  # (K, n, 1)
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [1, *HIDDEN, 1]
+    params = stacked_mlp(N_MEMBERS, sizes, generator)
+    with torch.no_grad():
+        prior = stacked_forward([p.detach() for p in stacked_mlp(N_MEMBERS, sizes, generator)], x)
+    optimizer = torch.optim.Adam(params, lr=LR)
+    total = weight.sum(dim=(1, 2))
+    for _ in range(N_EPOCHS):
+        optimizer.zero_grad()
+        residual = t - (stacked_forward(params, x) + prior)
+        loss = ((weight * residual**2).sum(dim=(1, 2)) / total).sum()
+        loss.backward()
+        optimizer.step()
+
+
+VARIANTS = {
+    "a": ("RandomizedPriorRegressor.fit", fit_regressor),
+    "b": ("per-member PyTorch loop", fit_torch_loop),
+    "c": ("per-member skorch loop", fit_skorch_loop),
+    "d": ("vectorised pure torch (floor)", fit_vectorised),
+}
+
+
+def time_variants(repeats, slow_repeats):
+    X, y = toy_data()
+    for _, fn in VARIANTS.values():  # warm-up: imports, first-call allocations
+        fn(X[:8], y[:8], 0) if fn in (fit_torch_loop, fit_skorch_loop) else fn(X, y, 0)
+    times = {key: [] for key in VARIANTS}
+    for r in range(repeats):
+        for key, (_, fn) in VARIANTS.items():
+            if key in "bc" and r >= slow_repeats:
+                continue
+            start = time.perf_counter()
+            fn(X, y, r + 1)
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+# --------------------------------------------------------------------------- memory, large data
+LARGE_CHILD = """
+import json, resource, sys, time
+import numpy as np, torch
+torch.set_num_threads({threads})
+from sklearn_rpf import RandomizedPriorRegressor
+rng = np.random.default_rng(0)
+X = rng.normal(size=({n}, {d}))
+y = X @ rng.normal(size={d}) + np.sin(X[:, 0]) + 0.1 * rng.normal(size={n})
+reg = RandomizedPriorRegressor(n_estimators={k}, max_epochs={epochs}, batch_size={batch},
+                               random_state=0)
+reg.fit(X[:256], y[:256])  # warm-up: allocator pools, lazy imports
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+reg.fit(X, y)
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(seconds=seconds, before_kib=before, after_kib=after,
+                      data_bytes=X.nbytes + y.nbytes)))
+"""
+
+
+def large_run(threads, n=100_000, d=10, k=10, epochs=3, batch=1024):
+    code = LARGE_CHILD.format(threads=threads, n=n, d=d, k=k, epochs=epochs, batch=batch)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out.update(n=n, d=d, k=k, epochs=epochs, batch=batch)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of (a) and (d)")
+    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of (b) and (c)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, all variants")
+    parser.add_argument("--skip-large", action="store_true", help="skip the 100,000-row run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{args.threads} torch thread(s); {N_MEMBERS} members x {N_EPOCHS} full-batch epochs "
+          f"on 40 rows, MLP {HIDDEN} + frozen MLP prior, Adam lr={LR}\n")
+
+    times = time_variants(args.repeats, args.slow_repeats)
+    med = {key: statistics.median(values) for key, values in times.items()}
+    print("| variant | median fit time (s) | repeats | all runs (s) |")
+    print("|---|---:|---:|---|")
+    for key, (name, _) in VARIANTS.items():
+        runs = ", ".join(f"{v:.2f}" for v in times[key])
+        print(f"| ({key}) {name} | {med[key]:.3f} | {len(times[key])} | {runs} |")
+    print()
+    print("| ratio | value | target |")
+    print("|---|---:|---|")
+    print(f"| (c)/(a): skorch loop / regressor | {med['c'] / med['a']:.1f}x | >= 20x |")
+    print(f"| (a)/(d): regressor / vectorised floor | {med['a'] / med['d']:.2f}x | <= 1.5x |")
+    print(f"| (b)/(a): torch loop / regressor | {med['b'] / med['a']:.1f}x | |")
+
+    if not args.skip_large:
+        big = large_run(args.threads)
+        increment = (big["after_kib"] - big["before_kib"]) / 1024
+        data = big["data_bytes"] / 2**20
+        print()
+        print("| large fit | value |")
+        print("|---|---:|")
+        print(f"| data | {big['n']:,} rows x {big['d']} features, {data:.1f} MiB (float64 X and y) |")
+        print(f"| ensemble | {big['k']} members, batch_size={big['batch']}, {big['epochs']} epochs |")
+        print(f"| fit time | {big['seconds']:.2f} s |")
+        print(f"| peak RSS increment during fit | {increment:.1f} MiB ({increment / data:.1f}x the data) |")
+        print(f"| peak RSS of the process | {big['after_kib'] / 1024:.0f} MiB |")
+    # ru_maxrss of this process, for the record (Linux reports KiB).
+    print(f"\n(benchmark process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
