@@ -29,6 +29,7 @@ from .training import (
     TensorBatchIterator,
     bootstrap_counts,
     out_of_bag_split,
+    pool_duplicates,
     to_dataset,
 )
 from .uncertainty import ensemble_moments, out_of_bag_noise
@@ -410,7 +411,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         self : RandomizedPriorRegressor
         """
         X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, copy=False
+            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
         )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
@@ -438,16 +439,20 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         if self.bootstrap:
             n_draws = max(int(np.count_nonzero(sample_weight)), int(round(sample_weight.sum())))
             # Canonical row order (by content) makes the draws independent of the row order.
-            order = np.lexsort(np.column_stack([X, y2]).T[::-1])
+            rows = np.column_stack([X, y2])
+            order = np.lexsort(rows.T[::-1])
             self.in_bag_counts_ = bootstrap_counts(n_draws, sample_weight, order,
                                                    self.n_estimators, rng)
+            in_bag = pool_duplicates(self.in_bag_counts_ > 0, rows, order)
         else:
             self.in_bag_counts_ = np.ones((n, self.n_estimators))
-        weight = self.in_bag_counts_ * sample_weight[:, None]
-        oob_weight = (self.in_bag_counts_ == 0) * sample_weight[:, None] if self.bootstrap else None
+            in_bag = np.repeat(sample_weight[:, None] > 0, self.n_estimators, axis=1)
+        # Bootstrap draws already follow sample_weight; without bootstrap it weights the loss.
+        weight = self.in_bag_counts_ * (1.0 if self.bootstrap else sample_weight[:, None])
+        oob_weight = ~in_bag * sample_weight[:, None] if self.bootstrap else None
 
         dtype = self._torch_dtype
-        x_t = torch.as_tensor(X, dtype=dtype)
+        x_t = torch.tensor(X, dtype=dtype)
         n_outputs = 2 * n_targets if self.loss == "gaussian_nll" else n_targets
         # Module construction may use torch's global generator (nn.Linear's init, dropout):
         # fork it so that the caller's global state is restored untouched afterwards.
@@ -479,8 +484,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         means, variances = self._member_outputs(x_t, normalized=True)
         scale = None
         if self.bootstrap:
-            scale = out_of_bag_noise(y_norm, means, variances, self.in_bag_counts_ > 0,
-                                     sample_weight)
+            scale = out_of_bag_noise(y_norm, means, variances, in_bag, sample_weight)
         if scale is None:  # no out-of-bag rows: fall back on the (optimistic) training residuals
             mean = means.mean(axis=0)
             scale = (np.ones(n_targets) if variances is not None else
@@ -500,7 +504,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError(
                     f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
                 ) from exc
-        if not isinstance(out, torch.Tensor) or out.shape[-2:] != (2, n_targets):
+        if not isinstance(out, torch.Tensor) or out.shape[-2:] != (len(x[:2]), n_targets):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(
                 f"The prior must map a tensor of shape (n_samples, n_features) to (n_samples, "
@@ -559,7 +563,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     def _member_outputs(self, X, normalized=False):
         """Member means and (heteroscedastic) variances, each ``(K, n, t)``."""
         if not isinstance(X, torch.Tensor):
-            X = torch.as_tensor(X, dtype=self._torch_dtype)
+            X = torch.tensor(X, dtype=self._torch_dtype)
         out = self.ensemble_.forward(X).to(torch.float64).numpy().transpose(1, 0, 2)
         t = self._y_offset.shape[0]
         means, variances = out[..., :t], (out[..., t:] if out.shape[-1] > t else None)

@@ -167,6 +167,29 @@ def bootstrap_counts(n_draws, sample_weight, order, n_members, rng):
     return counts
 
 
+def pool_duplicates(in_bag, rows, order):
+    """Treat identical rows as one: a row is in bag for member ``k`` if any copy of it is.
+
+    A copy of a training row is not new data, so it must not count as out of bag; pooling also
+    keeps repeated rows and integer sample weights exactly equivalent.
+
+    Parameters
+    ----------
+    in_bag : ndarray of shape (n, K), bool
+    rows : ndarray of shape (n, m)
+        Row contents (features and targets).
+    order : ndarray of shape (n,)
+        Permutation putting identical rows next to each other.
+    """
+    sorted_rows = rows[order]
+    starts = np.r_[True, np.any(sorted_rows[1:] != sorted_rows[:-1], axis=1)]
+    group = np.empty(len(order), dtype=np.intp)
+    group[order] = np.cumsum(starts) - 1
+    pooled = np.zeros((starts.sum(), in_bag.shape[1]), dtype=bool)
+    np.logical_or.at(pooled, group, in_bag)
+    return pooled[group]
+
+
 def to_dataset(x, y, weight, oob_weight=None, prior=None):
     """Pack training tensors into the dict dataset :class:`EnsembleNet` expects."""
     X = {"x": x, "weight": weight}
