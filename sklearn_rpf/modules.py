@@ -35,6 +35,10 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
+# Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU).
+_GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
+               "logistic": "sigmoid", "selu": "selu", "identity": "linear"}
+
 # Smallest variance (in normalised target units) a heteroscedastic member may predict: keeps the
 # Gaussian negative log-likelihood finite when a member fits a training point exactly.
 MIN_VARIANCE = 1e-6
@@ -95,6 +99,11 @@ class EnsembleMLP(nn.Module):
     generator : torch.Generator, optional
         Source of the random initial weights.
     dtype : torch.dtype, default=torch.float32
+    init : {"uniform", "variance_preserving"}, default="uniform"
+        ``"uniform"``: like :class:`torch.nn.Linear`. ``"variance_preserving"``: Gaussian weights
+        scaled by the activation's gain (He initialisation), so that on standardised inputs the
+        output has roughly unit variance; used for priors, so that ``prior_scale`` reads as the
+        prior's standard deviation in units of the (normalised) target.
     """
 
     def __init__(
@@ -106,6 +115,7 @@ class EnsembleMLP(nn.Module):
         activation="relu",
         generator=None,
         dtype=torch.float32,
+        init="uniform",
     ):
         super().__init__()
         self.hidden_layer_sizes = tuple(hidden_layer_sizes)
@@ -115,12 +125,24 @@ class EnsembleMLP(nn.Module):
         sizes = [n_features, *hidden_layer_sizes, n_outputs]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        gain = nn.init.calculate_gain(_GAIN_NAMES.get(activation, "relu"))
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             bound = 1.0 / math.sqrt(fan_in)
             weight = torch.empty(n_members, fan_in, fan_out, dtype=dtype)
             bias = torch.empty(n_members, 1, fan_out, dtype=dtype)
-            self.weights.append(nn.Parameter(_uniform_(weight, bound, generator)))
-            self.biases.append(nn.Parameter(_uniform_(bias, bound, generator)))
+            if init == "uniform":
+                _uniform_(weight, bound, generator)
+            else:
+                # Variance preserving (He/Kaiming): with standardised inputs every layer, and so
+                # the output, has about unit variance, whatever the width and depth.
+                # The first layer sees the raw inputs; later ones see activations, which the
+                # gain compensates (ReLU halves the second moment, so its gain is sqrt(2)).
+                std = (gain if i else 1.0) / math.sqrt(fan_in)
+                with torch.no_grad():
+                    weight.copy_(torch.randn(weight.shape, generator=generator, dtype=dtype) * std)
+            _uniform_(bias, bound, generator)
+            self.weights.append(nn.Parameter(weight))
+            self.biases.append(nn.Parameter(bias))
         self.act = ACTIVATIONS[activation]()
 
     @property
@@ -129,8 +151,9 @@ class EnsembleMLP(nn.Module):
 
     def forward(self, x):
         # The first layer broadcasts the shared input over members: (n, d) @ (K, d, h) -> (K, n, h).
-        h = torch.matmul(x, self.weights[0]) + self.biases[0]
-        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+        weights, biases = list(self.weights), list(self.biases)  # slicing a ParameterList is slow
+        h = torch.baddbmm(biases[0], x.expand(len(weights[0]), -1, -1), weights[0])
+        for weight, bias in zip(weights[1:], biases[1:], strict=True):
             h = torch.baddbmm(bias, self.act(h), weight)
         return h
 

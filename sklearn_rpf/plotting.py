@@ -6,8 +6,6 @@ larger input space) and returns the axis. matplotlib is imported inside the func
 """
 
 import numpy as np
-import torch
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 _UNCERTAINTY_KINDS = ("total", "epistemic", "both")
 
@@ -41,30 +39,9 @@ def _check_target(reg, target):
 
 
 def _prior_outputs(reg, X):
-    """``prior_scale * p_k(X)`` of every member, in the target's units.
-
-    Stand-in for a public ``RandomizedPriorRegressor.predict_priors``. Member ``k`` predicts
-    ``y_scale * (f_k + prior_scale * p_k) + y_offset``, so its prior contributes
-    ``y_scale * prior_scale * p_k`` (no offset).
-
-    Returns
-    -------
-    priors : ndarray of shape (n_estimators, n_samples, n_targets)
-        A prior shared by all members (a fixed function) is repeated for each member; with no
-        prior (``prior_scale=0``) the array is zero.
-    """
-    check_is_fitted(reg, "ensemble_")
-    X = validate_data(reg, X, reset=False, dtype=np.float64)
-    ensemble = reg.ensemble_.module_
-    n_targets = ensemble.n_targets
-    shape = (reg.n_estimators, X.shape[0], n_targets)
-    if ensemble.prior is None or ensemble.prior_scale == 0.0:
-        return np.zeros(shape)
-    param = next(ensemble.parameters())
-    x = torch.as_tensor(X, dtype=param.dtype, device=param.device)
-    out = ensemble.prior_outputs(x).detach().to("cpu", torch.float64).numpy()
-    out = np.broadcast_to(out, shape)  # (n, t) for a shared prior, (K, n, t) per member
-    return ensemble.prior_scale * out * reg._y_scale
+    """``prior_scale * p_k(X)`` of every member, shape (n_estimators, n_samples, n_targets)."""
+    priors = reg.predict_priors(X)
+    return priors[..., None] if priors.ndim == 2 else priors
 
 
 def plot_uncertainty(reg, X_train, y_train, X_grid, ax=None, n_std=2, kind="both",

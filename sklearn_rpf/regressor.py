@@ -8,11 +8,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from skorch import NeuralNetRegressor
-from skorch.callbacks import EarlyStopping
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from skorch import NeuralNetRegressor
+from skorch.callbacks import EarlyStopping
 from torch import nn
 
 from .modules import (
@@ -37,7 +37,7 @@ from .uncertainty import ensemble_moments, out_of_bag_noise
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
 _MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
-_PREDICT_BATCH_SIZE = 8192
+_PREDICT_ELEMENTS = 4_000_000
 
 
 def _silent(*args, **kwargs):
@@ -121,7 +121,9 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         Activation of the default MLP.
     prior : callable, default=None
         The frozen prior. None: the member architecture, independently initialised for each
-        member and never trained. An ``nn.Module`` class (or ``functools.partial`` of one):
+        member and never trained; the default MLP prior gets variance-preserving (He) weights, so
+        that on standardised inputs its output has about unit variance and ``prior_scale`` reads
+        as the prior's standard deviation in units of the normalised target. An ``nn.Module`` class (or ``functools.partial`` of one):
         instantiated once per member like ``module``. An ``nn.Module`` instance or any other
         callable mapping a float tensor ``(n, n_features)`` to ``(n, n_targets)``: one fixed
         function shared by all members, e.g. ``lambda x: torch.sin(3 * x)``.
@@ -298,6 +300,12 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     def _torch_dtype(self):
         return _DTYPES[self.dtype]
 
+    @property
+    def _predict_rows(self):
+        """Rows per prediction batch: keeps members x rows x widest layer near 4M floats."""
+        widest = max(self._check_hidden_layer_sizes()) if self.module is None else 256
+        return max(256, _PREDICT_ELEMENTS // (self.n_estimators * widest))
+
     def _check_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
@@ -307,13 +315,13 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             )
         return tuple(int(s) for s in sizes)
 
-    def _member_nets(self, n_features, n_outputs, generator):
+    def _member_nets(self, n_features, n_outputs, generator, init="uniform"):
         """K freshly initialised trainable nets: an EnsembleMLP or a list of modules."""
         K = self.n_estimators
         if self.module is None:
             return EnsembleMLP(
                 K, n_features, n_outputs, self._check_hidden_layer_sizes(), self.activation,
-                generator=generator, dtype=self._torch_dtype,
+                generator=generator, dtype=self._torch_dtype, init=init,
             )
         if isinstance(self.module, nn.Module):
             raise TypeError(
@@ -328,7 +336,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         if self.prior_scale == 0:
             return None
         if self.prior is None:
-            return self._member_nets(n_features, n_targets, generator)
+            return self._member_nets(n_features, n_targets, generator, init="variance_preserving")
         if _is_module_factory(self.prior):
             return [_instantiate(self.prior, n_features, n_targets).to(self._torch_dtype)
                     for _ in range(self.n_estimators)]
@@ -374,7 +382,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             iterator_train__shuffle=batch_size < n_samples,
             iterator_train__generator=torch.Generator().manual_seed(seed),
             iterator_valid=TensorBatchIterator,
-            iterator_valid__batch_size=max(batch_size, _PREDICT_BATCH_SIZE),
+            iterator_valid__batch_size=max(batch_size, self._predict_rows),
             train_split=None,
             device=self.device,
             verbose=self.verbose,
@@ -520,7 +528,9 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         prior = None
         n_prior = x.shape[0] * y.shape[1] * self.n_estimators
         if ensemble.prior is not None and self.prior_scale != 0 and n_prior <= _MAX_CACHED_PRIOR_ELEMENTS:
-            prior = ensemble.prior_outputs(x)
+            # In chunks: the priors' hidden activations for all rows at once would dwarf the cache.
+            chunks = [ensemble.prior_outputs(chunk) for chunk in torch.split(x, self._predict_rows)]
+            prior = torch.cat(chunks, dim=-2)
             if prior.dim() == 3:
                 prior = prior.transpose(0, 1).contiguous()  # rows first, for batching
         dataset = to_dataset(
@@ -629,6 +639,29 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         else:
             variance = epistemic_var + self.noise_ * aleatoric
         return self._format(mean), self._format(np.sqrt(variance))
+
+    def predict_priors(self, X):
+        """The frozen priors' contribution ``prior_scale * p_k(X)``, in the target's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        priors : ndarray of shape (n_estimators, n_samples) or (n_estimators, n_samples, n_targets)
+            Zeros when ``prior_scale=0``. A prior shared by all members is repeated.
+        """
+        X = self._validate_predict_input(X)
+        ensemble = self.ensemble_.module_
+        n_targets = self._y_offset.shape[0]
+        if ensemble.prior is None or self.prior_scale == 0:
+            return self._format(np.zeros((self.n_estimators, X.shape[0], n_targets)))
+        x = torch.tensor(X, dtype=self._torch_dtype, device=self.ensemble_.device)
+        outputs = [ensemble.prior_outputs(chunk) for chunk in torch.split(x, self._predict_rows)]
+        prior = torch.cat(outputs, dim=-2).to(torch.float64).cpu().numpy()
+        prior = np.broadcast_to(prior, (self.n_estimators, X.shape[0], n_targets))
+        return self._format(self.prior_scale * prior * self._y_scale)
 
     # ------------------------------------------------------------------ members as skorch nets
     @property

@@ -1,0 +1,353 @@
+"""Tests of RandomizedPriorRegressor: scikit-learn API, uncertainty behaviour, priors, errors."""
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from skorch.callbacks import Callback
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+
+from sklearn_rpf import RandomizedPriorRegressor
+from sklearn_rpf.metrics import gaussian_nll, neg_gaussian_nll_scorer
+
+FAST = dict(n_estimators=4, max_epochs=30, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
+
+
+class SinPrior(nn.Module):
+    """A fixed, hand-picked prior: sin(3x) of the first feature."""
+
+    def forward(self, x):
+        return torch.sin(3 * x[:, :1])
+
+
+class TinyNet(nn.Module):
+    """A user-defined member network taking the sizes as keyword arguments."""
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(n_features, 16), nn.Tanh(), nn.Linear(16, n_outputs))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class NotVmappable(TinyNet):
+    """Data-dependent Python control flow: torch.func.vmap cannot trace it."""
+
+    def forward(self, x):
+        out = self.body(x)
+        if out.sum().item() > 1e9:  # never true, but .item() breaks vmap
+            out = out * 0
+        return out
+
+
+def two_clusters(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.r_[rng.uniform(-1.2, -0.8, n // 2), rng.uniform(0.8, 1.2, n // 2)]
+    y = np.sin(2 * x) + 0.5 * x + 0.05 * rng.normal(size=n)
+    return x[:, None], y
+
+
+def regression_data(n=120, d=3, seed=0, n_targets=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = X @ rng.normal(size=d) + np.sin(2 * X[:, 0]) + 0.1 * rng.normal(size=n)
+    if n_targets:
+        y = np.column_stack([y * (j + 1) + j for j in range(n_targets)])
+    return X, y
+
+
+# ----------------------------------------------------------------------------- scikit-learn API
+@parametrize_with_checks(
+    [RandomizedPriorRegressor(n_estimators=3, max_epochs=30, lr=1e-2, hidden_layer_sizes=(16,),
+                              dtype="float64", random_state=0)]
+)
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # check_array_api_input skips itself unless this variable is set; it then runs on NumPy.
+    # float64 makes "integer sample weights == repeated rows" hold to the check's 1e-7 tolerance.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+def test_pipeline_and_grid_search_in_parallel():
+    X, y = regression_data()
+    pipe = make_pipeline(StandardScaler(), RandomizedPriorRegressor(**FAST))
+    search = GridSearchCV(pipe, {"randomizedpriorregressor__prior_scale": [0.0, 1.0]}, cv=2,
+                          n_jobs=2).fit(X, y)
+    assert search.best_estimator_.score(X, y) > 0.8
+    mean, std = search.best_estimator_.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5,)
+
+
+def test_grid_search_chooses_prior_scale_by_nll():
+    X, y = regression_data(n=90)
+    search = GridSearchCV(RandomizedPriorRegressor(**FAST), {"prior_scale": [0.0, 1.0, 30.0]},
+                          scoring=neg_gaussian_nll_scorer, cv=3).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_["prior_scale"] == [0.0, 1.0, 30.0][int(np.argmax(scores))]
+    # A prior 30 standard deviations tall swamps 60 training rows: its NLL must be the worst.
+    assert np.argmin(scores) == 2
+    # The score is minus the NLL of predict(X, return_std=True) on the held-out fold.
+    train, test = next(KFold(3).split(X))  # what cv=3 means for a regressor
+    reg = clone(search.estimator).set_params(prior_scale=0.0).fit(X[train], y[train])
+    mean, std = reg.predict(X[test], return_std=True)
+    assert search.cv_results_["split0_test_score"][0] == pytest.approx(-gaussian_nll(y[test], mean, std))
+
+
+def test_clone_and_pickle_round_trip():
+    X, y = regression_data()
+    for prior in (None, SinPrior()):
+        reg = RandomizedPriorRegressor(prior=prior, **FAST).fit(X, y)
+        again = pickle.loads(pickle.dumps(reg))
+        np.testing.assert_array_equal(reg.predict(X, return_std=True), again.predict(X, return_std=True))
+        refit = clone(reg).fit(X, y)
+        np.testing.assert_array_equal(reg.predict(X, return_std=True), refit.predict(X, return_std=True))
+
+
+def test_array_likes_give_the_same_predictions():
+    X, y = regression_data(n=60)
+    reference = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X)
+    for X_like, y_like in [
+        (X.tolist(), y.tolist()),
+        (pd.DataFrame(X, columns=["a", "b", "c"]), pd.Series(y)),
+        (torch.tensor(X), torch.tensor(y)),
+    ]:
+        reg = RandomizedPriorRegressor(**FAST).fit(X_like, y_like)
+        np.testing.assert_allclose(reg.predict(X_like), reference, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- uncertainty
+def test_std_small_near_data_and_large_far_from_it():
+    X, y = two_clusters()
+    reg = RandomizedPriorRegressor(n_estimators=20, max_epochs=300, lr=1e-2, batch_size=None,
+                                   random_state=0).fit(X, y)
+    _, std_near = reg.predict([[-1.0], [1.0]], return_std=True, epistemic=True)
+    _, std_far = reg.predict([[-4.0], [4.0]], return_std=True, epistemic=True)
+    assert std_near.max() < 0.1 * np.std(y)
+    assert std_far.min() > 5 * std_near.max()
+    # The predictive std adds the noise estimated out of bag (true noise std 0.05).
+    _, total = reg.predict([[-1.0]], return_std=True)
+    assert 0.02 < np.sqrt(reg.noise_[0]) < 0.15
+    assert total[0] > std_near[0]
+
+
+def test_spread_collapses_without_prior_and_bootstrap():
+    X, y = two_clusters()
+    kw = dict(n_estimators=20, max_epochs=300, lr=1e-2, batch_size=None, random_state=0)
+    with_prior = RandomizedPriorRegressor(**kw).fit(X, y)
+    plain = RandomizedPriorRegressor(prior_scale=0.0, bootstrap=False, **kw).fit(X, y)
+    # Without priors and bootstrap the only diversity left is the random initialisation: the
+    # members agree on the data, and away from it the spread is a fraction of the prior's.
+    _, on_data = plain.predict(X, return_std=True, epistemic=True)
+    assert on_data.max() < 0.05 * np.std(y)
+    far = np.r_[np.linspace(-4, -2, 10), np.linspace(2, 4, 10)][:, None]
+    _, spread_prior = with_prior.predict(far, return_std=True, epistemic=True)
+    _, spread_plain = plain.predict(far, return_std=True, epistemic=True)
+    assert spread_plain.mean() < 0.5 * spread_prior.mean()
+
+
+def test_multi_output_shapes_and_members():
+    X, y = regression_data(n_targets=2)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    mean, std = reg.predict(X, return_std=True)
+    assert mean.shape == std.shape == (len(X), 2)
+    members = reg.predict_members(X)
+    assert members.shape == (4, len(X), 2)
+    np.testing.assert_allclose(members.mean(axis=0), mean)
+    assert reg.predict_priors(X).shape == (4, len(X), 2)
+    assert reg.score(X, y) > 0.8
+
+
+def test_estimators_are_skorch_nets_matching_the_ensemble():
+    X, y = regression_data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    members = reg.predict_members(X)
+    assert len(reg.estimators_) == reg.n_estimators
+    for k, net in enumerate(reg.estimators_):
+        np.testing.assert_allclose(net.predict(X.astype(np.float32))[:, 0], members[k], rtol=1e-4,
+                                   atol=1e-4)
+        assert set(net.module_.prior.parameters()) and not any(
+            p.requires_grad for p in net.module_.prior.parameters())
+
+
+def test_heteroscedastic_members_track_the_noise():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(400, 1))
+    noise = np.where(X[:, 0] > 0, 0.5, 0.05)
+    y = X[:, 0] + noise * rng.normal(size=400)
+    reg = RandomizedPriorRegressor(loss="gaussian_nll", n_estimators=5, max_epochs=60,
+                                   lr=1e-2, random_state=0).fit(X, y)
+    _, std = reg.predict([[-0.5], [0.5]], return_std=True)
+    assert std[1] > 3 * std[0]
+    assert reg.noise_.shape == (1,) and reg.noise_[0] > 0
+
+
+def test_early_stopping_on_out_of_bag_loss():
+    X, y = regression_data()
+    reg = RandomizedPriorRegressor(early_stopping=True, n_iter_no_change=3, max_epochs=500,
+                                   n_estimators=4, lr=5e-2, random_state=0).fit(X, y)
+    assert reg.n_epochs_ < 500
+    assert "valid_loss" in reg.ensemble_.history[-1]
+    with pytest.raises(ValueError, match="needs bootstrap=True"):
+        RandomizedPriorRegressor(early_stopping=True, bootstrap=False).fit(X, y)
+
+
+def test_verbose_prints_progress(capsys):
+    X, y = regression_data(n=40)
+    RandomizedPriorRegressor(verbose=1, **dict(FAST, max_epochs=3)).fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- priors
+class PriorSnapshot(Callback):
+    """Records the prior's state when training starts and ends, and the optimizer's tensors."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.before = copy.deepcopy(net.module_.prior.state_dict())
+        self.trainable_before = copy.deepcopy(net.module_.trainable.state_dict())
+
+    def on_train_end(self, net, **kwargs):
+        self.after = copy.deepcopy(net.module_.prior.state_dict())
+        self.trainable_after = copy.deepcopy(net.module_.trainable.state_dict())
+        self.optimized = {id(p) for group in net.optimizer_.param_groups for p in group["params"]}
+        self.prior_ids = {id(p) for p in net.module_.prior.parameters()}
+        self.prior_grads = [p.grad for p in net.module_.prior.parameters()]
+
+
+@pytest.mark.parametrize("prior", [None, TinyNet])
+def test_prior_is_frozen_and_untouched(prior):
+    X, y = regression_data()
+    snapshot = PriorSnapshot()
+    RandomizedPriorRegressor(prior=prior, net_params={"callbacks": [("snap", snapshot)]},
+                             **FAST).fit(X, y)
+    assert snapshot.before.keys() == snapshot.after.keys() and snapshot.before
+    for name in snapshot.before:
+        assert torch.equal(snapshot.before[name], snapshot.after[name]), name
+    assert not snapshot.optimized & snapshot.prior_ids
+    assert all(grad is None for grad in snapshot.prior_grads)
+    changed = [not torch.equal(snapshot.trainable_before[k], snapshot.trainable_after[k])
+               for k in snapshot.trainable_before]
+    assert all(changed)
+
+
+def test_users_prior_module_is_not_modified():
+    X, y = regression_data()
+    prior = TinyNet(3, 1)
+    state = copy.deepcopy(prior.state_dict())
+    RandomizedPriorRegressor(prior=prior, **FAST).fit(X, y)
+    assert all(torch.equal(state[k], v) for k, v in prior.state_dict().items())
+    assert all(p.requires_grad for p in prior.parameters())
+
+
+def test_fixed_function_prior_and_its_shape_check():
+    X, y = two_clusters()
+    reg = RandomizedPriorRegressor(prior=lambda x: torch.sin(3 * x), prior_scale=1.0, **FAST).fit(X, y)
+    priors = reg.predict_priors([[0.5]])
+    np.testing.assert_allclose(priors, np.sin(1.5) * reg._y_scale[0] * np.ones((4, 1)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"to \(n_samples, 1\)"):
+        RandomizedPriorRegressor(prior=lambda x: x.repeat(1, 3), **FAST).fit(X, y)
+
+
+def test_custom_module_is_vectorised_or_falls_back_with_a_warning():
+    X, y = regression_data(n=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = RandomizedPriorRegressor(TinyNet, **FAST).fit(X, y)
+    assert type(reg.ensemble_.module_.trainable).__name__ == "VmapEnsemble"
+    with pytest.warns(UserWarning, match="could not be vectorised"):
+        slow = RandomizedPriorRegressor(NotVmappable, **FAST).fit(X, y)
+    assert type(slow.ensemble_.module_.trainable).__name__ == "ModuleListEnsemble"
+    assert slow.score(X, y) > 0.5
+    with pytest.raises(ValueError, match="cannot be evaluated with torch.func.vmap"):
+        RandomizedPriorRegressor(NotVmappable, vectorize=True, **FAST).fit(X, y)
+    with pytest.raises(TypeError, match="module must be an nn.Module class"):
+        RandomizedPriorRegressor(TinyNet(3, 1), **FAST).fit(X, y)
+
+
+def test_independent_training_matches_vectorised_training():
+    X, y = regression_data(n=50)
+    kw = dict(FAST, dtype="float64", batch_size=None)
+    together = RandomizedPriorRegressor(vectorize=True, **kw).fit(X, y)
+    apart = RandomizedPriorRegressor(vectorize=False, n_jobs=2, **kw).fit(X, y)
+    np.testing.assert_allclose(apart.predict_members(X), together.predict_members(X), rtol=1e-6,
+                               atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- reproducibility
+def test_random_state_reproducible_and_global_generators_untouched():
+    X, y = regression_data()
+    torch_state, numpy_state = torch.get_rng_state().clone(), np.random.get_state()
+    a = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X, return_std=True)
+    b = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X, return_std=True)
+    c = RandomizedPriorRegressor(**dict(FAST, random_state=1)).fit(X, y).predict(X)
+    RandomizedPriorRegressor(**dict(FAST, random_state=None, batch_size=16)).fit(X, y)
+    RandomizedPriorRegressor(TinyNet, prior=TinyNet, **FAST).fit(X, y)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], c)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    new_state = np.random.get_state()
+    assert numpy_state[0] == new_state[0] and np.array_equal(numpy_state[1], new_state[1])
+    assert numpy_state[2:] == new_state[2:]
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "X, y, sample_weight, error, match",
+    [
+        ([[np.nan, 1.0], [1.0, 2.0]], [1.0, 2.0], None, ValueError, "NaN"),
+        ([[np.inf, 1.0], [1.0, 2.0]], [1.0, 2.0], None, ValueError, "infinity"),
+        ([[1.0, 1.0], [1.0, 2.0]], [np.nan, 2.0], None, ValueError, "NaN"),
+        (np.empty((0, 2)), [], None, ValueError, "0 sample"),
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], None, ValueError, "Expected 2D array"),
+        ([["a", "b"], ["c", "d"]], [1.0, 2.0], None, ValueError, "could not convert string"),
+        ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0, 3.0], None, ValueError, "inconsistent numbers of samples"),
+        ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0, -1.0], ValueError, "Negative values in data"),
+        ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0, np.nan], ValueError, "NaN"),
+        ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0, np.inf], ValueError, "infinity"),
+        ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0], ValueError, r"sample_weight.shape == \(1,\)"),
+    ],
+)
+def test_bad_fit_input_raises_clear_errors(X, y, sample_weight, error, match):
+    with pytest.raises(error, match=match):
+        RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_estimators": 0}, "'n_estimators' parameter"),
+        ({"prior_scale": -1.0}, "'prior_scale' parameter"),
+        ({"loss": "huber"}, "'loss' parameter"),
+        ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be"),
+        ({"lr": 0}, "'lr' parameter"),
+    ],
+)
+def test_bad_parameters_raise_clear_errors(params, match):
+    X, y = regression_data(n=20)
+    with pytest.raises((ValueError, TypeError), match=match):
+        RandomizedPriorRegressor(**{**FAST, **params}).fit(X, y)
+
+
+def test_predict_errors_and_no_mutation():
+    X, y = regression_data()
+    with pytest.raises(NotFittedError):
+        RandomizedPriorRegressor().predict(X)
+    sample_weight = np.linspace(0.5, 2.0, len(y))
+    copies = X.copy(), y.copy(), sample_weight.copy()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=sample_weight)
+    for original, copied in zip((X, y, sample_weight), copies, strict=True):
+        np.testing.assert_array_equal(original, copied)
+    with pytest.raises(ValueError, match="X has 2 features, but RandomizedPriorRegressor is expecting 3"):
+        reg.predict(X[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        reg.predict(np.full((2, 3), np.nan))
