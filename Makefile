@@ -35,7 +35,7 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
 	$(PY) benchmarks/bench_probe.py
-	$(PY) benchmarks/uci.py
+	$(PY) benchmarks/uci.py --n-jobs 2
 
 clean:
 	rm -rf $(VENV) $(FIGURES) build *.egg-info

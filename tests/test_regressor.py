@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
 from torch import nn
 
 from sklearn_rpf import RandomizedPriorRegressor
@@ -286,7 +286,7 @@ def test_independent_training_matches_vectorised_training():
 # ----------------------------------------------------------------------------- reproducibility
 def test_random_state_reproducible_and_global_generators_untouched():
     X, y = regression_data()
-    torch_state, numpy_state = torch.get_rng_state().clone(), np.random.get_state()
+    torch_state, numpy_state = torch.get_rng_state().clone(), np.random.get_state()  # noqa: NPY002
     a = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X, return_std=True)
     b = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X, return_std=True)
     c = RandomizedPriorRegressor(**dict(FAST, random_state=1)).fit(X, y).predict(X)
@@ -295,7 +295,7 @@ def test_random_state_reproducible_and_global_generators_untouched():
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[0], c)
     assert torch.equal(torch_state, torch.get_rng_state())
-    new_state = np.random.get_state()
+    new_state = np.random.get_state()  # noqa: NPY002
     assert numpy_state[0] == new_state[0] and np.array_equal(numpy_state[1], new_state[1])
     assert numpy_state[2:] == new_state[2:]
 
