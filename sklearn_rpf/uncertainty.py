@@ -14,7 +14,7 @@ predictive distribution is calibrated on held-out rows rather than on the traini
 """
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize
 
 # A row needs at least this many members that did not train on it to estimate a spread.
 MIN_OOB_MEMBERS = 2
@@ -42,19 +42,20 @@ def ensemble_moments(means, variances=None):
     return mean, epistemic, aleatoric
 
 
-def _fit_scale(residual2, epistemic, base, weight):
-    """Maximum-likelihood ``c`` in ``residual ~ N(0, epistemic + c * base)``; base may be a scalar."""
+def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
+    """Maximum-likelihood ``(a, c)`` in ``residual ~ N(0, a * epistemic + c * base)``."""
+    log_bounds = [tuple(np.log(epistemic_bounds)), (-25.0, 10.0)]
 
-    def nll(log_c):
-        variance = epistemic + np.exp(log_c) * base
+    def nll(theta):
+        variance = np.exp(theta[0]) * epistemic + np.exp(theta[1]) * base
         return np.sum(weight * (np.log(variance) + residual2 / variance)) / weight.sum()
 
-    # Bounded search on log c; the objective is smooth and unimodal in practice.
-    result = minimize_scalar(nll, bounds=(-25.0, 10.0), method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(result.x))
+    start = [np.clip(0.0, *log_bounds[0]), np.log(max(np.average(residual2, weights=weight), 1e-10))]
+    result = minimize(nll, start, method="L-BFGS-B", bounds=log_bounds)
+    return float(np.exp(result.x[0])), float(np.exp(result.x[1]))
 
 
-def out_of_bag_noise(y, means, variances, in_bag, sample_weight):
+def out_of_bag_noise(y, means, variances, in_bag, sample_weight, epistemic_bounds=(1.0, 1.0)):
     """Estimate the aleatoric scale of each target from out-of-bag residuals.
 
     Parameters
@@ -68,12 +69,15 @@ def out_of_bag_noise(y, means, variances, in_bag, sample_weight):
     in_bag : ndarray of shape (n, K), bool
         Whether member ``k`` trained on row ``i``.
     sample_weight : ndarray of shape (n,)
+    epistemic_bounds : (float, float), default=(1.0, 1.0)
+        Range of the factor fitted on the members' spread; (1, 1) keeps the spread as it is.
 
     Returns
     -------
-    scale : ndarray of shape (t,)
-        Squared-error members: the noise variance. Heteroscedastic members: the factor applied to
-        their average predicted variance. None when too few rows are out of bag.
+    epistemic_scale, noise_scale : ndarrays of shape (t,)
+        The factor on the epistemic variance, and: squared-error members, the noise variance;
+        heteroscedastic members, the factor applied to their average predicted variance.
+        None when too few rows are out of bag.
     """
     K = means.shape[0]
     out_of_bag = ~in_bag.T  # (K, n)
@@ -94,9 +98,10 @@ def out_of_bag_noise(y, means, variances, in_bag, sample_weight):
     else:
         base = np.where(mask, variances[:, rows], 0.0).sum(axis=0) / k_i
     weight = sample_weight[rows]
-    return np.array(
+    scales = np.array(
         [
-            _fit_scale(residual2[:, j], epistemic[:, j], base[:, j], weight)
+            _fit_scales(residual2[:, j], epistemic[:, j], base[:, j], weight, epistemic_bounds)
             for j in range(y.shape[1])
         ]
     )
+    return scales[:, 0], scales[:, 1]
