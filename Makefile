@@ -35,7 +35,7 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/bench_fit.py
 	$(PY) benchmarks/bench_probe.py
-	$(PY) benchmarks/uci.py --n-jobs 2
+	$(PY) benchmarks/uci.py --n-jobs 2 --gp-splits energy=5,concrete=5,wine-quality-red=3,kin8nm=3
 
 clean:
 	rm -rf $(VENV) $(FIGURES) build *.egg-info

@@ -144,7 +144,7 @@ def test_std_small_near_data_and_large_far_from_it():
 def test_spread_collapses_without_prior_and_bootstrap():
     X, y = two_clusters()
     kw = dict(n_estimators=20, max_epochs=300, lr=1e-2, batch_size=None, random_state=0)
-    with_prior = RandomizedPriorRegressor(**kw).fit(X, y)
+    with_prior = RandomizedPriorRegressor(prior_scale=1.0, **kw).fit(X, y)
     plain = RandomizedPriorRegressor(prior_scale=0.0, bootstrap=False, **kw).fit(X, y)
     # Without priors and bootstrap the only diversity left is the random initialisation: the
     # members agree on the data, and away from it the spread is a fraction of the prior's.
@@ -154,6 +154,17 @@ def test_spread_collapses_without_prior_and_bootstrap():
     _, spread_prior = with_prior.predict(far, return_std=True, epistemic=True)
     _, spread_plain = plain.predict(far, return_std=True, epistemic=True)
     assert spread_plain.mean() < 0.5 * spread_prior.mean()
+
+
+def test_out_of_bag_calibration_of_the_spread():
+    X, y = regression_data(n=200)
+    plain = RandomizedPriorRegressor(**FAST).fit(X, y)
+    calibrated = RandomizedPriorRegressor(calibrate_epistemic=True, **FAST).fit(X, y)
+    assert plain.epistemic_scale_[0] == 1.0
+    assert 0.1 <= calibrated.epistemic_scale_[0] <= 10.0 and calibrated.epistemic_scale_[0] != 1.0
+    _, raw = plain.predict(X[:5], return_std=True, epistemic=True)
+    _, scaled = calibrated.predict(X[:5], return_std=True, epistemic=True)
+    np.testing.assert_allclose(scaled, raw * np.sqrt(calibrated.epistemic_scale_[0]))
 
 
 def test_multi_output_shapes_and_members():
