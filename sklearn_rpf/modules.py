@@ -35,9 +35,11 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
-# Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU).
+# Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU;
+# SELU is self-normalising, so "linear", as torch's documentation advises). The sigmoid's gain of
+# 1 leaves its prior's output std near 0.5, not 1.
 _GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
-               "logistic": "sigmoid", "selu": "selu", "identity": "linear"}
+               "logistic": "sigmoid", "selu": "linear", "identity": "linear"}
 
 # Smallest variance (in normalised target units) a heteroscedastic member may predict: keeps the
 # Gaussian negative log-likelihood finite when a member fits a training point exactly.
@@ -229,7 +231,7 @@ class VmapEnsemble(nn.Module):
     def __getstate__(self):
         state = self.__dict__.copy()
         # Meta tensors cannot be pickled: keep the architecture as an empty CPU copy instead.
-        state["_skeleton"] = self._skeleton.to_empty(device="cpu")
+        state["_skeleton"] = copy.deepcopy(self._skeleton).to_empty(device="cpu")
         return state
 
     def __setstate__(self, state):
@@ -382,6 +384,7 @@ class MemberWithPrior(_FrozenPriorMixin, nn.Module):
         self._freeze()
 
     def forward(self, x):
+        x = x.to(self.y_scale.dtype)  # skorch passes float64 arrays through unchanged
         out = self.net(x)
         if self.prior is not None and self.prior_scale != 0.0:
             out = _add_prior(out, self._prior_output(x), self.prior_scale)

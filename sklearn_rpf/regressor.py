@@ -1,5 +1,7 @@
 """RandomizedPriorRegressor: a bootstrap ensemble of networks with frozen random priors."""
 
+import contextlib
+import copy
 import functools
 import inspect
 import warnings
@@ -84,6 +86,23 @@ def _seed_from(random_state):
     return int(random_state)
 
 
+@contextlib.contextmanager
+def _forked_rng(device, seed):
+    """Seed torch's global generator(s) for this block only, restoring the caller's state after.
+
+    Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
+    it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
+    generator and the one of the CUDA device in use are touched.
+    """
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
 def _vectorises(ensemble, x):
     """Whether a forward and backward pass through ``ensemble`` works on a couple of rows."""
     try:
@@ -108,8 +127,9 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     uncertainty: it is small where data constrain the members and grows, with the priors, away
     from the data.
 
-    All members train together in one vectorised ensemble inside a single skorch net; bootstrap
-    resampling is applied as per-member loss weights, so the data is never copied ``K`` times.
+    By default all members train together in one vectorised ensemble inside a single skorch net;
+    bootstrap resampling is applied as per-member loss weights, so the data is never copied ``K``
+    times.
 
     Parameters
     ----------
@@ -189,7 +209,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     ensemble_ : EnsembleNet
-        The skorch net holding the whole ensemble; ``ensemble_.history`` is its training log.
+        The skorch net holding the whole ensemble; ``ensemble_.history`` is its training log
+        (empty when the members were trained independently).
     estimators_ : list of skorch.NeuralNetRegressor
         One skorch net per member, each with module ``net + prior_scale * frozen prior`` and
         predictions in the target's original units (built on first access).
@@ -204,7 +225,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has string feature names.
     n_epochs_ : int
-        Epochs actually run (fewer than ``max_epochs`` after early stopping).
+        Epochs actually run (fewer than ``max_epochs`` after early stopping; for members trained
+        independently, the most any member ran).
 
     See Also
     --------
@@ -320,6 +342,15 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         widest = max(self._check_hidden_layer_sizes()) if self.module is None else 256
         return max(256, _PREDICT_ELEMENTS // (self.n_estimators * widest))
 
+    def _check_device(self):
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0'; got "
+                f"{self.device!r}."
+            ) from exc
+
     def _check_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
@@ -354,8 +385,6 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         if _is_module_factory(self.prior):
             return [_instantiate(self.prior, n_features, n_targets).to(self._torch_dtype)
                     for _ in range(self.n_estimators)]
-        import copy
-
         prior = copy.deepcopy(self.prior)  # never touch the caller's module
         if isinstance(prior, nn.Module):
             prior = prior.to(self._torch_dtype)
@@ -437,11 +466,12 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        if self.early_stopping and not self.bootstrap:
-            raise ValueError(
-                "early_stopping=True needs bootstrap=True: the out-of-bag rows of each member are "
-                "its validation set."
-            )
+        for name in ("early_stopping", "calibrate_epistemic"):
+            if getattr(self, name) and not self.bootstrap:
+                raise ValueError(
+                    f"{name}=True needs bootstrap=True: it relies on the out-of-bag rows of each "
+                    "member."
+                )
         self._check_hidden_layer_sizes()
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
@@ -472,18 +502,23 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         # Bootstrap draws already follow sample_weight; without bootstrap it weights the loss.
         weight = self.in_bag_counts_ * (1.0 if self.bootstrap else sample_weight[:, None])
         oob_weight = ~in_bag * sample_weight[:, None] if self.bootstrap else None
+        if self.early_stopping and not oob_weight.any():
+            raise ValueError(
+                "early_stopping=True but no row is out of bag for any member (large integer "
+                "sample weights draw every row); turn early stopping off or use smaller weights."
+            )
 
         dtype = self._torch_dtype
         x_t = torch.tensor(X, dtype=dtype)
         n_outputs = 2 * n_targets if self.loss == "gaussian_nll" else n_targets
         # Module construction may use torch's global generator (nn.Linear's init, dropout):
         # fork it so that the caller's global state is restored untouched afterwards.
-        devices = [torch.device(self.device)] if torch.device(self.device).type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        device = self._check_device()
+        with _forked_rng(device, seed):
             generator = torch.Generator().manual_seed(seed)
             trainable = self._stack(self._member_nets(n_features, n_outputs, generator), x_t,
                                     self.vectorize)
+            self._check_output_width(trainable, x_t, n_outputs)
             prior = self._prior_nets(n_features, n_targets, generator)
             if isinstance(prior, list):
                 prior = self._stack(prior, x_t, "auto")
@@ -501,7 +536,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                 net_kwargs["max_epochs"] = 0  # members are trained: only assemble the net
             ensemble = RandomizedPriorEnsemble(trainable, prior, self.prior_scale, n_targets)
             self.ensemble_ = self._fit_net(ensemble, x_t, y_norm, weight, oob_weight, net_kwargs)
-        self.n_epochs_ = len(self.ensemble_.history)
+        if len(self.ensemble_.history):  # else the members were trained apart (n_epochs_ set)
+            self.n_epochs_ = len(self.ensemble_.history)
 
         means, variances = self._member_outputs(x_t, normalized=True)
         scales = None
@@ -517,6 +553,22 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         self.noise_ = noise * (self._y_scale**2 if variances is None else 1.0)
         self.__dict__.pop("_estimators", None)
         return self
+
+    def _check_output_width(self, trainable, x, n_outputs):
+        with torch.no_grad():
+            try:
+                width = trainable(x[:2]).shape[-1]
+            except Exception as exc:
+                raise ValueError(
+                    f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: "
+                    f"{exc}"
+                ) from exc
+        if width != n_outputs:
+            what = "a mean and a variance per target" if self.loss == "gaussian_nll" else "one per target"
+            raise ValueError(
+                f"The member module must return {n_outputs} outputs ({what}); it returned {width}. "
+                "A module factory receives n_features and n_outputs when its signature takes them."
+            )
 
     def _check_prior_output(self, prior, x, n_targets):
         if prior is None:
@@ -571,19 +623,19 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             return prior
 
         def fit_one(k):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + k + 1)
+            with _forked_rng(torch.device("cpu"), seed + k + 1):
                 one = RandomizedPriorEnsemble(ModuleListEnsemble([trainable.members[k]]),
                                               member_prior(k), self.prior_scale, y.shape[1])
                 kwargs = dict(net_kwargs, iterator_train__generator=torch.Generator().manual_seed(seed + k + 1))
                 net = self._fit_net(one, x, y, weight[:, k:k + 1],
                                     None if oob_weight is None else oob_weight[:, k:k + 1], kwargs)
-                return net.module_.trainable.members[0].cpu()
+                return net.module_.trainable.members[0].cpu(), len(net.history)
 
-        members = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
+        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(fit_one)(k) for k in range(self.n_estimators)
         )
-        return ModuleListEnsemble(members)
+        self.n_epochs_ = max(epochs for _, epochs in results)
+        return ModuleListEnsemble([member for member, _ in results])
 
     # ------------------------------------------------------------------ predict
     def _member_outputs(self, X, normalized=False):

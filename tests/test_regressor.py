@@ -185,8 +185,7 @@ def test_estimators_are_skorch_nets_matching_the_ensemble():
     members = reg.predict_members(X)
     assert len(reg.estimators_) == reg.n_estimators
     for k, net in enumerate(reg.estimators_):
-        np.testing.assert_allclose(net.predict(X.astype(np.float32))[:, 0], members[k], rtol=1e-4,
-                                   atol=1e-4)
+        np.testing.assert_allclose(net.predict(X)[:, 0], members[k], rtol=1e-4, atol=1e-4)
         assert set(net.module_.prior.parameters()) and not any(
             p.requires_grad for p in net.module_.prior.parameters())
 
@@ -290,6 +289,7 @@ def test_independent_training_matches_vectorised_training():
     kw = dict(FAST, dtype="float64", batch_size=None)
     together = RandomizedPriorRegressor(vectorize=True, **kw).fit(X, y)
     apart = RandomizedPriorRegressor(vectorize=False, n_jobs=2, **kw).fit(X, y)
+    assert apart.n_epochs_ == together.n_epochs_ == kw["max_epochs"]
     np.testing.assert_allclose(apart.predict_members(X), together.predict_members(X), rtol=1e-6,
                                atol=1e-8)
 
@@ -347,6 +347,28 @@ def test_bad_parameters_raise_clear_errors(params, match):
     X, y = regression_data(n=20)
     with pytest.raises((ValueError, TypeError), match=match):
         RandomizedPriorRegressor(**{**FAST, **params}).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"device": "gpu"}, "device must name a torch device"),
+        ({"calibrate_epistemic": True, "bootstrap": False}, "calibrate_epistemic=True needs bootstrap"),
+        ({"module": lambda: nn.Linear(3, 1), "loss": "gaussian_nll"}, "must return 2 outputs"),
+        ({"module": lambda: nn.Linear(3, 4)}, "must return 1 outputs"),
+        ({"module": lambda: nn.Linear(5, 1)}, "member module failed"),
+    ],
+)
+def test_bad_configurations_fail_early(params, match):
+    X, y = regression_data(n=30)
+    with pytest.raises(ValueError, match=match):
+        RandomizedPriorRegressor(**{**FAST, **params}).fit(X, y)
+
+
+def test_early_stopping_needs_out_of_bag_rows():
+    X, y = regression_data(n=30)
+    with pytest.raises(ValueError, match="no row is out of bag"):
+        RandomizedPriorRegressor(early_stopping=True, **FAST).fit(X, y, sample_weight=np.full(30, 50.0))
 
 
 def test_predict_errors_and_no_mutation():
