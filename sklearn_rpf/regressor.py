@@ -1,9 +1,6 @@
 """RandomizedPriorRegressor: a bootstrap ensemble of networks with frozen random priors."""
 
-import contextlib
 import copy
-import functools
-import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -13,25 +10,34 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch import NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
+from .members import (
+    check_member_output,
+    check_prior_output,
+    instantiate,
+    is_module_factory,
+    member_prior,
+    member_skorch_nets,
+    prior_outputs_in_chunks,
+    stack_members,
+)
 from .modules import (
     ACTIVATIONS,
     EnsembleMLP,
     FixedFunctionPrior,
-    MemberWithPrior,
     ModuleListEnsemble,
     RandomizedPriorEnsemble,
-    VmapEnsemble,
 )
 from .training import (
     EnsembleNet,
     TensorBatchIterator,
     bootstrap_counts,
+    forked_rng,
     out_of_bag_split,
     pool_duplicates,
+    seed_from,
     to_dataset,
 )
 from .uncertainty import ensemble_moments, out_of_bag_noise
@@ -47,74 +53,6 @@ _EPISTEMIC_SCALE_BOUNDS = (0.1, 10.0)
 
 def _silent(*args, **kwargs):
     """A print that prints nothing (picklable, unlike a lambda)."""
-
-
-def _is_module_factory(obj):
-    """A class of nn.Module (or a functools.partial of one): call it to get a fresh module."""
-    if isinstance(obj, functools.partial):
-        obj = obj.func
-    return isinstance(obj, type) and issubclass(obj, nn.Module)
-
-
-def _instantiate(factory, n_features, n_outputs):
-    """Call ``factory`` with ``n_features``/``n_outputs`` if its signature takes them."""
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return factory()
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {
-        name: value
-        for name, value in (("n_features", n_features), ("n_outputs", n_outputs))
-        if takes_any or name in parameters
-    }
-    module = factory(**kwargs)
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"The module factory {factory!r} returned {type(module).__name__}; expected a "
-            "torch.nn.Module instance."
-        )
-    return module
-
-
-def _seed_from(random_state):
-    """One integer seed from ``random_state``; None draws fresh OS entropy (no global state)."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    return int(random_state)
-
-
-@contextlib.contextmanager
-def _forked_rng(device, seed):
-    """Seed torch's global generator(s) for this block only, restoring the caller's state after.
-
-    Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
-    it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
-    generator and the one of the CUDA device in use are touched.
-    """
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []):
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(seed)
-        yield
-
-
-def _vectorises(ensemble, x):
-    """Whether a forward and backward pass through ``ensemble`` works on a couple of rows."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = ensemble(x[:2])
-            if out.requires_grad:
-                out.sum().backward()
-        ensemble.zero_grad(set_to_none=True)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "train the members one by one"
-        return False
 
 
 class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
@@ -146,10 +84,11 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         The frozen prior. None: the member architecture, independently initialised for each
         member and never trained; the default MLP prior gets variance-preserving (He) weights, so
         that on standardised inputs its output has about unit variance and ``prior_scale`` reads
-        as the prior's standard deviation in units of the normalised target. An ``nn.Module`` class (or ``functools.partial`` of one):
-        instantiated once per member like ``module``. An ``nn.Module`` instance or any other
-        callable mapping a float tensor ``(n, n_features)`` to ``(n, n_targets)``: one fixed
-        function shared by all members, e.g. ``lambda x: torch.sin(3 * x)``.
+        as the prior's standard deviation in units of the normalised target. An ``nn.Module``
+        class (or ``functools.partial`` of one): instantiated once per member like ``module``.
+        An ``nn.Module`` instance or any other callable mapping a float tensor
+        ``(n, n_features)`` to ``(n, n_targets)``: one fixed function shared by all members,
+        e.g. ``lambda x: torch.sin(3 * x)``.
     prior_scale : float, default=0.3
         Beta, the weight of the prior. 0 gives a plain bootstrap ensemble. The default prior has
         about unit standard deviation, so 0.3 is a prior spread of 0.3 target standard deviations
@@ -373,7 +312,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                 "module must be an nn.Module class or a factory returning a fresh module, so "
                 f"that each member gets its own initial weights; got the instance {self.module!r}."
             )
-        return [_instantiate(self.module, n_features, n_outputs).to(self._torch_dtype)
+        return [instantiate(self.module, n_features, n_outputs).to(self._torch_dtype)
                 for _ in range(K)]
 
     def _prior_nets(self, n_features, n_targets, generator):
@@ -382,31 +321,13 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             return None
         if self.prior is None:
             return self._member_nets(n_features, n_targets, generator, init="variance_preserving")
-        if _is_module_factory(self.prior):
-            return [_instantiate(self.prior, n_features, n_targets).to(self._torch_dtype)
+        if is_module_factory(self.prior):
+            return [instantiate(self.prior, n_features, n_targets).to(self._torch_dtype)
                     for _ in range(self.n_estimators)]
         prior = copy.deepcopy(self.prior)  # never touch the caller's module
         if isinstance(prior, nn.Module):
             prior = prior.to(self._torch_dtype)
         return FixedFunctionPrior(prior)
-
-    @staticmethod
-    def _stack(nets, x, vectorize):
-        """Turn a list of member modules into one ensemble module."""
-        if isinstance(nets, EnsembleMLP):
-            if vectorize is not False:
-                return nets
-            nets = [nets.member(k) for k in range(nets.n_members)]
-        if vectorize is not False:
-            ensemble = VmapEnsemble(nets)
-            if _vectorises(ensemble, x):
-                return ensemble
-            if vectorize is True:
-                raise ValueError(
-                    "vectorize=True but the member module cannot be evaluated with torch.func.vmap; "
-                    "use vectorize=False or 'auto' to train the members independently."
-                )
-        return ModuleListEnsemble(nets)
 
     def _net_kwargs(self, n_samples, seed):
         batch_size = self.batch_size
@@ -486,7 +407,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             self._y_offset, self._y_scale = np.zeros(n_targets), np.ones(n_targets)
         y_norm = (y2 - self._y_offset) / self._y_scale
 
-        seed = _seed_from(self.random_state)
+        seed = seed_from(self.random_state)
         rng = np.random.default_rng(seed)
         if self.bootstrap:
             n_draws = max(int(np.count_nonzero(sample_weight)), int(round(sample_weight.sum())))
@@ -514,15 +435,15 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         # Module construction may use torch's global generator (nn.Linear's init, dropout):
         # fork it so that the caller's global state is restored untouched afterwards.
         device = self._check_device()
-        with _forked_rng(device, seed):
+        with forked_rng(device, seed):
             generator = torch.Generator().manual_seed(seed)
-            trainable = self._stack(self._member_nets(n_features, n_outputs, generator), x_t,
+            trainable = stack_members(self._member_nets(n_features, n_outputs, generator), x_t,
                                     self.vectorize)
-            self._check_output_width(trainable, x_t, n_outputs)
+            check_member_output(trainable, x_t, n_outputs, self.loss == "gaussian_nll")
             prior = self._prior_nets(n_features, n_targets, generator)
             if isinstance(prior, list):
-                prior = self._stack(prior, x_t, "auto")
-            self._check_prior_output(prior, x_t, n_targets)
+                prior = stack_members(prior, x_t, "auto")
+            check_prior_output(prior, x_t, n_targets)
             net_kwargs = self._net_kwargs(n, seed)
             if isinstance(trainable, ModuleListEnsemble) and self.n_estimators > 1:
                 if self.vectorize == "auto":
@@ -554,39 +475,6 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         self.__dict__.pop("_estimators", None)
         return self
 
-    def _check_output_width(self, trainable, x, n_outputs):
-        with torch.no_grad():
-            try:
-                width = trainable(x[:2]).shape[-1]
-            except Exception as exc:
-                raise ValueError(
-                    f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: "
-                    f"{exc}"
-                ) from exc
-        if width != n_outputs:
-            what = "a mean and a variance per target" if self.loss == "gaussian_nll" else "one per target"
-            raise ValueError(
-                f"The member module must return {n_outputs} outputs ({what}); it returned {width}. "
-                "A module factory receives n_features and n_outputs when its signature takes them."
-            )
-
-    def _check_prior_output(self, prior, x, n_targets):
-        if prior is None:
-            return
-        with torch.no_grad():
-            try:
-                out = prior(x[:2])
-            except Exception as exc:
-                raise ValueError(
-                    f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
-                ) from exc
-        if not isinstance(out, torch.Tensor) or out.shape[-2:] != (len(x[:2]), n_targets):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
-                f"The prior must map a tensor of shape (n_samples, n_features) to (n_samples, "
-                f"{n_targets}) (one column per target); for 2 rows it returned {shape}."
-            )
-
     def _fit_net(self, ensemble, x, y, weight, oob_weight, net_kwargs):
         """Train ``ensemble`` as one skorch net on the bootstrap-weighted data."""
         dtype = self._torch_dtype
@@ -596,9 +484,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         prior = None
         n_prior = x.shape[0] * y.shape[1] * self.n_estimators
         if ensemble.prior is not None and self.prior_scale != 0 and n_prior <= _MAX_CACHED_PRIOR_ELEMENTS:
-            # In chunks: the priors' hidden activations for all rows at once would dwarf the cache.
-            chunks = [ensemble.prior_outputs(chunk) for chunk in torch.split(x, self._predict_rows)]
-            prior = torch.cat(chunks, dim=-2)
+            prior = prior_outputs_in_chunks(ensemble, x, self._predict_rows)
             if prior.dim() == 3:
                 prior = prior.transpose(0, 1).contiguous()  # rows first, for batching
         dataset = to_dataset(
@@ -617,16 +503,16 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     def _fit_independent(self, trainable, prior, x, y, weight, oob_weight, net_kwargs, seed):
         """Train each member as its own skorch net (modules that cannot be vectorised)."""
 
-        def member_prior(k):
-            if isinstance(prior, ModuleListEnsemble | VmapEnsemble | EnsembleMLP):
-                return ModuleListEnsemble([prior.member(k)])
-            return prior
+        def own_prior(k):
+            one = member_prior(prior, k)
+            return ModuleListEnsemble([one]) if one is not prior else prior
 
         def fit_one(k):
-            with _forked_rng(torch.device("cpu"), seed + k + 1):
+            with forked_rng(torch.device("cpu"), seed + k + 1):
                 one = RandomizedPriorEnsemble(ModuleListEnsemble([trainable.members[k]]),
-                                              member_prior(k), self.prior_scale, y.shape[1])
-                kwargs = dict(net_kwargs, iterator_train__generator=torch.Generator().manual_seed(seed + k + 1))
+                                              own_prior(k), self.prior_scale, y.shape[1])
+                shuffle = torch.Generator().manual_seed(seed + k + 1)
+                kwargs = dict(net_kwargs, iterator_train__generator=shuffle)
                 net = self._fit_net(one, x, y, weight[:, k:k + 1],
                                     None if oob_weight is None else oob_weight[:, k:k + 1], kwargs)
                 return net.module_.trainable.members[0].cpu(), len(net.history)
@@ -727,8 +613,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         if ensemble.prior is None or self.prior_scale == 0:
             return self._format(np.zeros((self.n_estimators, X.shape[0], n_targets)))
         x = torch.tensor(X, dtype=self._torch_dtype, device=self.ensemble_.device)
-        outputs = [ensemble.prior_outputs(chunk) for chunk in torch.split(x, self._predict_rows)]
-        prior = torch.cat(outputs, dim=-2).to(torch.float64).cpu().numpy()
+        prior = prior_outputs_in_chunks(ensemble, x, self._predict_rows)
+        prior = prior.to(torch.float64).cpu().numpy()
         prior = np.broadcast_to(prior, (self.n_estimators, X.shape[0], n_targets))
         return self._format(self.prior_scale * prior * self._y_scale)
 
@@ -738,22 +624,11 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         """One fitted skorch ``NeuralNetRegressor`` per member (see the class docstring)."""
         check_is_fitted(self, "ensemble_")
         if "_estimators" not in self.__dict__:
-            ensemble = self.ensemble_.module_
-            shared_prior = not isinstance(ensemble.prior, ModuleListEnsemble | VmapEnsemble | EnsembleMLP)
-            nets = []
-            for k in range(self.n_estimators):
-                prior = ensemble.prior if shared_prior else ensemble.prior.member(k)
-                module = MemberWithPrior(
-                    ensemble.trainable.member(k), prior, self.prior_scale, ensemble.n_targets,
-                    torch.as_tensor(self._y_offset, dtype=self._torch_dtype),
-                    torch.as_tensor(self._y_scale, dtype=self._torch_dtype),
-                )
-                net = NeuralNetRegressor(
-                    module=module, criterion=nn.MSELoss, optimizer=self.optimizer, lr=self.lr,
-                    device=self.device, train_split=None,
-                    max_epochs=self.max_epochs, batch_size=self.ensemble_.batch_size,
-                )
-                net.initialize()
-                nets.append(net)
-            self.__dict__["_estimators"] = nets
+            self.__dict__["_estimators"] = member_skorch_nets(
+                self.ensemble_.module_, self.n_estimators,
+                torch.as_tensor(self._y_offset, dtype=self._torch_dtype),
+                torch.as_tensor(self._y_scale, dtype=self._torch_dtype),
+                dict(optimizer=self.optimizer, lr=self.lr, device=self.device,
+                     max_epochs=self.max_epochs, batch_size=self.ensemble_.batch_size),
+            )
         return self.__dict__["_estimators"]

@@ -9,6 +9,8 @@ validation set: with ``train_split=out_of_bag_split`` skorch's ``valid_loss`` is
 loss.
 """
 
+import contextlib
+
 import numpy as np
 import torch
 from skorch import NeuralNet
@@ -198,3 +200,29 @@ def to_dataset(x, y, weight, oob_weight=None, prior=None):
     if prior is not None:
         X["prior"] = prior
     return Dataset(X, y)
+
+
+def seed_from(random_state):
+    """One integer seed from ``random_state``; None draws fresh OS entropy (no global state)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return int(random_state)
+
+
+@contextlib.contextmanager
+def forked_rng(device, seed):
+    """Seed torch's global generator(s) for this block only, restoring the caller's state after.
+
+    Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
+    it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
+    generator and the one of the CUDA device in use are touched.
+    """
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
