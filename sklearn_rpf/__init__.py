@@ -6,5 +6,4 @@ from . import metrics
 from .probe import BenfordDigitProbe
 from .regressor import RandomizedPriorRegressor
 
-__all__ = ["RandomizedPriorRegressor", "metrics", "__version__"]
-__all__ += ["BenfordDigitProbe"]
+__all__ = ["BenfordDigitProbe", "RandomizedPriorRegressor", "metrics", "__version__"]
