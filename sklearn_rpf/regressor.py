@@ -418,8 +418,9 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                                                    self.n_estimators, rng)
             in_bag = pool_duplicates(self.in_bag_counts_ > 0, rows, order)
         else:
-            self.in_bag_counts_ = np.ones((n, self.n_estimators))
+            # Every row of positive weight is used once by every member.
             in_bag = np.repeat(sample_weight[:, None] > 0, self.n_estimators, axis=1)
+            self.in_bag_counts_ = in_bag.astype(np.float64)
         # Bootstrap draws already follow sample_weight; without bootstrap it weights the loss.
         weight = self.in_bag_counts_ * (1.0 if self.bootstrap else sample_weight[:, None])
         oob_weight = ~in_bag * sample_weight[:, None] if self.bootstrap else None

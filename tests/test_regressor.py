@@ -294,6 +294,21 @@ def test_independent_training_matches_vectorised_training():
                                atol=1e-8)
 
 
+def test_in_bag_counts_follow_the_bootstrap_and_the_weights():
+    X, y = regression_data(n=30)
+    weight = np.ones(30)
+    weight[:5] = 0
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=weight)
+    counts = reg.in_bag_counts_
+    assert counts.shape == (30, FAST["n_estimators"])
+    np.testing.assert_array_equal(counts[:5], 0)  # zero weight: never drawn
+    np.testing.assert_array_equal(counts.sum(axis=0), 25)  # one draw per row of positive weight
+    assert (counts == 0).any(axis=0).all()  # every member has out-of-bag rows
+    plain = RandomizedPriorRegressor(bootstrap=False, **FAST).fit(X, y, sample_weight=weight)
+    np.testing.assert_array_equal(plain.in_bag_counts_[:5], 0)
+    np.testing.assert_array_equal(plain.in_bag_counts_[5:], 1)
+
+
 # ----------------------------------------------------------------------------- reproducibility
 def test_random_state_reproducible_and_global_generators_untouched():
     X, y = regression_data()
