@@ -361,6 +361,9 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                     sink=print if self.verbose else _silent,
                 ))
             )
+        if not self.verbose:
+            # skorch's PrintLog tabulates every epoch even when nothing is printed.
+            kwargs["callbacks__print_log"] = None
         user = dict(self.net_params or {})
         kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
         kwargs.update(user)
