@@ -433,7 +433,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
                 "sample weights draw every row); turn early stopping off or use smaller weights."
             )
 
-        dtype = self._torch_dtype
+        dtype = self._fitted_dtype = self._torch_dtype
         x_t = torch.tensor(X, dtype=dtype)
         n_outputs = 2 * n_targets if self.loss == "gaussian_nll" else n_targets
         # Module construction may use torch's global generator (nn.Linear's init, dropout):
@@ -531,7 +531,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     def _member_outputs(self, X, normalized=False):
         """Member means and (heteroscedastic) variances, each ``(K, n, t)``."""
         if not isinstance(X, torch.Tensor):
-            X = torch.tensor(X, dtype=self._torch_dtype)
+            X = torch.tensor(X, dtype=self._fitted_dtype)
         out = self.ensemble_.forward(X).to(torch.float64).numpy().transpose(1, 0, 2)
         t = self._y_offset.shape[0]
         means, variances = out[..., :t], (out[..., t:] if out.shape[-1] > t else None)
@@ -614,13 +614,14 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         ensemble = self.ensemble_.module_
         n_targets = self._y_offset.shape[0]
-        if ensemble.prior is None or self.prior_scale == 0:
-            return self._format(np.zeros((self.n_estimators, X.shape[0], n_targets)))
-        x = torch.tensor(X, dtype=self._torch_dtype, device=self.ensemble_.device)
+        n_members = self.in_bag_counts_.shape[1]  # as fitted, whatever set_params said since
+        if ensemble.prior is None or ensemble.prior_scale == 0:
+            return self._format(np.zeros((n_members, X.shape[0], n_targets)))
+        x = torch.tensor(X, dtype=self._fitted_dtype, device=self.ensemble_.device)
         prior = prior_outputs_in_chunks(ensemble, x, self._predict_rows)
         prior = prior.to(torch.float64).cpu().numpy()
-        prior = np.broadcast_to(prior, (self.n_estimators, X.shape[0], n_targets))
-        return self._format(self.prior_scale * prior * self._y_scale)
+        prior = np.broadcast_to(prior, (n_members, X.shape[0], n_targets))
+        return self._format(ensemble.prior_scale * prior * self._y_scale)
 
     # ------------------------------------------------------------------ members as skorch nets
     @property
@@ -629,10 +630,11 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "ensemble_")
         if "_estimators" not in self.__dict__:
             self.__dict__["_estimators"] = member_skorch_nets(
-                self.ensemble_.module_, self.n_estimators,
-                torch.as_tensor(self._y_offset, dtype=self._torch_dtype),
-                torch.as_tensor(self._y_scale, dtype=self._torch_dtype),
-                dict(optimizer=self.optimizer, lr=self.lr, device=self.device,
-                     max_epochs=self.max_epochs, batch_size=self.ensemble_.batch_size),
+                self.ensemble_.module_, self.in_bag_counts_.shape[1],
+                torch.as_tensor(self._y_offset, dtype=self._fitted_dtype),
+                torch.as_tensor(self._y_scale, dtype=self._fitted_dtype),
+                dict(optimizer=self.optimizer, lr=self.lr, device=self.ensemble_.device,
+                     optimizer__weight_decay=self.weight_decay, max_epochs=self.max_epochs,
+                     batch_size=self.ensemble_.batch_size),
             )
         return self.__dict__["_estimators"]

@@ -31,7 +31,7 @@ class TensorBatchIterator:
     batch_size : int
     shuffle : bool, default=False
     generator : torch.Generator, optional
-        Source of the shuffling order.
+        Source of the shuffling order; by default a new generator seeded from OS entropy.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, generator=None):
@@ -40,6 +40,9 @@ class TensorBatchIterator:
         self.n = len(dataset)
         self.batch_size = self.n if batch_size in (None, -1) else int(batch_size)
         self.shuffle = shuffle
+        if generator is None and shuffle:  # never fall back on torch's global generator
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+            generator = torch.Generator().manual_seed(seed)
         self.generator = generator
 
     def __len__(self):

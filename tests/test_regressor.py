@@ -309,6 +309,17 @@ def test_in_bag_counts_follow_the_bootstrap_and_the_weights():
     np.testing.assert_array_equal(plain.in_bag_counts_[5:], 1)
 
 
+def test_predictions_follow_the_fitted_model_not_later_set_params():
+    X, y = regression_data(n=40)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict(X), reg.predict_priors(X), reg.predict_members(X)
+    reg.set_params(prior_scale=0.0, dtype="float64", n_estimators=7)
+    after = reg.predict(X), reg.predict_priors(X), reg.predict_members(X)
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(reg.estimators_) == FAST["n_estimators"]
+
+
 # ----------------------------------------------------------------------------- reproducibility
 def test_random_state_reproducible_and_global_generators_untouched():
     X, y = regression_data()
