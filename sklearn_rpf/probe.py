@@ -19,6 +19,9 @@ __all__ = ["BenfordDigitProbe"]
 
 DIGIT_COLUMNS = tuple(f"digit_{d}" for d in range(1, 10))
 MASS_COLUMN = "numeric_mass"
+# Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
+# pass over them; shorter common starts are not worth the extra pass.
+MIN_SHARED_PREFIX = 4
 
 
 def _select_cache_rows(cache, rows):
@@ -28,6 +31,38 @@ def _select_cache_rows(cache, rows):
     selected = copy.deepcopy(cache)
     selected.reorder_cache(rows)
     return selected
+
+
+def _common_prefix_length(a, b):
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _shared_prefix_groups(sequences, min_shared):
+    """Group token sequences that start alike: a list of ``(prefix_length, indices)``.
+
+    In sorted order, sequences with a common start are neighbours. A group grows while the tokens
+    it saves, ``(size - 1) * prefix_length``, do not shrink; every member keeps at least one token
+    of its own (its last position's logits are what is scored). ``prefix_length`` 0: no sharing.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: sequences[i])
+    groups, current, prefix = [], [], 0
+    for i in order:
+        if current:
+            shared = min(prefix, _common_prefix_length(sequences[current[-1]], sequences[i]),
+                         len(sequences[i]) - 1)
+            if shared >= min_shared and len(current) * shared >= (len(current) - 1) * prefix:
+                current.append(i)
+                prefix = shared
+                continue
+            groups.append((prefix if len(current) > 1 else 0, current))
+        current, prefix = [i], len(sequences[i]) - 1
+    if current:
+        groups.append((prefix if len(current) > 1 else 0, current))
+    return groups
 
 
 class BenfordDigitProbe(TransformerMixin, BaseEstimator):
@@ -329,26 +364,45 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             sums = torch.zeros(probs.shape[0], 10, dtype=torch.float64, device=device)
             return probs, sums.index_add_(1, first_digit, probs)[:, 1:]
 
-        lengths = np.array([len(ids) for ids in token_ids])
+        def score(input_ids, cache=None):
+            """Digit mass of a batch of equal-length token rows, continuing ``cache`` if given."""
+            out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, **keep_last)
+            probs, mass = digit_sums(out.logits)
+            if whitespace.numel():
+                mass += self._whitespace_step(
+                    out.past_key_values, probs[:, whitespace], whitespace, digit_sums, keep_last
+                )
+            return mass.cpu().numpy()
+
+        # Identical prompts (repeated values in a column, CV folds) are scored once.
+        distinct = list(dict.fromkeys(map(tuple, token_ids)))
+        position = {ids: i for i, ids in enumerate(distinct)}
+        result = np.empty((len(distinct), 9))
+        progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
+        with torch.inference_mode():
+            for prefix, members in _shared_prefix_groups(distinct, MIN_SHARED_PREFIX):
+                cache = None
+                if prefix:  # one pass over the shared start, then only the rest of each prompt
+                    start = torch.tensor([distinct[members[0]][:prefix]], device=device)
+                    cache = model(input_ids=start, use_cache=True, **keep_last).past_key_values
+                for rows in self._equal_length_batches([distinct[i][prefix:] for i in members]):
+                    rows = [members[r] for r in rows]
+                    input_ids = torch.tensor([distinct[i][prefix:] for i in rows], device=device)
+                    repeat = torch.zeros(len(rows), dtype=torch.long, device=device)
+                    batch_cache = None if cache is None else _select_cache_rows(cache, repeat)
+                    result[rows] = score(input_ids, batch_cache)
+                    progress.update(len(rows))
+        progress.close()
+        return result[[position[tuple(ids)] for ids in token_ids]]
+
+    def _equal_length_batches(self, sequences):
+        """Indices of ``sequences`` in batches of equal length (no padding) of at most batch_size."""
+        lengths = np.array([len(ids) for ids in sequences])
         batches = []
         for length in np.unique(lengths):
             rows = np.flatnonzero(lengths == length)
             batches += [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        result = np.empty((len(token_ids), 9))
-        progress = tqdm(total=len(token_ids), desc="Scoring prompts", disable=not self.verbose)
-        with torch.inference_mode():
-            for rows in batches:
-                input_ids = torch.tensor([token_ids[i] for i in rows], device=device)
-                out = model(input_ids=input_ids, use_cache=True, **keep_last)
-                probs, mass = digit_sums(out.logits)
-                if whitespace.numel():
-                    mass += self._whitespace_step(
-                        out.past_key_values, probs[:, whitespace], whitespace, digit_sums, keep_last
-                    )
-                result[rows] = mass.cpu().numpy()
-                progress.update(len(rows))
-        progress.close()
-        return result
+        return batches
 
     def _whitespace_step(self, cache, space_probs, whitespace, digit_sums, keep_last):
         """Digit mass reached through one whitespace-only token, from the prompt's cached state."""

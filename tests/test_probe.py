@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerFast
 
 from sklearn_rpf._lm_loading import ModelNotFoundError
 from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.probe import BenfordDigitProbe
+from sklearn_rpf.probe import MIN_SHARED_PREFIX, BenfordDigitProbe, _shared_prefix_groups
 
 PROMPTS = [
     "The city has a population of",
@@ -164,6 +164,56 @@ def test_batched_equals_one_at_a_time(tiny_lm_folder):
     single = np.vstack([probe.transform([prompt]) for prompt in PROMPTS])
     np.testing.assert_allclose(batched, single, atol=1e-6, rtol=0)
     assert np.ptp(batched, axis=0).max() > 1e-3  # the prompts do differ
+
+
+TEMPLATED = [
+    "According to the annual report published last spring, the town of Hill Valley has a "
+    "population of",
+    "According to the annual report published last spring, the town of Riverside has a "
+    "population of",
+    "According to the annual report published last spring, the old bridge is",
+    "According to the annual report published last spring, the town of Hill Valley employs",
+    "The river is about",
+]
+
+
+def _count_tokens(model):
+    """Record how many token positions each forward pass of ``model`` computes."""
+    seen = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    return seen
+
+
+def test_shared_prefix_groups():
+    seqs = [(1, 2, 3, 4, 5, 6), (1, 2, 3, 4, 5, 7, 8), (9, 9), (1, 2, 3, 4, 9), (1, 2, 3, 4, 5, 6, 1)]
+    groups = {tuple(sorted(members)): prefix for prefix, members in _shared_prefix_groups(seqs, 4)}
+    # The three (1, 2, 3, 4, 5, ...) share 5 tokens, saving 2 * 5 = 10; with (1, 2, 3, 4, 9) four
+    # share 4, saving 3 * 4 = 12, so it joins. (9, 9) stays alone.
+    assert groups == {(0, 1, 3, 4): 4, (2,): 0}
+    # Every member keeps at least one token of its own.
+    assert _shared_prefix_groups([(1, 2, 3, 4, 5), (1, 2, 3, 4, 5, 6)], 4) == [(4, [0, 1])]
+
+
+def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monkeypatch):
+    prompts = TEMPLATED + TEMPLATED[:2]  # two exact repeats
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=2, whitespace_tol=0).fit(prompts)
+    single = np.vstack([probe.transform([prompt]) for prompt in TEMPLATED])
+    batched = probe.transform(prompts)
+    np.testing.assert_allclose(batched[:5], single, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(batched[5:], batched[:2])
+
+    # Token positions computed for the prompts (whitespace step off): the shared start of the four
+    # "According to ..." prompts once, the repeats not at all.
+    ids = [tuple(i) for i in probe.tokenizer_(TEMPLATED)["input_ids"]]
+    groups = _shared_prefix_groups(ids, MIN_SHARED_PREFIX)
+    shared = max(groups, key=lambda group: len(group[1]))
+    assert sorted(shared[1]) == [0, 1, 2, 3] and shared[0] >= MIN_SHARED_PREFIX
+    monkeypatch.setattr(probe, "_whitespace_step", lambda *args: 0.0)
+    seen = _count_tokens(probe.model_)
+    probe.transform(prompts)
+    assert sum(seen) == sum(map(len, ids)) - 3 * shared[0]
 
 
 def test_transform_is_deterministic(tiny_lm_folder):
