@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import itertools
 import string
 import warnings
 from numbers import Integral, Number, Real
@@ -22,6 +23,11 @@ MASS_COLUMN = "numeric_mass"
 # Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
 # pass over them; shorter common starts are not worth the extra pass.
 MIN_SHARED_PREFIX = 4
+# ... and only when the group saves this many token positions: a forward pass has a fixed cost
+# (reading every weight once) worth a few dozen tokens of compute on a CPU.
+MIN_SHARED_TOKENS = 32
+# Prompt lengths are padded to multiples of this, so that a batch holds prompts of many lengths.
+PAD_MULTIPLE = 8
 
 
 def _select_cache_rows(cache, rows):
@@ -33,6 +39,15 @@ def _select_cache_rows(cache, rows):
     return selected
 
 
+def _padded_length(length):
+    """Prompts are padded to the next multiple of PAD_MULTIPLE strictly above their length.
+
+    Always at least one pad token: with some padding in every row, the model always takes the
+    masked attention path, so a row computes the same whether or not its batch has padding.
+    """
+    return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+
+
 def _common_prefix_length(a, b):
     n = min(len(a), len(b))
     for i in range(n):
@@ -41,12 +56,14 @@ def _common_prefix_length(a, b):
     return n
 
 
-def _shared_prefix_groups(sequences, min_shared):
+def _shared_prefix_groups(sequences, min_shared, min_saved=0):
     """Group token sequences that start alike: a list of ``(prefix_length, indices)``.
 
     In sorted order, sequences with a common start are neighbours. A group grows while the tokens
     it saves, ``(size - 1) * prefix_length``, do not shrink; every member keeps at least one token
-    of its own (its last position's logits are what is scored). ``prefix_length`` 0: no sharing.
+    of its own (its last position's logits are what is scored). Groups saving fewer than
+    ``min_saved`` tokens are not worth their extra forward pass: their members are pooled with the
+    prompts that share nothing, as ``(0, indices)`` first in the list.
     """
     order = sorted(range(len(sequences)), key=lambda i: sequences[i])
     groups, current, prefix = [], [], 0
@@ -62,7 +79,11 @@ def _shared_prefix_groups(sequences, min_shared):
         current, prefix = [i], len(sequences[i]) - 1
     if current:
         groups.append((prefix if len(current) > 1 else 0, current))
-    return groups
+    alone = [i for prefix, members in groups
+             if prefix == 0 or (len(members) - 1) * prefix < min_saved for i in members]
+    shared = [(prefix, members) for prefix, members in groups
+              if prefix > 0 and (len(members) - 1) * prefix >= min_saved]
+    return ([(0, alone)] if alone else []) + shared
 
 
 class BenfordDigitProbe(TransformerMixin, BaseEstimator):
@@ -91,7 +112,10 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         prompt, e.g. ``"The {0} has a population of"``. Fields receive the raw values, so
         ``{0:.1f}`` works on numeric columns. None joins the row's values with spaces.
     batch_size : int, default=32
-        Prompts per forward pass. Prompts are grouped by token length so that no padding is needed.
+        Prompts per forward pass. Identical prompts are scored once; prompts sharing a long start
+        (a template's fixed text) share one pass over it; prompts are padded on the left to the
+        next multiple of 8 tokens, with an attention mask and the real position ids, so that one
+        batch holds many lengths and a prompt's result does not depend on its batch.
     dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the weights. bfloat16 halves the memory and is faster where the hardware
         computes in bfloat16 (GPUs, recent CPUs); on a 2-core CPU without it, it was 5x slower.
@@ -364,13 +388,31 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             sums = torch.zeros(probs.shape[0], 10, dtype=torch.float64, device=device)
             return probs, sums.index_add_(1, first_digit, probs)[:, 1:]
 
-        def score(input_ids, cache=None):
-            """Digit mass of a batch of equal-length token rows, continuing ``cache`` if given."""
-            out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, **keep_last)
+        pad_id = next((t for t in (self.tokenizer_.pad_token_id, self.tokenizer_.eos_token_id)
+                       if t is not None), 0)
+
+        def score(suffixes, cache=None, cached=0):
+            """Digit mass of token rows continuing ``cache`` (``cached`` tokens long) if given.
+
+            Every row is padded on the left to ``_padded_length`` of its length (all rows of a
+            batch share it), with an attention mask and the position ids of the real tokens. Its
+            padding depends on its own length only, so a prompt's result does not depend on the
+            other prompts of the batch.
+            """
+            lengths = torch.tensor([len(ids) for ids in suffixes], device=device)
+            width = _padded_length(int(lengths.max()))
+            input_ids = torch.tensor([[pad_id] * (width - len(ids)) + list(ids) for ids in suffixes],
+                                     device=device)
+            new = torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]
+            mask = torch.cat([new.new_ones(len(suffixes), cached), new], dim=1).long()
+            positions = (cached + new.long().cumsum(1) - 1).clamp(min=0)
+            out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=cache, use_cache=True, **keep_last)
             probs, mass = digit_sums(out.logits)
             if whitespace.numel():
                 mass += self._whitespace_step(
-                    out.past_key_values, probs[:, whitespace], whitespace, digit_sums, keep_last
+                    out.past_key_values, probs[:, whitespace], whitespace, digit_sums, keep_last,
+                    mask, cached + lengths,
                 )
             return mass.cpu().numpy()
 
@@ -380,32 +422,34 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         result = np.empty((len(distinct), 9))
         progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
         with torch.inference_mode():
-            for prefix, members in _shared_prefix_groups(distinct, MIN_SHARED_PREFIX):
+            for prefix, members in _shared_prefix_groups(distinct, MIN_SHARED_PREFIX,
+                                                         MIN_SHARED_TOKENS):
                 cache = None
                 if prefix:  # one pass over the shared start, then only the rest of each prompt
                     start = torch.tensor([distinct[members[0]][:prefix]], device=device)
                     cache = model(input_ids=start, use_cache=True, **keep_last).past_key_values
-                for rows in self._equal_length_batches([distinct[i][prefix:] for i in members]):
-                    rows = [members[r] for r in rows]
-                    input_ids = torch.tensor([distinct[i][prefix:] for i in rows], device=device)
+                # Batches of one padded length (see score).
+                width = {i: _padded_length(len(distinct[i]) - prefix) for i in members}
+                members = sorted(members, key=lambda i: (width[i], len(distinct[i])))
+                batches = []
+                for _, same in itertools.groupby(members, key=width.get):
+                    same = list(same)
+                    batches += [same[b : b + self.batch_size]
+                                for b in range(0, len(same), self.batch_size)]
+                for rows in batches:
                     repeat = torch.zeros(len(rows), dtype=torch.long, device=device)
                     batch_cache = None if cache is None else _select_cache_rows(cache, repeat)
-                    result[rows] = score(input_ids, batch_cache)
+                    result[rows] = score([distinct[i][prefix:] for i in rows], batch_cache, prefix)
                     progress.update(len(rows))
         progress.close()
         return result[[position[tuple(ids)] for ids in token_ids]]
 
-    def _equal_length_batches(self, sequences):
-        """Indices of ``sequences`` in batches of equal length (no padding) of at most batch_size."""
-        lengths = np.array([len(ids) for ids in sequences])
-        batches = []
-        for length in np.unique(lengths):
-            rows = np.flatnonzero(lengths == length)
-            batches += [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        return batches
+    def _whitespace_step(self, cache, space_probs, whitespace, digit_sums, keep_last, mask, lengths):
+        """Digit mass reached through one whitespace-only token, from the prompt's cached state.
 
-    def _whitespace_step(self, cache, space_probs, whitespace, digit_sums, keep_last):
-        """Digit mass reached through one whitespace-only token, from the prompt's cached state."""
+        ``mask`` is the attention mask of the padded prompts and ``lengths`` their real lengths,
+        the position of the new token.
+        """
         import torch
 
         # Per prompt, follow the likeliest whitespace tokens until what is left is <= tol.
@@ -424,6 +468,8 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             tokens = whitespace[order[rows, ranks]]
             out = self.model_(
                 input_ids=tokens[:, None],
+                attention_mask=torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1),
+                position_ids=lengths[rows, None],
                 past_key_values=_select_cache_rows(cache, rows),
                 use_cache=True,
                 **keep_last,

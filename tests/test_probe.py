@@ -16,7 +16,12 @@ from transformers import PreTrainedTokenizerFast
 
 from sklearn_rpf._lm_loading import ModelNotFoundError
 from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.probe import MIN_SHARED_PREFIX, BenfordDigitProbe, _shared_prefix_groups
+from sklearn_rpf.probe import (
+    MIN_SHARED_PREFIX,
+    BenfordDigitProbe,
+    _padded_length,
+    _shared_prefix_groups,
+)
 
 PROMPTS = [
     "The city has a population of",
@@ -92,22 +97,21 @@ def test_whitespace_step_continues_from_the_cache(table_model):
     model, tokenizer, _ = table_model
     BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"]).transform(["a", "b a"])
     calls = sorted(model.calls)
-    # "a" is one token, "b a" three ("b", " ", "a"): one forward pass per length, no padding.
-    assert [call for call in calls if call[1] == 0] == [
-        ((1, 1), 0, 1, False),
-        ((1, 3), 0, 1, False),
-    ]
+    # "a" is one token, "b a" three ("b", " ", "a"): both padded on the left to 8 tokens, in one
+    # forward pass with an attention mask (TableLM checks the position ids against it).
+    assert [call for call in calls if call[1] == 0] == [((2, 8), 0, 1, True)]
     # Each prompt's two whitespace continuations: one new token each on top of its cached prompt,
     # and only the last position's logits.
-    assert [call for call in calls if call[1] > 0] == [((2, 1), 1, 1, False), ((2, 1), 3, 1, False)]
+    assert [call for call in calls if call[1] > 0] == [((4, 1), 8, 1, True)]
 
 
-def test_equal_lengths_need_no_padding(table_model):
+def test_repeated_prompts_are_scored_once(table_model):
     model, tokenizer, expected = table_model
     probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"])
     P = probe.transform(["b a", "b a"])
-    assert [call[3] for call in model.calls] == [False, False]  # no mask, positions from cache
-    np.testing.assert_allclose(P[1], expected["b a"] / expected["b a"].sum(), atol=1e-12)
+    assert [call[0] for call in model.calls] == [(1, 8), (2, 1)]  # one prompt, two spaces
+    np.testing.assert_allclose(P, np.tile(expected["b a"] / expected["b a"].sum(), (2, 1)),
+                               atol=1e-12)
 
 
 def test_whitespace_tol_bounds_the_error(table_model):
@@ -213,7 +217,11 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
     monkeypatch.setattr(probe, "_whitespace_step", lambda *args: 0.0)
     seen = _count_tokens(probe.model_)
     probe.transform(prompts)
-    assert sum(seen) == sum(map(len, ids)) - 3 * shared[0]
+    prefix = shared[0]
+    assert seen.count(prefix) >= 1  # the one pass over the shared start
+    padded = [_padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
+    assert sum(seen) == prefix + sum(padded)
+    assert sum(seen) < sum(_padded_length(len(i)) for i in ids)
 
 
 def test_transform_is_deterministic(tiny_lm_folder):
