@@ -118,9 +118,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         batch holds many lengths and a prompt's result does not depend on its batch.
     dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the weights. bfloat16 halves the memory and is faster where the hardware
-        computes in bfloat16 (GPUs, recent CPUs); on a 2-core CPU without it, it was 5x slower.
+        computes in bfloat16 (GPUs, recent CPUs); on a 2-core CPU without it, it was 3-5x slower.
         On the default model over 256 prompts (benchmarks/bench_probe.py), its P(d) differed from
-        float32 by 0.0057 on average (at most 0.044), and the MAD to Benford by 0.0023.
+        float32 by 0.0054 on average (at most 0.044), and the MAD to Benford by 0.0019.
     return_numeric_mass : bool, default=False
         Append a column ``numeric_mass``: the probability, before renormalisation, that the
         continuation starts with a digit 1-9 at all.
