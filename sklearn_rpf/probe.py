@@ -2,7 +2,6 @@
 
 import copy
 import inspect
-import itertools
 import string
 import warnings
 from numbers import Integral, Number, Real
@@ -20,71 +19,6 @@ __all__ = ["BenfordDigitProbe"]
 
 DIGIT_COLUMNS = tuple(f"digit_{d}" for d in range(1, 10))
 MASS_COLUMN = "numeric_mass"
-# Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
-# pass over them; shorter common starts are not worth the extra pass.
-MIN_SHARED_PREFIX = 4
-# ... and only when the group saves this many token positions: a forward pass has a fixed cost
-# (reading every weight once) worth a few dozen tokens of compute on a CPU.
-MIN_SHARED_TOKENS = 32
-# Prompt lengths are padded to multiples of this, so that a batch holds prompts of many lengths.
-PAD_MULTIPLE = 8
-
-
-def _select_cache_rows(cache, rows):
-    """A new key/value cache holding the given batch rows (repeats allowed); the input is kept."""
-    if isinstance(cache, tuple):  # legacy layout: one (key, value, ...) tuple per layer
-        return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
-    selected = copy.deepcopy(cache)
-    selected.reorder_cache(rows)
-    return selected
-
-
-def _padded_length(length):
-    """Prompts are padded to the next multiple of PAD_MULTIPLE strictly above their length.
-
-    Always at least one pad token: with some padding in every row, the model always takes the
-    masked attention path, so a row computes the same whether or not its batch has padding.
-    """
-    return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
-
-
-def _common_prefix_length(a, b):
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-def _shared_prefix_groups(sequences, min_shared, min_saved=0):
-    """Group token sequences that start alike: a list of ``(prefix_length, indices)``.
-
-    In sorted order, sequences with a common start are neighbours. A group grows while the tokens
-    it saves, ``(size - 1) * prefix_length``, do not shrink; every member keeps at least one token
-    of its own (its last position's logits are what is scored). Groups saving fewer than
-    ``min_saved`` tokens are not worth their extra forward pass: their members are pooled with the
-    prompts that share nothing, as ``(0, indices)`` first in the list.
-    """
-    order = sorted(range(len(sequences)), key=lambda i: sequences[i])
-    groups, current, prefix = [], [], 0
-    for i in order:
-        if current:
-            shared = min(prefix, _common_prefix_length(sequences[current[-1]], sequences[i]),
-                         len(sequences[i]) - 1)
-            if shared >= min_shared and len(current) * shared >= (len(current) - 1) * prefix:
-                current.append(i)
-                prefix = shared
-                continue
-            groups.append((prefix if len(current) > 1 else 0, current))
-        current, prefix = [i], len(sequences[i]) - 1
-    if current:
-        groups.append((prefix if len(current) > 1 else 0, current))
-    alone = [i for prefix, members in groups
-             if prefix == 0 or (len(members) - 1) * prefix < min_saved for i in members]
-    shared = [(prefix, members) for prefix, members in groups
-              if prefix > 0 and (len(members) - 1) * prefix >= min_saved]
-    return ([(0, alone)] if alone else []) + shared
-
 
 class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     """Score prompts by the first-digit distribution a causal language model continues them with.
@@ -369,114 +303,16 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------------------------- scoring
     def _digit_mass(self, token_ids):
         """Unnormalised P(first digit = d), d = 1..9, for lists of token ids: shape (n, 9)."""
-        import torch
-        from tqdm.auto import tqdm
-
-        model = self.model_
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        vocabulary = self.token_first_digit_.shape[0]
-        first_digit = torch.tensor(self.token_first_digit_, device=device)
-        whitespace = torch.tensor(self.whitespace_token_ids_, device=device)
-        keep_last = {"logits_to_keep": 1} if self._keeps_last_logits else {}
-
-        def digit_sums(logits):
-            probs = torch.softmax(logits[:, -1, :].to(torch.float64), dim=-1)
-            if probs.shape[1] != vocabulary:  # output layer padded past the tokenizer (or short)
-                width = min(probs.shape[1], vocabulary)
-                probs = torch.nn.functional.pad(probs[:, :width], (0, vocabulary - width))
-            sums = torch.zeros(probs.shape[0], 10, dtype=torch.float64, device=device)
-            return probs, sums.index_add_(1, first_digit, probs)[:, 1:]
+        from .digit_scoring import DigitScorer
 
         pad_id = next((t for t in (self.tokenizer_.pad_token_id, self.tokenizer_.eos_token_id)
                        if t is not None), 0)
-
-        def score(suffixes, cache=None, cached=0):
-            """Digit mass of token rows continuing ``cache`` (``cached`` tokens long) if given.
-
-            Every row is padded on the left to ``_padded_length`` of its length (all rows of a
-            batch share it), with an attention mask and the position ids of the real tokens. Its
-            padding depends on its own length only, so a prompt's result does not depend on the
-            other prompts of the batch.
-            """
-            lengths = torch.tensor([len(ids) for ids in suffixes], device=device)
-            width = _padded_length(int(lengths.max()))
-            input_ids = torch.tensor([[pad_id] * (width - len(ids)) + list(ids) for ids in suffixes],
-                                     device=device)
-            new = torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]
-            mask = torch.cat([new.new_ones(len(suffixes), cached), new], dim=1).long()
-            positions = (cached + new.long().cumsum(1) - 1).clamp(min=0)
-            out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                        past_key_values=cache, use_cache=True, **keep_last)
-            probs, mass = digit_sums(out.logits)
-            if whitespace.numel():
-                mass += self._whitespace_step(
-                    out.past_key_values, probs[:, whitespace], whitespace, digit_sums, keep_last,
-                    mask, cached + lengths,
-                )
-            return mass.cpu().numpy()
-
-        # Identical prompts (repeated values in a column, CV folds) are scored once.
-        distinct = list(dict.fromkeys(map(tuple, token_ids)))
-        position = {ids: i for i, ids in enumerate(distinct)}
-        result = np.empty((len(distinct), 9))
-        progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
-        with torch.inference_mode():
-            for prefix, members in _shared_prefix_groups(distinct, MIN_SHARED_PREFIX,
-                                                         MIN_SHARED_TOKENS):
-                cache = None
-                if prefix:  # one pass over the shared start, then only the rest of each prompt
-                    start = torch.tensor([distinct[members[0]][:prefix]], device=device)
-                    cache = model(input_ids=start, use_cache=True, **keep_last).past_key_values
-                # Batches of one padded length (see score).
-                width = {i: _padded_length(len(distinct[i]) - prefix) for i in members}
-                members = sorted(members, key=lambda i: (width[i], len(distinct[i])))
-                batches = []
-                for _, same in itertools.groupby(members, key=width.get):
-                    same = list(same)
-                    batches += [same[b : b + self.batch_size]
-                                for b in range(0, len(same), self.batch_size)]
-                for rows in batches:
-                    repeat = torch.zeros(len(rows), dtype=torch.long, device=device)
-                    batch_cache = None if cache is None else _select_cache_rows(cache, repeat)
-                    result[rows] = score([distinct[i][prefix:] for i in rows], batch_cache, prefix)
-                    progress.update(len(rows))
-        progress.close()
-        return result[[position[tuple(ids)] for ids in token_ids]]
-
-    def _whitespace_step(self, cache, space_probs, whitespace, digit_sums, keep_last, mask, lengths):
-        """Digit mass reached through one whitespace-only token, from the prompt's cached state.
-
-        ``mask`` is the attention mask of the padded prompts and ``lengths`` their real lengths,
-        the position of the new token.
-        """
-        import torch
-
-        # Per prompt, follow the likeliest whitespace tokens until what is left is <= tol.
-        ordered, order = torch.sort(space_probs, dim=1, descending=True)
-        left_after = ordered.flip(1).cumsum(1).flip(1) - ordered  # mass of the tokens after each
-        needed = torch.ones_like(ordered, dtype=torch.bool)
-        needed[:, 1:] = left_after[:, :-1] > self.whitespace_tol
-        needed &= ordered > 0
-        pair_rows, pair_ranks = torch.nonzero(needed, as_tuple=True)
-        mass = torch.zeros(space_probs.shape[0], 9, dtype=torch.float64, device=space_probs.device)
-        # One new token per pair, so larger chunks than prompt batches fit in the same memory.
-        chunk = 4 * self.batch_size
-        for start in range(0, len(pair_rows), chunk):
-            rows = pair_rows[start : start + chunk]
-            ranks = pair_ranks[start : start + chunk]
-            tokens = whitespace[order[rows, ranks]]
-            out = self.model_(
-                input_ids=tokens[:, None],
-                attention_mask=torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1),
-                position_ids=lengths[rows, None],
-                past_key_values=_select_cache_rows(cache, rows),
-                use_cache=True,
-                **keep_last,
-            )
-            _, next_mass = digit_sums(out.logits)
-            mass.index_add_(0, rows, ordered[rows, ranks, None] * next_mass)
-        return mass
+        scorer = DigitScorer(
+            self.model_, self.token_first_digit_, self.whitespace_token_ids_, pad_id=pad_id,
+            batch_size=self.batch_size, whitespace_tol=self.whitespace_tol,
+            keeps_last_logits=self._keeps_last_logits, verbose=bool(self.verbose),
+        )
+        return scorer.digit_mass(token_ids)
 
     def _probabilities(self, X):
         check_is_fitted(self)

@@ -16,12 +16,13 @@ from transformers import PreTrainedTokenizerFast
 
 from sklearn_rpf._lm_loading import ModelNotFoundError
 from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.probe import (
+from sklearn_rpf.digit_scoring import (
     MIN_SHARED_PREFIX,
-    BenfordDigitProbe,
-    _padded_length,
-    _shared_prefix_groups,
+    DigitScorer,
+    padded_length,
+    shared_prefix_groups,
 )
+from sklearn_rpf.probe import BenfordDigitProbe
 
 PROMPTS = [
     "The city has a population of",
@@ -190,14 +191,14 @@ def _count_tokens(model):
     return seen
 
 
-def test_shared_prefix_groups():
+def testshared_prefix_groups():
     seqs = [(1, 2, 3, 4, 5, 6), (1, 2, 3, 4, 5, 7, 8), (9, 9), (1, 2, 3, 4, 9), (1, 2, 3, 4, 5, 6, 1)]
-    groups = {tuple(sorted(members)): prefix for prefix, members in _shared_prefix_groups(seqs, 4)}
+    groups = {tuple(sorted(members)): prefix for prefix, members in shared_prefix_groups(seqs, 4)}
     # The three (1, 2, 3, 4, 5, ...) share 5 tokens, saving 2 * 5 = 10; with (1, 2, 3, 4, 9) four
     # share 4, saving 3 * 4 = 12, so it joins. (9, 9) stays alone.
     assert groups == {(0, 1, 3, 4): 4, (2,): 0}
     # Every member keeps at least one token of its own.
-    assert _shared_prefix_groups([(1, 2, 3, 4, 5), (1, 2, 3, 4, 5, 6)], 4) == [(4, [0, 1])]
+    assert shared_prefix_groups([(1, 2, 3, 4, 5), (1, 2, 3, 4, 5, 6)], 4) == [(4, [0, 1])]
 
 
 def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monkeypatch):
@@ -211,17 +212,17 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
     # Token positions computed for the prompts (whitespace step off): the shared start of the four
     # "According to ..." prompts once, the repeats not at all.
     ids = [tuple(i) for i in probe.tokenizer_(TEMPLATED)["input_ids"]]
-    groups = _shared_prefix_groups(ids, MIN_SHARED_PREFIX)
+    groups = shared_prefix_groups(ids, MIN_SHARED_PREFIX)
     shared = max(groups, key=lambda group: len(group[1]))
     assert sorted(shared[1]) == [0, 1, 2, 3] and shared[0] >= MIN_SHARED_PREFIX
-    monkeypatch.setattr(probe, "_whitespace_step", lambda *args: 0.0)
+    monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
     seen = _count_tokens(probe.model_)
     probe.transform(prompts)
     prefix = shared[0]
     assert seen.count(prefix) >= 1  # the one pass over the shared start
-    padded = [_padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
+    padded = [padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
     assert sum(seen) == prefix + sum(padded)
-    assert sum(seen) < sum(_padded_length(len(i)) for i in ids)
+    assert sum(seen) < sum(padded_length(len(i)) for i in ids)
 
 
 def test_transform_is_deterministic(tiny_lm_folder):

@@ -1,0 +1,222 @@
+"""The scoring engine of BenfordDigitProbe: batched next-token first-digit mass from a causal LM.
+
+For a token sequence, the digit mass of d is the next-token probability of every token whose text
+(after optional leading whitespace) starts with d, plus, for each whitespace-only token, its
+probability times the same sum one step later. This module computes it for many prompts at once
+with as few forward passes as possible, because on a CPU a pass has a large fixed cost (every
+weight is read once) on top of its per-token cost:
+
+* identical prompts are scored once;
+* prompts sharing a long start (a template's fixed text) share one pass over it, then continue
+  from its cached keys and values;
+* prompts are padded on the left to a length that depends on their own length only, with an
+  attention mask and the real position ids, so that a batch holds many lengths and a prompt's
+  result does not depend on the other prompts of its batch;
+* only the last position's logits are computed, and the whitespace step continues from the
+  prompt's cache instead of recomputing the prompt.
+"""
+
+import copy
+import itertools
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+# Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
+# pass over them; shorter common starts are not worth the extra pass.
+MIN_SHARED_PREFIX = 4
+# ... and only when the group saves this many token positions: a forward pass has a fixed cost
+# (reading every weight once) worth a few dozen tokens of compute on a CPU.
+MIN_SHARED_TOKENS = 32
+# Prompt lengths are padded to multiples of this, so that a batch holds prompts of many lengths.
+PAD_MULTIPLE = 8
+
+
+def select_cache_rows(cache, rows):
+    """A new key/value cache holding the given batch rows (repeats allowed); the input is kept."""
+    if isinstance(cache, tuple):  # legacy layout: one (key, value, ...) tuple per layer
+        return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
+    selected = copy.deepcopy(cache)
+    selected.reorder_cache(rows)
+    return selected
+
+
+def padded_length(length):
+    """Prompts are padded to the next multiple of PAD_MULTIPLE strictly above their length.
+
+    Always at least one pad token: with some padding in every row, the model always takes the
+    masked attention path, so a row computes the same whether or not its batch has padding.
+    """
+    return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+
+
+def _common_prefix_length(a, b):
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def shared_prefix_groups(sequences, min_shared, min_saved=0):
+    """Group token sequences that start alike: a list of ``(prefix_length, indices)``.
+
+    In sorted order, sequences with a common start are neighbours. A group grows while the tokens
+    it saves, ``(size - 1) * prefix_length``, do not shrink; every member keeps at least one token
+    of its own (its last position's logits are what is scored). Groups saving fewer than
+    ``min_saved`` tokens are not worth their extra forward pass: their members are pooled with the
+    prompts that share nothing, as ``(0, indices)`` first in the list.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: sequences[i])
+    groups, current, prefix = [], [], 0
+    for i in order:
+        if current:
+            shared = min(prefix, _common_prefix_length(sequences[current[-1]], sequences[i]),
+                         len(sequences[i]) - 1)
+            if shared >= min_shared and len(current) * shared >= (len(current) - 1) * prefix:
+                current.append(i)
+                prefix = shared
+                continue
+            groups.append((prefix if len(current) > 1 else 0, current))
+        current, prefix = [i], len(sequences[i]) - 1
+    if current:
+        groups.append((prefix if len(current) > 1 else 0, current))
+    alone = [i for prefix, members in groups
+             if prefix == 0 or (len(members) - 1) * prefix < min_saved for i in members]
+    shared = [(prefix, members) for prefix, members in groups
+              if prefix > 0 and (len(members) - 1) * prefix >= min_saved]
+    return ([(0, alone)] if alone else []) + shared
+
+
+class DigitScorer:
+    """Unnormalised P(first digit = d), d = 1..9, of a causal LM's continuation of token sequences.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A causal language model in eval mode (Hugging Face calling convention).
+    token_first_digit : ndarray of shape (vocabulary_size,)
+        First digit 1..9 of each token's text after leading whitespace, 0 for other tokens.
+    whitespace_token_ids : ndarray of int
+        Tokens whose text is whitespace only.
+    pad_id : int
+        Token id put in padded positions (masked out).
+    batch_size : int
+    whitespace_tol : float
+        Whitespace continuations are followed from the likeliest until the probability of those
+        left out is at most this.
+    keeps_last_logits : bool
+        Whether the model's forward takes ``logits_to_keep``.
+    verbose : bool
+    """
+
+    def __init__(self, model, token_first_digit, whitespace_token_ids, *, pad_id, batch_size,
+                 whitespace_tol, keeps_last_logits, verbose=False):
+        self.model = model
+        parameter = next(model.parameters(), None)
+        self.device = parameter.device if parameter is not None else torch.device("cpu")
+        self.vocabulary = len(token_first_digit)
+        self.first_digit = torch.as_tensor(token_first_digit, device=self.device)
+        self.whitespace = torch.as_tensor(whitespace_token_ids, device=self.device)
+        self.pad_id = pad_id
+        self.batch_size = batch_size
+        self.whitespace_tol = whitespace_tol
+        self.keep_last = {"logits_to_keep": 1} if keeps_last_logits else {}
+        self.verbose = verbose
+
+    def digit_mass(self, token_ids):
+        """Digit mass of each token sequence: ndarray of shape ``(len(token_ids), 9)``."""
+        distinct = list(dict.fromkeys(map(tuple, token_ids)))
+        position = {ids: i for i, ids in enumerate(distinct)}
+        result = np.empty((len(distinct), 9))
+        progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
+        with torch.inference_mode():
+            for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX,
+                                                        MIN_SHARED_TOKENS):
+                cache = None
+                if prefix:  # one pass over the shared start, then only the rest of each prompt
+                    start = torch.tensor([distinct[members[0]][:prefix]], device=self.device)
+                    cache = self.model(input_ids=start, use_cache=True,
+                                       **self.keep_last).past_key_values
+                for rows in self._batches(members, [len(distinct[i]) - prefix for i in members]):
+                    repeat = torch.zeros(len(rows), dtype=torch.long, device=self.device)
+                    batch_cache = None if cache is None else select_cache_rows(cache, repeat)
+                    result[rows] = self._score([distinct[i][prefix:] for i in rows], batch_cache,
+                                               prefix)
+                    progress.update(len(rows))
+        progress.close()
+        return result[[position[tuple(ids)] for ids in token_ids]]
+
+    def _batches(self, members, lengths):
+        """``members`` in batches of one padded length, at most ``batch_size`` each."""
+        width = dict(zip(members, map(padded_length, lengths), strict=True))
+        size = dict(zip(members, lengths, strict=True))
+        ordered = sorted(members, key=lambda i: (width[i], size[i]))
+        batches = []
+        for _, same in itertools.groupby(ordered, key=width.get):
+            same = list(same)
+            batches += [same[b : b + self.batch_size] for b in range(0, len(same), self.batch_size)]
+        return batches
+
+    def _digit_sums(self, logits):
+        """Next-token probabilities at the last position, and their sums per first digit."""
+        probs = torch.softmax(logits[:, -1, :].to(torch.float64), dim=-1)
+        if probs.shape[1] != self.vocabulary:  # output layer padded past the tokenizer (or short)
+            width = min(probs.shape[1], self.vocabulary)
+            probs = torch.nn.functional.pad(probs[:, :width], (0, self.vocabulary - width))
+        sums = torch.zeros(probs.shape[0], 10, dtype=torch.float64, device=self.device)
+        return probs, sums.index_add_(1, self.first_digit, probs)[:, 1:]
+
+    def _score(self, suffixes, cache=None, cached=0):
+        """Digit mass of token rows continuing ``cache`` (``cached`` tokens long) if given.
+
+        Every row is padded on the left to ``padded_length`` of its length (all rows of a batch
+        share it), with an attention mask and the position ids of the real tokens.
+        """
+        lengths = torch.tensor([len(ids) for ids in suffixes], device=self.device)
+        width = padded_length(int(lengths.max()))
+        input_ids = torch.tensor(
+            [[self.pad_id] * (width - len(ids)) + list(ids) for ids in suffixes], device=self.device
+        )
+        new = torch.arange(width, device=self.device)[None, :] >= (width - lengths)[:, None]
+        mask = torch.cat([new.new_ones(len(suffixes), cached), new], dim=1).long()
+        positions = (cached + new.long().cumsum(1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True, **self.keep_last)
+        probs, mass = self._digit_sums(out.logits)
+        if self.whitespace.numel():
+            mass += self._whitespace_step(out.past_key_values, probs[:, self.whitespace], mask,
+                                          cached + lengths)
+        return mass.cpu().numpy()
+
+    def _whitespace_step(self, cache, space_probs, mask, lengths):
+        """Digit mass reached through one whitespace-only token, from the prompts' cached state.
+
+        ``mask`` is the attention mask of the padded prompts and ``lengths`` their real lengths,
+        the position of the new token.
+        """
+        # Per prompt, follow the likeliest whitespace tokens until what is left is <= tol.
+        ordered, order = torch.sort(space_probs, dim=1, descending=True)
+        left_after = ordered.flip(1).cumsum(1).flip(1) - ordered  # mass of the tokens after each
+        needed = torch.ones_like(ordered, dtype=torch.bool)
+        needed[:, 1:] = left_after[:, :-1] > self.whitespace_tol
+        needed &= ordered > 0
+        pair_rows, pair_ranks = torch.nonzero(needed, as_tuple=True)
+        mass = torch.zeros(space_probs.shape[0], 9, dtype=torch.float64, device=self.device)
+        # One new token per pair, so larger chunks than prompt batches fit in the same memory.
+        chunk = 4 * self.batch_size
+        for start in range(0, len(pair_rows), chunk):
+            rows = pair_rows[start : start + chunk]
+            ranks = pair_ranks[start : start + chunk]
+            out = self.model(
+                input_ids=self.whitespace[order[rows, ranks]][:, None],
+                attention_mask=torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1),
+                position_ids=lengths[rows, None],
+                past_key_values=select_cache_rows(cache, rows),
+                use_cache=True,
+                **self.keep_last,
+            )
+            _, next_mass = self._digit_sums(out.logits)
+            mass.index_add_(0, rows, ordered[rows, ranks, None] * next_mass)
+        return mass
