@@ -10,8 +10,8 @@ weight is read once) on top of its per-token cost:
 * prompts sharing a long start (a template's fixed text) share one pass over it, then continue
   from its cached keys and values;
 * prompts are padded on the left to a length that depends on their own length only, with an
-  attention mask and the real position ids, so that a batch holds many lengths and a prompt's
-  result does not depend on the other prompts of its batch;
+  attention mask and the real position ids, so that a batch holds many lengths; a prompt's
+  padding depends on its own length only;
 * only the last position's logits are computed, and the whitespace step continues from the
   prompt's cache instead of recomputing the prompt.
 """
@@ -49,6 +49,17 @@ def padded_length(length):
     masked attention path, so a row computes the same whether or not its batch has padding.
     """
     return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+
+
+def _has_sliding_window(config):
+    """Whether a model config declares local (sliding-window) attention in any layer."""
+    if config is None:
+        return False
+    if getattr(config, "sliding_window", None) or getattr(config, "window_size", None):
+        return True
+    kinds = [*(getattr(config, "layer_types", None) or []),
+             *(getattr(config, "attention_layers", None) or [])]
+    return any("slid" in str(kind) or "local" in str(kind) for kind in kinds)
 
 
 def _common_prefix_length(a, b):
@@ -108,12 +119,18 @@ class DigitScorer:
         left out is at most this.
     keeps_last_logits : bool
         Whether the model's forward takes ``logits_to_keep``.
+    context_length : int or None
+        The model's context; padding never makes a sequence (plus the whitespace step) longer.
     verbose : bool
     """
 
     def __init__(self, model, token_first_digit, whitespace_token_ids, *, pad_id, batch_size,
-                 whitespace_tol, keeps_last_logits, verbose=False):
+                 whitespace_tol, keeps_last_logits, context_length=None, verbose=False):
         self.model = model
+        self.context_length = context_length
+        # Window masks count cache slots, not positions: pads between a shared start and the
+        # rest of a prompt would push real tokens out of the window, so no sharing there.
+        self.share_prefixes = not _has_sliding_window(getattr(model, "config", None))
         parameter = next(model.parameters(), None)
         self.device = parameter.device if parameter is not None else torch.device("cpu")
         self.vocabulary = len(token_first_digit)
@@ -132,8 +149,8 @@ class DigitScorer:
         result = np.empty((len(distinct), 9))
         progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
         with torch.inference_mode():
-            for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX,
-                                                        MIN_SHARED_TOKENS):
+            min_saved = MIN_SHARED_TOKENS if self.share_prefixes else float("inf")
+            for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX, min_saved):
                 cache = None
                 if prefix:  # one pass over the shared start, then only the rest of each prompt
                     start = torch.tensor([distinct[members[0]][:prefix]], device=self.device)
@@ -176,6 +193,8 @@ class DigitScorer:
         """
         lengths = torch.tensor([len(ids) for ids in suffixes], device=self.device)
         width = padded_length(int(lengths.max()))
+        if self.context_length is not None:  # room for the prompt and the whitespace step
+            width = max(int(lengths.max()), min(width, self.context_length - 1 - cached))
         input_ids = torch.tensor(
             [[self.pad_id] * (width - len(ids)) + list(ids) for ids in suffixes], device=self.device
         )

@@ -47,9 +47,11 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         ``{0:.1f}`` works on numeric columns. None joins the row's values with spaces.
     batch_size : int, default=32
         Prompts per forward pass. Identical prompts are scored once; prompts sharing a long start
-        (a template's fixed text) share one pass over it; prompts are padded on the left to the
-        next multiple of 8 tokens, with an attention mask and the real position ids, so that one
-        batch holds many lengths and a prompt's result does not depend on its batch.
+        (a template's fixed text) share one pass over it (not for models with sliding-window
+        attention); prompts are padded on the left to the next multiple of 8 tokens, with an
+        attention mask and the real position ids, so that one batch holds many lengths. A
+        prompt's padding depends on its own length only; sharing a start changes its result at
+        the level of float rounding (within 1e-6 of scoring it alone, tested).
     dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the weights. bfloat16 halves the memory and is faster where the hardware
         computes in bfloat16 (GPUs, recent CPUs); on a 2-core CPU without it, it was 3-5x slower.
@@ -305,12 +307,17 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         """Unnormalised P(first digit = d), d = 1..9, for lists of token ids: shape (n, 9)."""
         from .digit_scoring import DigitScorer
 
+        # Padded slots are masked, so any id the embedding table has will do.
+        embeddings = self.model_.get_input_embeddings() if hasattr(
+            self.model_, "get_input_embeddings") else None
+        n_embeddings = getattr(embeddings, "num_embeddings", None) or len(self.token_first_digit_)
         pad_id = next((t for t in (self.tokenizer_.pad_token_id, self.tokenizer_.eos_token_id)
-                       if t is not None), 0)
+                       if t is not None and 0 <= t < n_embeddings), 0)
         scorer = DigitScorer(
             self.model_, self.token_first_digit_, self.whitespace_token_ids_, pad_id=pad_id,
             batch_size=self.batch_size, whitespace_tol=self.whitespace_tol,
-            keeps_last_logits=self._keeps_last_logits, verbose=bool(self.verbose),
+            keeps_last_logits=self._keeps_last_logits, context_length=self.context_length_,
+            verbose=bool(self.verbose),
         )
         return scorer.digit_mass(token_ids)
 

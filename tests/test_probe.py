@@ -1,5 +1,6 @@
 """Tests of BenfordDigitProbe on tiny local models, and one slow test on the default SmolLM2."""
 
+import copy
 import os
 import time
 
@@ -223,6 +224,27 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
     padded = [padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
     assert sum(seen) == prefix + sum(padded)
     assert sum(seen) < sum(padded_length(len(i)) for i in ids)
+
+
+def test_no_shared_starts_with_sliding_window_attention(tiny_lm_folder, monkeypatch):
+    from transformers import GPT2Config, GPTNeoConfig, MistralConfig
+
+    from sklearn_rpf.digit_scoring import _has_sliding_window
+
+    assert not _has_sliding_window(GPT2Config())
+    assert _has_sliding_window(MistralConfig()) and _has_sliding_window(GPTNeoConfig())
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=2).fit(TEMPLATED)
+    shared = probe.transform(TEMPLATED)
+    model = copy.deepcopy(probe.model_)  # the loaded model is cached: leave it as it is
+    model.config.sliding_window = 64
+    windowed = BenfordDigitProbe((model, probe.tokenizer_), batch_size=2).fit(TEMPLATED)
+    monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
+    seen = _count_tokens(model)
+    windowed.transform(TEMPLATED)
+    lengths = [len(ids) for ids in probe.tokenizer_(TEMPLATED)["input_ids"]]
+    assert sum(seen) == sum(padded_length(n) for n in lengths)  # every prompt in full
+    monkeypatch.undo()
+    np.testing.assert_allclose(windowed.transform(TEMPLATED), shared, atol=1e-6)
 
 
 def test_transform_is_deterministic(tiny_lm_folder):
