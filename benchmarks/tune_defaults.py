@@ -78,6 +78,7 @@ CONFIGS = {
     "k20": {"n_estimators": 20},
     "ep600": {"max_epochs": 600},
     "calibrate_epistemic": {"calibrate_epistemic": True},
+    "nll": {"loss": "gaussian_nll"},
 }
 
 
