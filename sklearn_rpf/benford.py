@@ -75,6 +75,15 @@ def _as_digit_distributions(p, name):
     return p / total
 
 
+def _expected_distribution(expected):
+    """The reference distribution: Benford's by default, else one checked vector of 9."""
+    if expected is None:
+        return benford_distribution()
+    q = _as_digit_distributions(expected, "expected")
+    if q.ndim != 1:
+        raise ValueError(f"expected must have shape (9,), got {q.shape}.")
+    return q
+
 def mean_absolute_deviation(p, expected=None):
     """Mean absolute deviation between a first-digit distribution and Benford's law.
 
@@ -101,13 +110,7 @@ def mean_absolute_deviation(p, expected=None):
     0.0597
     """
     p = _as_digit_distributions(p, "p")
-    q = (
-        benford_distribution()
-        if expected is None
-        else _as_digit_distributions(expected, "expected")
-    )
-    if q.ndim != 1:
-        raise ValueError(f"expected must have shape (9,), got {q.shape}.")
+    q = _expected_distribution(expected)
     mad = np.abs(p - q).mean(axis=-1)
     return float(mad) if mad.ndim == 0 else mad
 
@@ -164,13 +167,7 @@ def kl_divergence(p, expected=None):
     0.0
     """
     p = _as_digit_distributions(p, "p")
-    q = (
-        benford_distribution()
-        if expected is None
-        else _as_digit_distributions(expected, "expected")
-    )
-    if q.ndim != 1:
-        raise ValueError(f"expected must have shape (9,), got {q.shape}.")
+    q = _expected_distribution(expected)
     kl = rel_entr(p, q).sum(axis=-1)
     return float(kl) if kl.ndim == 0 else kl
 
