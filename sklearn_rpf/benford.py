@@ -84,6 +84,7 @@ def _expected_distribution(expected):
         raise ValueError(f"expected must have shape (9,), got {q.shape}.")
     return q
 
+
 def mean_absolute_deviation(p, expected=None):
     """Mean absolute deviation between a first-digit distribution and Benford's law.
 
