@@ -187,9 +187,7 @@ def load_cache(path):
 
 def summary_table(records, configs=None):
     """Markdown: per configuration and data set, mean over splits of NLL / coverage / RMSE / fit s."""
-    by_key = {}
-    for r in records:
-        by_key.setdefault((r["config"], r["dataset"]), []).append(r)
+    by_key = _by_config_and_dataset(records)
     names = configs or list(dict.fromkeys(r["config"] for r in records))
     lines = ["| config | " + " | ".join(DATASETS) + " | mean NLL |",
              "|---" * (len(DATASETS) + 2) + "|"]
@@ -257,6 +255,18 @@ def main():
                       flush=True)
     shown = [r for r in records if r["split"] in args.splits]
     print(summary_table(shown, [c for c in args.configs if any(r["config"] == c for r in shown)]))
+    # Heavy tails of the standardised validation errors (records from before it was recorded lack it).
+    for (config, name), rs in _by_config_and_dataset(shown).items():
+        if config in args.configs and all("z_kurtosis" in r for r in rs):
+            print(f"{config:>24} {name:>17}: mean coverage {np.mean([r['coverage'] for r in rs]):.3f}, "
+                  f"kurtosis of z {np.mean([r['z_kurtosis'] for r in rs]):.2f} (n={len(rs)})")
+
+
+def _by_config_and_dataset(records):
+    groups = {}
+    for r in records:
+        groups.setdefault((r["config"], r["dataset"]), []).append(r)
+    return groups
 
 
 if __name__ == "__main__":
