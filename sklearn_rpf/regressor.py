@@ -14,6 +14,7 @@ from skorch.callbacks import EarlyStopping
 from torch import nn
 
 from .members import (
+    PER_MEMBER_ENSEMBLES,
     check_member_output,
     check_prior_output,
     instantiate,
@@ -507,9 +508,10 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     def _fit_independent(self, trainable, prior, x, y, weight, oob_weight, net_kwargs, seed):
         """Train each member as its own skorch net (modules that cannot be vectorised)."""
 
-        def own_prior(k):
-            one = member_prior(prior, k)
-            return ModuleListEnsemble([one]) if one is not prior else prior
+        def own_prior(k):  # a per-member prior as a one-member ensemble; a shared one as it is
+            if isinstance(prior, PER_MEMBER_ENSEMBLES):
+                return ModuleListEnsemble([member_prior(prior, k)])
+            return prior
 
         def fit_one(k):
             with forked_rng(torch.device("cpu"), seed + k + 1):

@@ -41,8 +41,7 @@ class TensorBatchIterator:
         self.batch_size = self.n if batch_size in (None, -1) else int(batch_size)
         self.shuffle = shuffle
         if generator is None and shuffle:  # never fall back on torch's global generator
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-            generator = torch.Generator().manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed_from(None))
         self.generator = generator
 
     def __len__(self):
