@@ -24,9 +24,9 @@ import time
 import numpy as np
 import torch
 
-from sklearn_rpf import _lm_loading
+from sklearn_rpf.benford import _lm_loading
 from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.probe import BenfordDigitProbe
+from sklearn_rpf.benford import BenfordDigitProbe
 
 SUBJECTS = [
     "The city",

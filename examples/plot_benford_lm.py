@@ -23,7 +23,7 @@ from sklearn_rpf.benford import (  # noqa: E402
     mean_absolute_deviation,
     nigrini_conformity,
 )
-from sklearn_rpf.probe import BenfordDigitProbe  # noqa: E402
+from sklearn_rpf.benford import BenfordDigitProbe  # noqa: E402
 
 PROMPTS = [
     "with a population size of",

@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from . import metrics
-from .probe import BenfordDigitProbe
-from .regressor import RandomizedPriorRegressor
+from .benford import BenfordDigitProbe
+from .ensemble import RandomizedPriorRegressor
 
 __all__ = ["BenfordDigitProbe", "RandomizedPriorRegressor", "metrics", "__version__"]

@@ -15,15 +15,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from sklearn_rpf._lm_loading import ModelNotFoundError
+from sklearn_rpf.benford._lm_loading import ModelNotFoundError
 from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.digit_scoring import (
+from sklearn_rpf.benford._digit_scoring import (
     MIN_SHARED_PREFIX,
     DigitScorer,
     padded_length,
     shared_prefix_groups,
 )
-from sklearn_rpf.probe import BenfordDigitProbe
+from sklearn_rpf.benford import BenfordDigitProbe
 
 PROMPTS = [
     "The city has a population of",
@@ -229,7 +229,7 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
 def test_no_shared_starts_with_sliding_window_attention(tiny_lm_folder, monkeypatch):
     from transformers import GPT2Config, GPTNeoConfig, MistralConfig
 
-    from sklearn_rpf.digit_scoring import _has_sliding_window
+    from sklearn_rpf.benford._digit_scoring import _has_sliding_window
 
     assert not _has_sliding_window(GPT2Config())
     assert _has_sliding_window(MistralConfig()) and _has_sliding_window(GPTNeoConfig())
@@ -428,7 +428,7 @@ NON_NUMERIC_PROMPTS = [
 
 @pytest.mark.slow
 def test_default_model_is_benford_like():
-    from sklearn_rpf._lm_loading import _converted_gguf_folder, default_model_path
+    from sklearn_rpf.benford._lm_loading import _converted_gguf_folder, default_model_path
 
     probe = BenfordDigitProbe(return_numeric_mass=True).fit(NUMERIC_PROMPTS)
     assert (_converted_gguf_folder(default_model_path()) / "model.safetensors").is_file()

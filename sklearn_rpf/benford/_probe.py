@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ._lm_loading import context_length, token_tables
-from .benford import mean_absolute_deviation
+from ._law import mean_absolute_deviation
 
 __all__ = ["BenfordDigitProbe"]
 
@@ -305,7 +305,7 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------------------------- scoring
     def _digit_mass(self, token_ids):
         """Unnormalised P(first digit = d), d = 1..9, for lists of token ids: shape (n, 9)."""
-        from .digit_scoring import DigitScorer
+        from ._digit_scoring import DigitScorer
 
         # Padded slots are masked, so any id the embedding table has will do.
         embeddings = self.model_.get_input_embeddings() if hasattr(

@@ -14,7 +14,7 @@ import torch
 from skorch import NeuralNetRegressor
 from torch import nn
 
-from .modules import EnsembleMLP, MemberWithPrior, ModuleListEnsemble, VmapEnsemble
+from ._modules import EnsembleMLP, MemberWithPrior, ModuleListEnsemble, VmapEnsemble
 
 PER_MEMBER_ENSEMBLES = (EnsembleMLP, VmapEnsemble, ModuleListEnsemble)
 

@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
-from .members import (
+from ._assembly import (
     PER_MEMBER_ENSEMBLES,
     check_member_output,
     check_prior_output,
@@ -24,14 +24,14 @@ from .members import (
     prior_outputs_in_chunks,
     stack_members,
 )
-from .modules import (
+from ._modules import (
     ACTIVATIONS,
     EnsembleMLP,
     FixedFunctionPrior,
     ModuleListEnsemble,
     RandomizedPriorEnsemble,
 )
-from .training import (
+from ._training import (
     EnsembleNet,
     TensorBatchIterator,
     bootstrap_counts,
@@ -41,7 +41,7 @@ from .training import (
     seed_from,
     to_dataset,
 )
-from .uncertainty import ensemble_moments, out_of_bag_noise
+from ._uncertainty import ensemble_moments, out_of_bag_noise
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
