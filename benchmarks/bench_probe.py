@@ -24,9 +24,7 @@ import time
 import numpy as np
 import torch
 
-from sklearn_rpf.benford import _lm_loading
-from sklearn_rpf.benford import mean_absolute_deviation
-from sklearn_rpf.benford import BenfordDigitProbe
+from sklearn_rpf.benford import BenfordDigitProbe, _lm_loading, mean_absolute_deviation
 
 SUBJECTS = [
     "The city",

@@ -19,11 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from sklearn_rpf.benford import (  # noqa: E402
     DIGITS,
+    BenfordDigitProbe,  # noqa: E402
     benford_distribution,
     mean_absolute_deviation,
     nigrini_conformity,
 )
-from sklearn_rpf.benford import BenfordDigitProbe  # noqa: E402
 
 PROMPTS = [
     "with a population size of",

@@ -15,15 +15,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from sklearn_rpf.benford._lm_loading import ModelNotFoundError
-from sklearn_rpf.benford import mean_absolute_deviation
+from sklearn_rpf.benford import BenfordDigitProbe, mean_absolute_deviation
 from sklearn_rpf.benford._digit_scoring import (
     MIN_SHARED_PREFIX,
     DigitScorer,
     padded_length,
     shared_prefix_groups,
 )
-from sklearn_rpf.benford import BenfordDigitProbe
+from sklearn_rpf.benford._lm_loading import ModelNotFoundError
 
 PROMPTS = [
     "The city has a population of",

@@ -12,8 +12,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._lm_loading import context_length, token_tables
 from ._law import mean_absolute_deviation
+from ._lm_loading import context_length, token_tables
 
 __all__ = ["BenfordDigitProbe"]
 
