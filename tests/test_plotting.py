@@ -108,10 +108,11 @@ def test_priors_match_each_member_frozen_prior(fitted):
     reg, X, y = fitted
     ax = plot_priors(reg, GRID)
     assert len(ax.lines) == N_MEMBERS
-    x = torch.as_tensor(GRID, dtype=torch.float32)
     curves = []
     for line, member in zip(ax.lines, reg.estimators_, strict=True):
         module = member.module_
+        # The prior sees the inputs standardised, as the members do (normalize_X=True).
+        x = (torch.as_tensor(GRID, dtype=torch.float32) - module.x_offset) / module.x_scale
         with torch.no_grad():
             expected = (module.prior(x)[:, 0] * module.prior_scale * module.y_scale).numpy()
         np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-5, atol=1e-6)
@@ -125,7 +126,8 @@ def test_shared_fixed_prior_is_drawn_once():
     ax = plot_priors(reg, GRID)
     assert len(ax.lines) == 1
     # normalize_y: the prior is in units of the target's standard deviation.
-    np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.5 * np.std(y) * np.sin(3 * GRID[:, 0]),
+    x_std = (GRID[:, 0] - X.mean()) / X.std()  # normalize_X: the prior sees standardised x
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.5 * np.std(y) * np.sin(3 * x_std),
                                rtol=1e-5, atol=1e-6)
     assert _legend_labels(ax) == ["shared prior"]
 

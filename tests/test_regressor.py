@@ -185,7 +185,7 @@ def test_estimators_are_skorch_nets_matching_the_ensemble():
     members = reg.predict_members(X)
     assert len(reg.estimators_) == reg.n_estimators
     for k, net in enumerate(reg.estimators_):
-        np.testing.assert_allclose(net.predict(X)[:, 0], members[k], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(net.predict(X), members[k], rtol=1e-4, atol=1e-4)
         assert set(net.module_.prior.parameters()) and not any(
             p.requires_grad for p in net.module_.prior.parameters())
 
@@ -261,9 +261,16 @@ def test_users_prior_module_is_not_modified():
 
 def test_fixed_function_prior_and_its_shape_check():
     X, y = two_clusters()
+    y_scale = np.std(y)
+    raw = RandomizedPriorRegressor(prior=lambda x: torch.sin(3 * x), prior_scale=1.0,
+                                   normalize_X=False, **FAST).fit(X, y)
+    np.testing.assert_allclose(raw.predict_priors([[0.5]]), np.sin(1.5) * y_scale * np.ones((4, 1)),
+                               rtol=1e-5)
+    # With normalize_X (the default) the prior, like the members, sees standardised inputs.
     reg = RandomizedPriorRegressor(prior=lambda x: torch.sin(3 * x), prior_scale=1.0, **FAST).fit(X, y)
-    priors = reg.predict_priors([[0.5]])
-    np.testing.assert_allclose(priors, np.sin(1.5) * reg._y_scale[0] * np.ones((4, 1)), rtol=1e-5)
+    x_std = (0.5 - X.mean()) / X.std()
+    np.testing.assert_allclose(reg.predict_priors([[0.5]]), np.sin(3 * x_std) * y_scale * np.ones((4, 1)),
+                               rtol=1e-5)
     with pytest.raises(ValueError, match=r"to \(n_samples, 1\)"):
         RandomizedPriorRegressor(prior=lambda x: x.repeat(1, 3), **FAST).fit(X, y)
 

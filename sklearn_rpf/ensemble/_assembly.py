@@ -1,22 +1,24 @@
-"""Turning the regressor's parameters into member and prior ensembles, and members into skorch nets.
+"""From the regressor's parameters to ensemble modules, member by member.
 
-The regressor describes members by a factory (an ``nn.Module`` class, a partial, any callable) or
-by the default MLP; this module instantiates them, stacks them into one ensemble module (stacked
-weights, ``torch.func.vmap`` or a plain loop), checks what they return before any training, and
-hands fitted members back to the user as stand-alone skorch nets.
+The regressor describes members by a factory (an ``nn.Module`` class, a partial, any callable) or by
+the default MLP, and the prior by None (the member architecture, frozen), a factory, or a fixed
+function. :class:`EnsembleSpec` holds that description, validated once, and builds any subset of
+members: member ``k`` gets its initial weights and its prior from its own random streams, so a
+group of members built on a worker is the same as those members built with all the others.
 """
 
+import copy
 import functools
 import inspect
 import warnings
+from dataclasses import dataclass
 
 import torch
-from skorch import NeuralNetRegressor
 from torch import nn
 
-from ._modules import EnsembleMLP, MemberWithPrior, ModuleListEnsemble, VmapEnsemble
-
-PER_MEMBER_ENSEMBLES = (EnsembleMLP, VmapEnsemble, ModuleListEnsemble)
+from ._networks import EnsembleMLP, ModuleListEnsemble, VmapEnsemble
+from ._priors import FixedFunctionPrior, RandomizedPriorEnsemble
+from ._seeding import forked_rng, torch_generator, torch_seed
 
 
 def is_module_factory(obj):
@@ -26,19 +28,23 @@ def is_module_factory(obj):
     return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
-def instantiate(factory, n_features, n_outputs):
-    """Call ``factory`` with ``n_features``/``n_outputs`` if its signature takes them."""
+def _accepted_size_arguments(factory):
+    """Which of ``n_features``/``n_outputs`` the factory's signature takes."""
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    if isinstance(target, type) and target.__init__ is nn.Module.__init__:
+        return set()  # nn.Module.__init__ takes **kwargs but rejects every one of them
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return factory()
+        return set()
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {
-        name: value
-        for name, value in (("n_features", n_features), ("n_outputs", n_outputs))
-        if takes_any or name in parameters
-    }
-    module = factory(**kwargs)
+    return {name for name in ("n_features", "n_outputs") if takes_any or name in parameters}
+
+
+def instantiate(factory, n_features, n_outputs):
+    """Call ``factory`` with ``n_features``/``n_outputs`` if its signature takes them."""
+    sizes = {"n_features": n_features, "n_outputs": n_outputs}
+    module = factory(**{name: sizes[name] for name in _accepted_size_arguments(factory)})
     if not isinstance(module, nn.Module):
         raise TypeError(
             f"The module factory {factory!r} returned {type(module).__name__}; expected a "
@@ -61,29 +67,7 @@ def vectorises(ensemble, x):
         return False
 
 
-def stack_members(nets, x, vectorize):
-    """Turn member modules (or an :class:`EnsembleMLP`) into one ensemble module.
-
-    ``vectorize`` is True (vmap or fail), False (a plain loop over members) or ``"auto"`` (vmap
-    when a trial pass on ``x`` succeeds, else the loop).
-    """
-    if isinstance(nets, EnsembleMLP):
-        if vectorize is not False:
-            return nets
-        nets = [nets.member(k) for k in range(nets.n_members)]
-    if vectorize is not False:
-        ensemble = VmapEnsemble(nets)
-        if vectorises(ensemble, x):
-            return ensemble
-        if vectorize is True:
-            raise ValueError(
-                "vectorize=True but the member module cannot be evaluated with torch.func.vmap; "
-                "use vectorize=False or 'auto' to train the members independently."
-            )
-    return ModuleListEnsemble(nets)
-
-
-def check_member_output(trainable, x, n_outputs, heteroscedastic):
+def _check_member_output(trainable, x, n_outputs, heteroscedastic):
     """Fail early, in plain words, when the member module does not return ``n_outputs`` columns."""
     with torch.no_grad():
         try:
@@ -100,10 +84,8 @@ def check_member_output(trainable, x, n_outputs, heteroscedastic):
         )
 
 
-def check_prior_output(prior, x, n_targets):
+def _check_prior_output(prior, x, n_targets):
     """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``."""
-    if prior is None:
-        return
     with torch.no_grad():
         try:
             out = prior(x[:2])
@@ -119,34 +101,113 @@ def check_prior_output(prior, x, n_targets):
         )
 
 
-def member_prior(prior, k):
-    """Member ``k``'s own prior, or the prior shared by every member (None, a fixed function)."""
-    return prior.member(k) if isinstance(prior, PER_MEMBER_ENSEMBLES) else prior
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """What to build: the member architecture, the prior, and their sizes.
 
-
-def prior_outputs_in_chunks(ensemble, x, rows):
-    """Frozen prior outputs of a :class:`RandomizedPriorEnsemble` for ``x``, ``rows`` at a time.
-
-    Chunking bounds memory: the priors' hidden activations for every row at once would dwarf the
-    outputs themselves. Shape ``(K, n, t)``, or ``(n, t)`` for a shared prior.
+    ``prior_scale == 0`` means no prior at all: it is decided here, once.
     """
-    with torch.no_grad():
-        return torch.cat([ensemble.prior_outputs(chunk) for chunk in torch.split(x, rows)], dim=-2)
 
+    module: object
+    hidden_layer_sizes: tuple
+    activation: str
+    prior: object
+    prior_scale: float
+    n_features: int
+    n_targets: int
+    heteroscedastic: bool
+    dtype: torch.dtype
+    vectorize: object = "auto"
 
-def member_skorch_nets(ensemble, n_members, y_offset, y_scale, net_kwargs):
-    """One initialised ``NeuralNetRegressor`` per member: its net plus its scaled frozen prior.
+    @property
+    def n_outputs(self):
+        return 2 * self.n_targets if self.heteroscedastic else self.n_targets
 
-    ``ensemble`` is the fitted :class:`RandomizedPriorEnsemble`; each member module copies its
-    weights and predicts in the target's original units (``y_offset``/``y_scale`` tensors).
-    """
-    nets = []
-    for k in range(n_members):
-        module = MemberWithPrior(
-            ensemble.trainable.member(k), member_prior(ensemble.prior, k), ensemble.prior_scale,
-            ensemble.n_targets, y_offset, y_scale,
-        )
-        net = NeuralNetRegressor(module=module, criterion=nn.MSELoss, train_split=None, **net_kwargs)
-        net.initialize()
-        nets.append(net)
-    return nets
+    @property
+    def has_prior(self):
+        return self.prior_scale != 0
+
+    def _nets(self, members, seed, purpose, n_outputs, init):
+        """Stand-alone member modules (or an EnsembleMLP) for ``members``, each from its stream."""
+        factory = self.module if purpose == "init" else self.prior
+        if factory is None:
+            return EnsembleMLP(
+                len(members), self.n_features, n_outputs, self.hidden_layer_sizes,
+                self.activation, generators=[torch_generator(seed, purpose, k) for k in members],
+                dtype=self.dtype, init=init,
+            )
+        nets = []
+        for k in members:
+            # Constructors draw from torch's global generator (nn.Linear's init): fork it, seeded
+            # from member k's own stream, so the caller's generator is neither read nor changed.
+            with forked_rng("cpu", torch_seed(seed, purpose, k)):
+                nets.append(instantiate(factory, self.n_features, n_outputs).to(self.dtype))
+        return nets
+
+    def _stack(self, nets, x, vectorize):
+        """One ensemble module from member nets: stacked weights, vmap, or a plain loop."""
+        if isinstance(nets, EnsembleMLP):
+            if vectorize is not False:
+                return nets
+            nets = [nets.member(k) for k in range(nets.n_members)]
+        if vectorize is not False:
+            ensemble = VmapEnsemble(nets)
+            if vectorises(ensemble, x):
+                return ensemble
+            if vectorize is True:
+                raise ValueError(
+                    "vectorize=True but the member module cannot be evaluated with "
+                    "torch.func.vmap; use vectorize=False or 'auto' to train the members "
+                    "independently."
+                )
+        return ModuleListEnsemble(nets)
+
+    def build_prior(self, members, seed, x):
+        """The frozen prior of ``members``, checked on ``x``; None without a prior."""
+        if not self.has_prior:
+            return None
+        if self.prior is None or is_module_factory(self.prior):
+            prior = self._stack(
+                self._nets(members, seed, "prior", self.n_targets, "variance_preserving"), x,
+                "auto")
+        else:
+            function = copy.deepcopy(self.prior)  # never touch the caller's module
+            if isinstance(function, nn.Module):
+                function = function.to(self.dtype)
+            prior = FixedFunctionPrior(function)
+        _check_prior_output(prior, x, self.n_targets)
+        return prior
+
+    def build(self, members, seed, x):
+        """Freshly initialised members ``members`` with their priors, checked on ``x``.
+
+        Parameters
+        ----------
+        members : sequence of int
+            Member indices in the whole ensemble (their random streams).
+        seed : int
+        x : tensor of shape (n, n_features)
+            A few input rows for the checks.
+
+        Returns
+        -------
+        ensemble : RandomizedPriorEnsemble
+        """
+        if isinstance(self.module, nn.Module):
+            raise TypeError(
+                "module must be an nn.Module class or a factory returning a fresh module, so "
+                f"that each member gets its own initial weights; got the instance {self.module!r}."
+            )
+        trainable = self._stack(
+            self._nets(members, seed, "init", self.n_outputs, "uniform"), x, self.vectorize)
+        _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic)
+        return RandomizedPriorEnsemble(trainable, self.build_prior(members, seed, x),
+                                       self.prior_scale, self.n_targets)
+
+    def vectorises(self, seed, x):
+        """Whether members can be trained together (vmap or stacked weights); checked on two
+        members built from ``seed``."""
+        if self.module is None and self.vectorize is not False:
+            return True
+        trial = self.build([0, 1], seed, x)
+        return not isinstance(trial.trainable, ModuleListEnsemble)

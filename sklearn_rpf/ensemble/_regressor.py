@@ -1,62 +1,73 @@
-"""RandomizedPriorRegressor: a bootstrap ensemble of networks with frozen random priors."""
+"""RandomizedPriorRegressor: a bootstrap ensemble of networks with frozen random priors.
 
-import copy
+This module is the scikit-learn face of the ensemble: parameters, validation, and the phases of
+``fit`` (validate, standardise, draw the bootstrap, build and train the members, calibrate the
+noise out of bag), each implemented in the module that owns the concept.
+"""
+
+import contextlib
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from skorch.callbacks import EarlyStopping
-from torch import nn
 
-from ._assembly import (
-    PER_MEMBER_ENSEMBLES,
-    check_member_output,
-    check_prior_output,
-    instantiate,
-    is_module_factory,
-    member_prior,
-    member_skorch_nets,
-    prior_outputs_in_chunks,
-    stack_members,
-)
-from ._modules import (
-    ACTIVATIONS,
-    EnsembleMLP,
-    FixedFunctionPrior,
-    ModuleListEnsemble,
-    RandomizedPriorEnsemble,
-)
-from ._training import (
-    EnsembleNet,
-    TensorBatchIterator,
-    bootstrap_counts,
-    forked_rng,
-    out_of_bag_split,
-    pool_duplicates,
-    seed_from,
-    to_dataset,
-)
-from ._uncertainty import ensemble_moments, out_of_bag_noise
+from ._assembly import EnsembleSpec
+from ._bootstrap import make_bag
+from ._groups import member_groups, n_parallel_groups, train_groups
+from ._inference import FittedEnsemble, predict_rows
+from ._networks import ACTIVATIONS
+from ._scaling import Standardizer
+from ._seeding import seed_from
+from ._training import TrainingConfig, make_net, member_net, resolve_batch_size
+from ._uncertainty import OutOfBag, ensemble_moments, fit_noise, in_sample_noise
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
-_MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
-_PREDICT_ELEMENTS = 4_000_000
+_DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
 # Range of the out-of-bag factor on the members' variance (calibrate_epistemic=True): wide enough to
 # correct a prior that is too strong or too weak, narrow enough to keep the spread's shape meaningful.
 _EPISTEMIC_SCALE_BOUNDS = (0.1, 10.0)
 
 
-def _silent(*args, **kwargs):
-    """A print that prints nothing (picklable, unlike a lambda)."""
+@contextlib.contextmanager
+def _unchanged_on_failure(estimator):
+    """A fit that raises (or is interrupted) leaves the estimator exactly as it was before."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
 
 
-class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
+def check_device(device):
+    """``device`` as a torch.device that exists here, or a clear error saying why not."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}."
+        ) from exc
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(
+                f"device={str(device)!r} but this torch ({torch.__version__}) was built without "
+                "CUDA; install a CUDA build of torch or use device='cpu'."
+            )
+        if not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r} but torch sees {torch.cuda.device_count()} CUDA "
+                "device(s) here; use device='cpu' or another index."
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' but the MPS backend is not available here; use 'cpu'.")
+    return device
+
+
+class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ensemble of neural networks with randomized prior functions.
 
     Member ``k`` predicts ``f_k(x) + prior_scale * p_k(x)``: ``p_k`` is a prior network that is
@@ -89,7 +100,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         class (or ``functools.partial`` of one): instantiated once per member like ``module``.
         An ``nn.Module`` instance or any other callable mapping a float tensor
         ``(n, n_features)`` to ``(n, n_targets)``: one fixed function shared by all members,
-        e.g. ``lambda x: torch.sin(3 * x)``.
+        e.g. ``lambda x: torch.sin(3 * x)``. Priors, like members, see the inputs standardised
+        when ``normalize_X=True``.
     prior_scale : float, default=0.3
         Beta, the weight of the prior. 0 gives a plain bootstrap ensemble. The default prior has
         about unit standard deviation, so 0.3 is a prior spread of 0.3 target standard deviations
@@ -98,9 +110,10 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         Number of members.
     bootstrap : bool, default=True
         Train each member on a bootstrap resample (as per-row loss weights). Rows are drawn in
-        proportion to ``sample_weight``; each resample has as many draws as there are rows of
-        positive weight, or the total weight if larger, so an integer weight acts exactly like
-        repeating the row.
+        proportion to ``sample_weight``; each resample has ``round(total weight)`` draws, so an
+        integer weight acts exactly like repeating the row, but at least one and at most 10 per
+        row of positive weight (larger weights still set the probabilities; the cap keeps the
+        cost bounded).
     loss : {"squared_error", "gaussian_nll"}, default="squared_error"
         ``"squared_error"``: members predict a mean; the noise is one variance per target,
         estimated from out-of-bag residuals. ``"gaussian_nll"``: heteroscedastic members predict a
@@ -116,10 +129,17 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     weight_decay : float, default=0.0
         Passed to the optimizer.
     early_stopping : bool, default=False
-        Stop when the out-of-bag loss has not improved for ``n_iter_no_change`` epochs and restore
-        the best weights. Needs ``bootstrap=True``: the out-of-bag rows are the validation set.
+        Member by member: a member stops counting epochs when its own out-of-bag loss has not
+        improved for ``n_iter_no_change`` epochs and gets its best weights back; training ends
+        when every member has stopped. Needs ``bootstrap=True``: the out-of-bag rows are the
+        validation set.
     n_iter_no_change : int, default=20
         Patience of early stopping, in epochs.
+    normalize_X : bool, default=True
+        Standardise each input feature (weighted mean 0, variance 1) before the members and the
+        priors see it, so that inputs of any finite magnitude train well and the default prior
+        has its intended scale. Inputs too far from the training data to be represented in
+        ``dtype`` once standardised give a clear error at predict time.
     normalize_y : bool, default=True
         Standardise each target before training (so ``prior_scale`` is in units of the target's
         standard deviation); predictions are returned in the original units.
@@ -128,9 +148,10 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         maximum likelihood on the out-of-bag rows, so that the spread is neither over- nor
         under-confident on rows the members did not see. Needs ``bootstrap=True``.
     vectorize : bool or "auto", default="auto"
-        True: train all members at once (``torch.func.vmap`` for custom modules). False: train
-        independent skorch nets, in parallel with ``n_jobs``. "auto": vectorise when a trial pass
-        succeeds, else fall back to independent training with a warning.
+        True: train members together (stacked weights, or ``torch.func.vmap`` for custom
+        modules). False: train each member as its own skorch net, in parallel with ``n_jobs``.
+        "auto": vectorise when a trial pass succeeds, else fall back to one net per member with a
+        warning.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the networks.
     device : str or torch.device, default="cpu"
@@ -139,10 +160,14 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         Further keyword arguments for the skorch net, e.g.
         ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or ``{"optimizer__momentum": 0.9}``.
     random_state : int, RandomState instance or None, default=None
-        Seeds initial weights, priors, bootstrap resamples and shuffling. The global NumPy and
-        torch generators are neither reseeded nor drawn from.
+        Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
+        prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
+        shared, so the fitted members do not depend on how they were grouped for training. The
+        global NumPy and torch generators are neither reseeded nor drawn from.
     n_jobs : int, default=None
-        Parallel jobs for independent (non-vectorised) training.
+        Members are trained in ``n_jobs`` groups, one per joblib worker process; each group is
+        vectorised. None follows the active joblib configuration (one group in this process by
+        default; one per worker thread inside ``joblib.parallel_backend("dask")``).
     verbose : int, default=0
         Print skorch's per-epoch log (and joblib progress for independent training).
 
@@ -150,7 +175,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     ----------
     ensemble_ : EnsembleNet
         The skorch net holding the whole ensemble; ``ensemble_.history`` is its training log
-        (empty when the members were trained independently).
+        (empty when the members were trained in several groups).
     estimators_ : list of skorch.NeuralNetRegressor
         One skorch net per member, each with module ``net + prior_scale * frozen prior`` and
         predictions in the target's original units (built on first access).
@@ -159,14 +184,15 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
     noise_ : ndarray of shape (n_targets,)
         Squared-error members: noise variance per target, in the target's units squared.
         Heteroscedastic members: the factor applied to their average predicted variance.
-    in_bag_counts_ : ndarray of shape (n_samples, n_estimators)
-        How many times each training row was drawn for each member.
+    in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
+        How many times each training row was drawn for each member (the smallest unsigned type
+        that holds the counts).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has string feature names.
     n_epochs_ : int
         Epochs actually run (fewer than ``max_epochs`` after early stopping; for members trained
-        independently, the most any member ran).
+        in groups, the most any group ran).
 
     See Also
     --------
@@ -201,10 +227,11 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "normalize_X": ["boolean"],
         "normalize_y": ["boolean"],
         "calibrate_epistemic": ["boolean"],
         "vectorize": ["boolean", StrOptions({"auto"})],
-        "dtype": [StrOptions(set(_DTYPES))],
+        "dtype": [StrOptions({"float32", "float64"})],
         "device": [str, torch.device],
         "net_params": [dict, None],
         "random_state": ["random_state"],
@@ -230,6 +257,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         weight_decay=0.0,
         early_stopping=False,
         n_iter_no_change=20,
+        normalize_X=True,
         normalize_y=True,
         calibrate_epistemic=False,
         vectorize="auto",
@@ -255,6 +283,7 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
+        self.normalize_X = normalize_X
         self.normalize_y = normalize_y
         self.calibrate_epistemic = calibrate_epistemic
         self.vectorize = vectorize
@@ -265,33 +294,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
-
-    # ------------------------------------------------------------------ building blocks
-    @property
-    def _torch_dtype(self):
-        return _DTYPES[self.dtype]
-
-    @property
-    def _predict_rows(self):
-        """Rows per prediction batch: keeps members x rows x widest layer near 4M floats."""
-        widest = max(self._check_hidden_layer_sizes()) if self.module is None else 256
-        return max(256, _PREDICT_ELEMENTS // (self.n_estimators * widest))
-
-    def _check_device(self):
-        try:
-            return torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0'; got "
-                f"{self.device!r}."
-            ) from exc
-
-    def _check_hidden_layer_sizes(self):
+    # ------------------------------------------------------------------ what to build and how
+    def _hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
             raise ValueError(
@@ -300,80 +304,35 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             )
         return tuple(int(s) for s in sizes)
 
-    def _member_nets(self, n_features, n_outputs, generator, init="uniform"):
-        """K freshly initialised trainable nets: an EnsembleMLP or a list of modules."""
-        K = self.n_estimators
-        if self.module is None:
-            return EnsembleMLP(
-                K, n_features, n_outputs, self._check_hidden_layer_sizes(), self.activation,
-                generator=generator, dtype=self._torch_dtype, init=init,
-            )
-        if isinstance(self.module, nn.Module):
-            raise TypeError(
-                "module must be an nn.Module class or a factory returning a fresh module, so "
-                f"that each member gets its own initial weights; got the instance {self.module!r}."
-            )
-        return [instantiate(self.module, n_features, n_outputs).to(self._torch_dtype)
-                for _ in range(K)]
-
-    def _prior_nets(self, n_features, n_targets, generator):
-        """The frozen prior: per-member nets, a shared fixed function, or None."""
-        if self.prior_scale == 0:
-            return None
-        if self.prior is None:
-            return self._member_nets(n_features, n_targets, generator, init="variance_preserving")
-        if is_module_factory(self.prior):
-            return [instantiate(self.prior, n_features, n_targets).to(self._torch_dtype)
-                    for _ in range(self.n_estimators)]
-        prior = copy.deepcopy(self.prior)  # never touch the caller's module
-        if isinstance(prior, nn.Module):
-            prior = prior.to(self._torch_dtype)
-        return FixedFunctionPrior(prior)
-
-    def _net_kwargs(self, n_samples, seed):
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = min(200, n_samples)
-        elif batch_size is None:
-            batch_size = n_samples
-        kwargs = dict(
-            criterion=nn.MSELoss,  # unused by EnsembleNet.get_loss; kept for skorch's API
-            optimizer=self.optimizer,
-            lr=self.lr,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=batch_size,
-            iterator_train=TensorBatchIterator,
-            iterator_train__shuffle=batch_size < n_samples,
-            iterator_train__generator=torch.Generator().manual_seed(seed),
-            iterator_valid=TensorBatchIterator,
-            iterator_valid__batch_size=max(batch_size, self._predict_rows),
-            train_split=None,
-            device=self.device,
-            verbose=self.verbose,
-            heteroscedastic=self.loss == "gaussian_nll",
+    def _ensemble_spec(self, n_features, n_targets):
+        return EnsembleSpec(
+            module=self.module, hidden_layer_sizes=self._hidden_layer_sizes(),
+            activation=self.activation, prior=self.prior, prior_scale=float(self.prior_scale),
+            n_features=n_features, n_targets=n_targets,
+            heteroscedastic=self.loss == "gaussian_nll", dtype=_DTYPES[self.dtype][0],
+            vectorize=self.vectorize,
         )
-        callbacks = []
-        if self.early_stopping:
-            kwargs["train_split"] = out_of_bag_split
-            callbacks.append(
-                ("early_stopping", EarlyStopping(
-                    monitor="valid_loss", patience=self.n_iter_no_change, load_best=True,
-                    sink=print if self.verbose else _silent,
-                ))
-            )
-        if not self.verbose:
-            # skorch's PrintLog tabulates every epoch even when nothing is printed.
-            kwargs["callbacks__print_log"] = None
-        user = dict(self.net_params or {})
-        kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
-        kwargs.update(user)
-        return kwargs
+
+    def _training_config(self, n_samples, device):
+        widest = max(self._hidden_layer_sizes()) if self.module is None else 256
+        return TrainingConfig(
+            optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs, batch_size=resolve_batch_size(self.batch_size, n_samples),
+            predict_rows=predict_rows(self.n_estimators, widest),
+            early_stopping=self.early_stopping, patience=self.n_iter_no_change,
+            heteroscedastic=self.loss == "gaussian_nll", device=str(device),
+            verbose=self.verbose, net_params=dict(self.net_params or {}),
+        )
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Train the ensemble.
+
+        Validate, standardise, draw each member's bootstrap resample, build and train the members
+        (in groups, see ``n_jobs``), then fit the noise on the out-of-bag rows. The fitted state
+        is assigned at the end: a fit that fails or is interrupted leaves the estimator exactly
+        as it was.
 
         Parameters
         ----------
@@ -386,167 +345,98 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
+        with _unchanged_on_failure(self):
+            X, y, sample_weight, y_ndim = self._validate_training_data(X, y, sample_weight)
+            spec = self._ensemble_spec(X.shape[1], y.shape[1])
+            device = check_device(self.device)
+            standardizer = Standardizer.fit(X, y, sample_weight, self.normalize_X,
+                                            self.normalize_y)
+            seed = seed_from(self.random_state)
+            bag = make_bag(X, y, sample_weight, self.n_estimators, seed, self.bootstrap)
+            oob_weight = bag.out_of_bag_weights(sample_weight)
+            if self.early_stopping and not oob_weight.any():
+                raise ValueError(
+                    "early_stopping=True but no row is out of bag for any member (large integer "
+                    "sample weights draw every row); turn early stopping off or use smaller "
+                    "weights."
+                )
+            x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
+            y_norm = standardizer.transform_y(y)
+            config = self._training_config(len(X), device)
+            module, n_epochs, net = self._train(spec, x, y_norm, bag.loss_weights(sample_weight),
+                                                oob_weight, config, seed)
+            if net is None:  # groups trained apart: one net holding every member, for predict
+                net = make_net(module.to(device), config, len(X), seed, max_epochs=0)
+            fitted = FittedEnsemble(net.module_, standardizer, _DTYPES[self.dtype][1],
+                                    torch.device(net.device), config.predict_rows)
+            epistemic_scale, noise = self._calibrate(fitted, X, y_norm, bag, sample_weight)
+            # Everything computed: now, and only now, the estimator changes.
+            self.ensemble_ = net
+            self.in_bag_counts_ = bag.counts
+            self.epistemic_scale_ = epistemic_scale
+            self.noise_ = noise * (standardizer.y_scale**2 if not spec.heteroscedastic else 1.0)
+            self.n_epochs_ = max(n_epochs)
+            self._fitted = fitted
+            self._y_ndim = y_ndim
+            self.__dict__.pop("_estimators", None)
+        return self
+
+    def _validate_training_data(self, X, y, sample_weight):
         X, y = validate_data(
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
         )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
+        if not np.any(sample_weight > 0):
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         for name in ("early_stopping", "calibrate_epistemic"):
             if getattr(self, name) and not self.bootstrap:
                 raise ValueError(
                     f"{name}=True needs bootstrap=True: it relies on the out-of-bag rows of each "
                     "member."
                 )
-        self._check_hidden_layer_sizes()
-        self._y_ndim = y.ndim
-        y2 = y.reshape(len(y), -1)
-        n, n_features = X.shape
-        n_targets = y2.shape[1]
+        self._hidden_layer_sizes()
+        return X, y.reshape(len(y), -1), sample_weight, y.ndim
 
-        if self.normalize_y:
-            self._y_offset = np.average(y2, axis=0, weights=sample_weight)
-            scale = np.sqrt(np.average((y2 - self._y_offset) ** 2, axis=0, weights=sample_weight))
-            self._y_scale = np.where(scale > 0, scale, 1.0)
+    def _train(self, spec, x, y, weight, oob_weight, config, seed):
+        """Members trained in groups: one per joblib job, or one per member when the member
+        module cannot be vectorised."""
+        K = self.n_estimators
+        if spec.vectorises(seed, torch.as_tensor(x[:2])):
+            groups = member_groups(K, n_parallel_groups(self.n_jobs, K))
         else:
-            self._y_offset, self._y_scale = np.zeros(n_targets), np.ones(n_targets)
-        y_norm = (y2 - self._y_offset) / self._y_scale
+            if self.vectorize == "auto" and K > 1:
+                warnings.warn(
+                    "The member module could not be vectorised with torch.func.vmap; training "
+                    "the members independently (n_jobs parallel).", UserWarning, stacklevel=4,
+                )
+            groups = [[k] for k in range(K)]
+        return train_groups(spec, x, y, weight, oob_weight, config, seed, groups,
+                            n_jobs=self.n_jobs, verbose=self.verbose)
 
-        seed = seed_from(self.random_state)
-        rng = np.random.default_rng(seed)
-        if self.bootstrap:
-            n_draws = max(int(np.count_nonzero(sample_weight)), int(round(sample_weight.sum())))
-            # Canonical row order (by content) makes the draws independent of the row order.
-            rows = np.column_stack([X, y2])
-            order = np.lexsort(rows.T[::-1])
-            self.in_bag_counts_ = bootstrap_counts(n_draws, sample_weight, order,
-                                                   self.n_estimators, rng)
-            in_bag = pool_duplicates(self.in_bag_counts_ > 0, rows, order)
-        else:
-            # Every row of positive weight is used once by every member.
-            in_bag = np.repeat(sample_weight[:, None] > 0, self.n_estimators, axis=1)
-            self.in_bag_counts_ = in_bag.astype(np.float64)
-        # Bootstrap draws already follow sample_weight; without bootstrap it weights the loss.
-        weight = self.in_bag_counts_ * (1.0 if self.bootstrap else sample_weight[:, None])
-        oob_weight = ~in_bag * sample_weight[:, None] if self.bootstrap else None
-        if self.early_stopping and not oob_weight.any():
-            raise ValueError(
-                "early_stopping=True but no row is out of bag for any member (large integer "
-                "sample weights draw every row); turn early stopping off or use smaller weights."
-            )
-
-        dtype = self._fitted_dtype = self._torch_dtype
-        x_t = torch.tensor(X, dtype=dtype)
-        n_outputs = 2 * n_targets if self.loss == "gaussian_nll" else n_targets
-        # Module construction may use torch's global generator (nn.Linear's init, dropout):
-        # fork it so that the caller's global state is restored untouched afterwards.
-        device = self._check_device()
-        with forked_rng(device, seed):
-            generator = torch.Generator().manual_seed(seed)
-            trainable = stack_members(self._member_nets(n_features, n_outputs, generator), x_t,
-                                    self.vectorize)
-            check_member_output(trainable, x_t, n_outputs, self.loss == "gaussian_nll")
-            prior = self._prior_nets(n_features, n_targets, generator)
-            if isinstance(prior, list):
-                prior = stack_members(prior, x_t, "auto")
-            check_prior_output(prior, x_t, n_targets)
-            net_kwargs = self._net_kwargs(n, seed)
-            if isinstance(trainable, ModuleListEnsemble) and self.n_estimators > 1:
-                if self.vectorize == "auto":
-                    warnings.warn(
-                        "The member module could not be vectorised with torch.func.vmap; "
-                        "training the members independently (n_jobs parallel).",
-                        UserWarning, stacklevel=2,
-                    )
-                trainable = self._fit_independent(trainable, prior, x_t, y_norm, weight,
-                                                  oob_weight, net_kwargs, seed)
-                net_kwargs["max_epochs"] = 0  # members are trained: only assemble the net
-            ensemble = RandomizedPriorEnsemble(trainable, prior, self.prior_scale, n_targets)
-            self.ensemble_ = self._fit_net(ensemble, x_t, y_norm, weight, oob_weight, net_kwargs)
-        if len(self.ensemble_.history):  # else the members were trained apart (n_epochs_ set)
-            self.n_epochs_ = len(self.ensemble_.history)
-
-        means, variances = self._member_outputs(x_t, normalized=True)
+    def _calibrate(self, fitted, X, y_norm, bag, sample_weight):
+        """The factor on the spread and the noise, fitted on the out-of-bag rows when there are
+        enough of them, else (optimistically) on the training residuals."""
+        heteroscedastic = self.loss == "gaussian_nll"
         scales = None
-        if self.bootstrap:
+        if bag.bootstrap:
+            oob = OutOfBag.from_batches(fitted.batches(X), ~bag.in_bag, fitted.n_targets)
             bounds = _EPISTEMIC_SCALE_BOUNDS if self.calibrate_epistemic else (1.0, 1.0)
-            scales = out_of_bag_noise(y_norm, means, variances, in_bag, sample_weight, bounds)
-        if scales is None:  # no out-of-bag rows: fall back on the (optimistic) training residuals
-            mean = means.mean(axis=0)
-            scales = np.ones(n_targets), (
-                np.ones(n_targets) if variances is not None
-                else np.average((y_norm - mean) ** 2, axis=0, weights=sample_weight))
-        self.epistemic_scale_, noise = scales
-        self.noise_ = noise * (self._y_scale**2 if variances is None else 1.0)
-        self.__dict__.pop("_estimators", None)
-        return self
-
-    def _fit_net(self, ensemble, x, y, weight, oob_weight, net_kwargs):
-        """Train ``ensemble`` as one skorch net on the bootstrap-weighted data."""
-        dtype = self._torch_dtype
-        ensemble = ensemble.to(device=self.device)
-        device = torch.device(self.device)
-        x = x.to(device)
-        prior = None
-        n_prior = x.shape[0] * y.shape[1] * self.n_estimators
-        if ensemble.prior is not None and self.prior_scale != 0 and n_prior <= _MAX_CACHED_PRIOR_ELEMENTS:
-            prior = prior_outputs_in_chunks(ensemble, x, self._predict_rows)
-            if prior.dim() == 3:
-                prior = prior.transpose(0, 1).contiguous()  # rows first, for batching
-        dataset = to_dataset(
-            x,
-            torch.as_tensor(y, dtype=dtype, device=device),
-            torch.as_tensor(weight, dtype=dtype, device=device),
-            None if oob_weight is None else torch.as_tensor(oob_weight, dtype=dtype, device=device),
-            prior,
-        )
-        net = EnsembleNet(module=ensemble, **net_kwargs)
-        net.initialize()
-        if net.max_epochs > 0:
-            net.partial_fit(dataset, None)
-        return net
-
-    def _fit_independent(self, trainable, prior, x, y, weight, oob_weight, net_kwargs, seed):
-        """Train each member as its own skorch net (modules that cannot be vectorised)."""
-
-        def own_prior(k):  # a per-member prior as a one-member ensemble; a shared one as it is
-            if isinstance(prior, PER_MEMBER_ENSEMBLES):
-                return ModuleListEnsemble([member_prior(prior, k)])
-            return prior
-
-        def fit_one(k):
-            with forked_rng(torch.device("cpu"), seed + k + 1):
-                one = RandomizedPriorEnsemble(ModuleListEnsemble([trainable.members[k]]),
-                                              own_prior(k), self.prior_scale, y.shape[1])
-                shuffle = torch.Generator().manual_seed(seed + k + 1)
-                kwargs = dict(net_kwargs, iterator_train__generator=shuffle)
-                net = self._fit_net(one, x, y, weight[:, k:k + 1],
-                                    None if oob_weight is None else oob_weight[:, k:k + 1], kwargs)
-                return net.module_.trainable.members[0].cpu(), len(net.history)
-
-        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(fit_one)(k) for k in range(self.n_estimators)
-        )
-        self.n_epochs_ = max(epochs for _, epochs in results)
-        return ModuleListEnsemble([member for member, _ in results])
+            scales = fit_noise(y_norm, oob, sample_weight, bounds)
+        if scales is None:
+            mean = np.empty_like(y_norm)
+            for rows, means, _ in fitted.batches(X):
+                mean[rows] = means.mean(axis=0)
+            scales = in_sample_noise(y_norm, mean, sample_weight, heteroscedastic)
+        return scales
 
     # ------------------------------------------------------------------ predict
-    def _member_outputs(self, X, normalized=False):
-        """Member means and (heteroscedastic) variances, each ``(K, n, t)``."""
-        if not isinstance(X, torch.Tensor):
-            X = torch.tensor(X, dtype=self._fitted_dtype)
-        out = self.ensemble_.forward(X).to(torch.float64).numpy().transpose(1, 0, 2)
-        t = self._y_offset.shape[0]
-        means, variances = out[..., :t], (out[..., t:] if out.shape[-1] > t else None)
-        if normalized:
-            return means, variances
-        means = means * self._y_scale + self._y_offset
-        return means, None if variances is None else variances * self._y_scale**2
-
     def _validate_predict_input(self, X):
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64)
 
     def _format(self, array):
+        """Drop the target axis for a regressor fitted on a 1-D ``y``."""
         return array[..., 0] if self._y_ndim == 1 else array
 
     def predict_members(self, X):
@@ -561,8 +451,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         y_members : ndarray of shape (n_estimators, n_samples) or (n_estimators, n_samples, n_targets)
         """
         X = self._validate_predict_input(X)
-        means, _ = self._member_outputs(X)
-        return self._format(means)
+        members = self._fitted.members(X)
+        return self._format(self._fitted.standardizer.inverse_mean(members))
 
     def predict(self, X, return_std=False, epistemic=False):
         """Predictive mean and, optionally, standard deviation.
@@ -573,7 +463,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         (``noise_`` for squared-error members; ``noise_`` times the members' average predicted
         variance for ``loss="gaussian_nll"``). With ``epistemic=True`` the standard deviation is
         the members' spread alone, the uncertainty about the function rather than about a new
-        observation.
+        observation. Rows are processed in batches: memory beyond the outputs does not grow with
+        the number of rows.
 
         Parameters
         ----------
@@ -588,18 +479,24 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         y_std : ndarray of the same shape, only with ``return_std=True``
         """
         X = self._validate_predict_input(X)
-        means, variances = self._member_outputs(X)
-        mean, epistemic_var, aleatoric = ensemble_moments(means, variances)
+        fitted = self._fitted
+        mean = np.empty((len(X), fitted.n_targets))
+        std = np.empty_like(mean) if return_std else None
+        # Noise in standardised units: the variance is never formed in the target's units.
+        noise = self.noise_ / (1.0 if self.loss == "gaussian_nll" else
+                               fitted.standardizer.y_scale**2)
+        for rows, means, variances in fitted.batches(X):
+            batch_mean, spread, aleatoric = ensemble_moments(means, variances)
+            mean[rows] = batch_mean
+            if return_std:
+                variance = self.epistemic_scale_ * spread
+                if not epistemic:
+                    variance += noise if aleatoric is None else noise * aleatoric
+                std[rows] = np.sqrt(variance)
+        mean = self._format(fitted.standardizer.inverse_mean(mean))
         if not return_std:
-            return self._format(mean)
-        epistemic_var = self.epistemic_scale_ * epistemic_var
-        if epistemic:
-            variance = epistemic_var
-        elif aleatoric is None:
-            variance = epistemic_var + self.noise_
-        else:
-            variance = epistemic_var + self.noise_ * aleatoric
-        return self._format(mean), self._format(np.sqrt(variance))
+            return mean
+        return mean, self._format(fitted.standardizer.inverse_std(std))
 
     def predict_priors(self, X):
         """The frozen priors' contribution ``prior_scale * p_k(X)``, in the target's units.
@@ -614,16 +511,8 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
             Zeros when ``prior_scale=0``. A prior shared by all members is repeated.
         """
         X = self._validate_predict_input(X)
-        ensemble = self.ensemble_.module_
-        n_targets = self._y_offset.shape[0]
-        n_members = self.in_bag_counts_.shape[1]  # as fitted, whatever set_params said since
-        if ensemble.prior is None or ensemble.prior_scale == 0:
-            return self._format(np.zeros((n_members, X.shape[0], n_targets)))
-        x = torch.tensor(X, dtype=self._fitted_dtype, device=self.ensemble_.device)
-        prior = prior_outputs_in_chunks(ensemble, x, self._predict_rows)
-        prior = prior.to(torch.float64).cpu().numpy()
-        prior = np.broadcast_to(prior, (n_members, X.shape[0], n_targets))
-        return self._format(ensemble.prior_scale * prior * self._y_scale)
+        priors = self._fitted.scaled_priors(X)
+        return self._format(self._fitted.standardizer.inverse_std(priors))
 
     # ------------------------------------------------------------------ members as skorch nets
     @property
@@ -631,12 +520,10 @@ class RandomizedPriorRegressor(RegressorMixin, BaseEstimator):
         """One fitted skorch ``NeuralNetRegressor`` per member (see the class docstring)."""
         check_is_fitted(self, "ensemble_")
         if "_estimators" not in self.__dict__:
-            self.__dict__["_estimators"] = member_skorch_nets(
-                self.ensemble_.module_, self.in_bag_counts_.shape[1],
-                torch.as_tensor(self._y_offset, dtype=self._fitted_dtype),
-                torch.as_tensor(self._y_scale, dtype=self._fitted_dtype),
-                dict(optimizer=self.optimizer, lr=self.lr, device=self.ensemble_.device,
-                     optimizer__weight_decay=self.weight_decay, max_epochs=self.max_epochs,
-                     batch_size=self.ensemble_.batch_size),
-            )
+            fitted = self._fitted
+            self.__dict__["_estimators"] = [
+                member_net(fitted.module.member(k, fitted.standardizer, self._y_ndim == 1),
+                           self.ensemble_)
+                for k in range(fitted.module.n_members)
+            ]
         return self.__dict__["_estimators"]

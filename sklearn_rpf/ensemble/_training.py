@@ -1,20 +1,37 @@
-"""The skorch side of ensemble training: one net trains every member at once.
+"""The skorch side of ensemble training: one net trains a group of members at once.
 
-The whole ensemble is a single skorch :class:`~skorch.NeuralNet` whose module returns the
-predictions of all ``K`` members, shape ``(n, K, o)``. Bootstrap resampling is expressed as
+A group of members is a single skorch :class:`~skorch.NeuralNet` whose module returns the
+predictions of all its members, shape ``(n, K, o)``. Bootstrap resampling is expressed as
 per-member loss weights (how many times each row was drawn for member ``k``), so the data is held
-once, not ``K`` times, and skorch's callbacks, history, device handling and early stopping apply to
-the ensemble as a whole. Out-of-bag rows (weight zero for member ``k``) give each member a free
-validation set: with ``train_split=out_of_bag_split`` skorch's ``valid_loss`` is the out-of-bag
-loss.
+once, not ``K`` times, and skorch's callbacks, history, device handling and training loop apply to
+the group as a whole. Out-of-bag rows (weight zero for member ``k``) give each member a free
+validation set: with early stopping, skorch's ``valid_loss`` is the out-of-bag loss and each
+member stops, and keeps its best weights, on its own.
+
+:func:`train_group` builds, trains and returns one group; :mod:`._groups` spreads groups over
+processes or machines.
 """
 
-import contextlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from skorch import NeuralNet
+from skorch import NeuralNet, NeuralNetRegressor
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
+from torch import nn
+
+from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
+
+# Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
+MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
+
+
+def resolve_batch_size(batch_size, n_samples):
+    """The regressor's ``batch_size`` parameter as a number of rows: "auto" is min(200, n)."""
+    if batch_size == "auto":
+        return min(200, n_samples)
+    return n_samples if batch_size is None else min(int(batch_size), n_samples)
 
 
 class TensorBatchIterator:
@@ -81,56 +98,64 @@ def out_of_bag_split(dataset, y=None):
     return dataset, dataset
 
 
-def member_losses(y_pred, y_true, weight, heteroscedastic):
-    """Weighted loss of every member, shape ``(K,)``.
+class MemberLoss(nn.Module):
+    """Each member's weighted loss: squared error, or Gaussian negative log-likelihood.
+
+    ``forward(y_pred, y_true, weight)`` takes member outputs ``(n, K, o)`` (means, then
+    variances for heteroscedastic members), targets ``(n, t)`` and per-row, per-member weights
+    ``(n, K)``, and returns the weighted loss sums and the weight sums, each ``(K,)``: a member's
+    loss is their ratio, and the sums let batches be pooled exactly.
 
     Parameters
     ----------
-    y_pred : tensor of shape (n, K, o)
-        Member outputs: means, then (heteroscedastic) variances.
-    y_true : tensor of shape (n, t)
-    weight : tensor of shape (n, K)
-        Bootstrap counts times sample weights; zero rows do not count.
-    heteroscedastic : bool
-        Gaussian negative log-likelihood (up to a constant) instead of squared error.
+    heteroscedastic : bool, default=False
     """
-    n_targets = y_true.shape[-1]
-    residual = y_true.unsqueeze(1) - y_pred[..., :n_targets]
-    if heteroscedastic:
-        variance = y_pred[..., n_targets:]
-        per_row = 0.5 * (torch.log(variance) + residual**2 / variance)
-    else:
-        per_row = residual**2
-    per_row = per_row.mean(dim=-1)
-    total = weight.sum(dim=0)
-    # A member whose validation set is empty contributes nothing rather than 0/0.
-    return (weight * per_row).sum(dim=0) / total.clamp_min(torch.finfo(total.dtype).tiny)
+
+    def __init__(self, heteroscedastic=False):
+        super().__init__()
+        self.heteroscedastic = heteroscedastic
+
+    def forward(self, y_pred, y_true, weight):
+        n_targets = y_true.shape[-1]
+        residual = y_true.unsqueeze(1) - y_pred[..., :n_targets]
+        if self.heteroscedastic:
+            variance = y_pred[..., n_targets:]
+            per_row = 0.5 * (torch.log(variance) + residual**2 / variance)
+        else:
+            per_row = residual**2
+        per_row = per_row.mean(dim=-1)
+        return (weight * per_row).sum(dim=0), weight.sum(dim=0)
+
+
+def _ratio(totals, weights):
+    # A member whose rows in this batch all have weight zero contributes nothing, not 0/0.
+    return totals / weights.clamp_min(torch.finfo(weights.dtype).tiny)
+
+
+class _StopTraining(KeyboardInterrupt):
+    """Raised by our callbacks to end training; a real Ctrl-C is a plain KeyboardInterrupt."""
 
 
 class EnsembleNet(NeuralNet):
-    """A skorch net that trains all members of a :class:`RandomizedPriorEnsemble` together.
+    """A skorch net that trains a group of members of a :class:`RandomizedPriorEnsemble`.
 
     Its input is a dict with keys ``x`` (features), ``weight`` (bootstrap counts times sample
     weights, shape ``(n, K)``), and optionally ``oob_weight`` (out-of-bag weights, for validation)
     and ``prior`` (cached prior outputs). The loss is the sum over members of each member's
     weighted mean loss: summing keeps every member's gradient exactly what it would be if it were
-    trained alone.
-
-    Parameters
-    ----------
-    heteroscedastic : bool, default=False
-        Members predict a mean and a variance and train on the Gaussian negative log-likelihood.
-    **kwargs
-        Passed to :class:`skorch.NeuralNet`.
+    trained alone. Unlike skorch's default, a KeyboardInterrupt (Ctrl-C) is not swallowed: it
+    ends ``fit`` with the exception, so that no undertrained model passes for a trained one.
     """
-
-    def __init__(self, *args, heteroscedastic=False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.heteroscedastic = heteroscedastic
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         weight = X["weight"] if training else X["oob_weight"]
-        return member_losses(y_pred, y_true, weight, self.heteroscedastic).sum()
+        totals, weights = self.criterion_(y_pred, y_true, weight)
+        if not training:  # pooled over the epoch's batches for member-wise early stopping
+            sums = (totals.detach(), weights.detach())
+            previous = getattr(self, "member_valid_sums_", None)
+            self.member_valid_sums_ = sums if previous is None else (
+                previous[0] + sums[0], previous[1] + sums[1])
+        return _ratio(totals, weights).sum()
 
     def get_all_learnable_params(self):
         # Frozen priors carry requires_grad=False: keep them out of the optimizer altogether.
@@ -138,93 +163,193 @@ class EnsembleNet(NeuralNet):
             if param.requires_grad:
                 yield name, param
 
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        if not self.initialized_:
+            self.initialize()
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y, _routing_method="partial_fit", **fit_params)
+        except KeyboardInterrupt as interrupt:
+            if not self._stopped_by_a_callback(interrupt):
+                raise
+        self.notify("on_train_end", X=X, y=y)
+        return self
 
-def bootstrap_counts(n_draws, sample_weight, order, n_members, rng):
-    """How many times each row is drawn in each member's bootstrap resample.
+    def _stopped_by_a_callback(self, interrupt):
+        if isinstance(interrupt, _StopTraining):
+            return True
+        # skorch's own EarlyStopping (a user's, through net_params) stops with a KeyboardInterrupt
+        return any(isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+                   for _, cb in self.callbacks_)
 
-    Rows are drawn with probability proportional to ``sample_weight`` by inverting the cumulative
-    weight, after putting rows in a canonical order (``order``, e.g. sorted by content). With the
-    same generator, a row of integer weight ``w`` is then drawn exactly as often as ``w`` repeated
-    copies of it would be, whatever the row order.
 
-    Parameters
-    ----------
-    n_draws : int
-        Size of each resample.
-    sample_weight : ndarray of shape (n,)
-    order : ndarray of shape (n,)
-        Permutation putting rows in canonical order.
-    n_members : int
-    rng : numpy.random.Generator
+class MemberEarlyStopping(Callback):
+    """Early stopping on the out-of-bag loss, member by member.
 
-    Returns
-    -------
-    counts : ndarray of shape (n, n_members), float
+    Member ``k`` stops improving when its own out-of-bag loss has not dropped by a relative
+    ``threshold`` for ``patience`` epochs; from then on its best weights are kept aside and no
+    later epoch counts for it. Training ends when every member has stopped, and each member gets
+    its best weights back. Because each member is judged on its own, a member stops at the same
+    epoch, with the same weights, whatever members are trained with it.
     """
-    n = sample_weight.shape[0]
-    cumulative = np.cumsum(sample_weight[order])
-    counts = np.empty((n, n_members))
-    for k in range(n_members):
-        u = rng.random(n_draws) * cumulative[-1]
-        drawn = np.searchsorted(cumulative, u, side="right").clip(max=n - 1)
-        counts[order, k] = np.bincount(drawn, minlength=n)
-    return counts
+
+    def __init__(self, patience, threshold=1e-4):
+        self.patience = patience
+        self.threshold = threshold
+
+    def on_train_begin(self, net, **kwargs):
+        n_members = net.module_.n_members
+        self.best_ = np.full(n_members, np.inf)
+        self.misses_ = np.zeros(n_members, dtype=int)
+        self.best_epochs_ = np.zeros(n_members, dtype=int)
+        self.best_states_ = [None] * n_members
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.member_valid_sums_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        losses = _ratio(*net.member_valid_sums_).cpu().numpy().astype(float)
+        net.history.record("member_valid_loss", losses.tolist())
+        epoch = len(net.history)
+        trainable = net.module_.trainable
+        for k, loss in enumerate(losses):
+            if self.misses_[k] >= self.patience:
+                continue  # this member has stopped: later epochs do not count for it
+            best = self.best_[k]
+            if not np.isfinite(best) or loss < best - self.threshold * abs(best):
+                self.best_[k], self.best_epochs_[k], self.misses_[k] = loss, epoch, 0
+                self.best_states_[k] = trainable.member_state(k)
+            else:
+                self.misses_[k] += 1
+        if (self.misses_ >= self.patience).all():
+            if net.verbose:
+                print(f"Every member stopped improving for {self.patience} epochs "
+                      f"(best epochs {self.best_epochs_.min()}-{self.best_epochs_.max()}).")
+            raise _StopTraining
+
+    def on_train_end(self, net, **kwargs):
+        trainable = net.module_.trainable
+        for k, state in enumerate(self.best_states_):
+            if state is not None:
+                trainable.load_member_state(k, state)
 
 
-def pool_duplicates(in_bag, rows, order):
-    """Treat identical rows as one: a row is in bag for member ``k`` if any copy of it is.
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train, from the regressor's parameters (resolved: ``batch_size`` is a number)."""
 
-    A copy of a training row is not new data, so it must not count as out of bag; pooling also
-    keeps repeated rows and integer sample weights exactly equivalent.
-
-    Parameters
-    ----------
-    in_bag : ndarray of shape (n, K), bool
-    rows : ndarray of shape (n, m)
-        Row contents (features and targets).
-    order : ndarray of shape (n,)
-        Permutation putting identical rows next to each other.
-    """
-    sorted_rows = rows[order]
-    starts = np.r_[True, np.any(sorted_rows[1:] != sorted_rows[:-1], axis=1)]
-    group = np.empty(len(order), dtype=np.intp)
-    group[order] = np.cumsum(starts) - 1
-    pooled = np.zeros((starts.sum(), in_bag.shape[1]), dtype=bool)
-    np.logical_or.at(pooled, group, in_bag)
-    return pooled[group]
+    optimizer: type
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    batch_size: int
+    predict_rows: int
+    early_stopping: bool = False
+    patience: int = 20
+    heteroscedastic: bool = False
+    device: str = "cpu"
+    verbose: int = 0
+    net_params: dict = field(default_factory=dict)
 
 
-def to_dataset(x, y, weight, oob_weight=None, prior=None):
-    """Pack training tensors into the dict dataset :class:`EnsembleNet` expects."""
-    X = {"x": x, "weight": weight}
-    if oob_weight is not None:
-        X["oob_weight"] = oob_weight
-    if prior is not None:
-        X["prior"] = prior
-    return Dataset(X, y)
+def make_net(module, config, n_samples, shuffle_seed, max_epochs=None):
+    """An initialised :class:`EnsembleNet` around ``module``, set up as ``config`` says."""
+    kwargs = dict(
+        criterion=MemberLoss,
+        criterion__heteroscedastic=config.heteroscedastic,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        optimizer__weight_decay=config.weight_decay,
+        max_epochs=config.max_epochs if max_epochs is None else max_epochs,
+        batch_size=config.batch_size,
+        iterator_train=TensorBatchIterator,
+        iterator_train__shuffle=config.batch_size < n_samples,
+        # One shuffling stream for every member: a group needs one batch at a time for all.
+        iterator_train__generator=torch_generator(shuffle_seed, "shuffle"),
+        iterator_valid=TensorBatchIterator,
+        iterator_valid__batch_size=max(config.batch_size, config.predict_rows),
+        train_split=None,
+        device=config.device,
+        verbose=config.verbose,
+    )
+    callbacks = []
+    if config.early_stopping:
+        kwargs["train_split"] = out_of_bag_split
+        callbacks.append(("member_early_stopping", MemberEarlyStopping(config.patience)))
+    if not config.verbose:
+        # skorch's PrintLog tabulates every epoch even when nothing is printed.
+        kwargs["callbacks__print_log"] = None
+    user = dict(config.net_params)
+    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
+    kwargs.update(user)
+    net = EnsembleNet(module=module, **kwargs)
+    net.initialize()
+    return net
 
 
-def seed_from(random_state):
-    """One integer seed from ``random_state``; None draws fresh OS entropy (no global state)."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    return int(random_state)
+@dataclass
+class TrainingData:
+    """Standardised training data and one group's bootstrap weights (NumPy, rows first)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    oob_weight: object = None
 
 
-@contextlib.contextmanager
-def forked_rng(device, seed):
-    """Seed torch's global generator(s) for this block only, restoring the caller's state after.
+def _cached_prior(module, x, rows):
+    """Prior outputs of every training row, rows first, computed ``rows`` at a time (chunking
+    bounds memory: a prior's hidden activations for every row at once would dwarf its outputs)."""
+    with torch.no_grad():
+        prior = torch.cat([module.prior_outputs(chunk) for chunk in torch.split(x, rows)], dim=-2)
+    if not torch.isfinite(prior).all():
+        raise ValueError(
+            "The prior returned NaN or infinity on the training data; a prior must give finite "
+            "outputs for every input row."
+        )
+    return prior.transpose(0, 1).contiguous() if prior.dim() == 3 else prior
 
-    Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
-    it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
-    generator and the one of the CUDA device in use are touched.
-    """
-    cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []):
-        torch.default_generator.manual_seed(seed)
-        if cuda:
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(seed)
-        yield
+
+def train_module(module, data, config, seed):
+    """Train ``module`` (a :class:`RandomizedPriorEnsemble`) on ``data``; the fitted net."""
+    device = torch.device(config.device)
+    dtype = next(module.trainable.parameters()).dtype
+    module = module.to(device)
+    x = torch.as_tensor(data.x, device=device)
+    X = {"x": x, "weight": torch.as_tensor(data.weight, dtype=dtype, device=device)}
+    if data.oob_weight is not None:
+        X["oob_weight"] = torch.as_tensor(data.oob_weight, dtype=dtype, device=device)
+    n_members = data.weight.shape[1]
+    if module.prior is not None and x.shape[0] * n_members * data.y.shape[1] <= \
+            MAX_CACHED_PRIOR_ELEMENTS:
+        X["prior"] = _cached_prior(module, x, config.predict_rows)
+    net = make_net(module, config, len(x), seed)
+    # Dropout and other layers that draw at training time use torch's global generator: fork it.
+    with forked_rng(device, torch_seed(seed, "shuffle")):
+        net.partial_fit(Dataset(X, torch.as_tensor(data.y, dtype=dtype, device=device)), None)
+    return net
+
+
+def check_finite_members(outputs, what="The trained members"):
+    """A clear error, naming the culprit, when member outputs are not finite."""
+    if not torch.isfinite(outputs).all():
+        bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(outputs))[:, 1].tolist()})
+        raise ValueError(
+            f"{what} returned NaN or infinity (members {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}). Training diverged, or the inputs are beyond "
+            "what the networks can represent; lower lr, use dtype='float64', or check the data."
+        )
+
+
+def member_net(module, ensemble_net):
+    """One member module as an initialised skorch ``NeuralNetRegressor``, set up like the
+    ensemble's net (optimizer, learning rate, batch size, device), so it can be trained further."""
+    params = ensemble_net.get_params()
+    net = NeuralNetRegressor(
+        module=module, criterion=nn.MSELoss, train_split=None, optimizer=params["optimizer"],
+        lr=params["lr"], optimizer__weight_decay=params.get("optimizer__weight_decay", 0.0),
+        max_epochs=params["max_epochs"], batch_size=params["batch_size"],
+        device=params["device"],
+    )
+    net.initialize()
+    return net

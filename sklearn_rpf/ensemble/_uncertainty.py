@@ -1,4 +1,4 @@
-"""From member predictions to a predictive distribution.
+"""From member predictions to a predictive distribution, and its calibration out of bag.
 
 The ensemble's predictive distribution at ``x`` is summarised by a mean and a variance:
 
@@ -12,6 +12,8 @@ under ``y_i ~ N(oob_mean_i, epistemic_i + noise_i)``, where ``oob_mean_i`` and `
 from the members that did not see row ``i``. Those rows play the part of new data, so the
 predictive distribution is calibrated on held-out rows rather than on the training fit.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
@@ -42,6 +44,59 @@ def ensemble_moments(means, variances=None):
     return mean, epistemic, aleatoric
 
 
+@dataclass
+class OutOfBag:
+    """What the members that did not train on each row say about it.
+
+    Attributes
+    ----------
+    n_members : ndarray of shape (n,)
+        Members for which the row is out of bag.
+    mean : ndarray of shape (n, t)
+        Their mean prediction (NaN where ``n_members == 0``).
+    epistemic : ndarray of shape (n, t)
+        Their spread as an estimate of the full ensemble's epistemic variance at that row
+        (NaN where ``n_members < 2``).
+    base : ndarray of shape (n, t) or None
+        Heteroscedastic members: their average predicted variance.
+    """
+
+    n_members: np.ndarray
+    mean: np.ndarray
+    epistemic: np.ndarray
+    base: object = None
+
+    @classmethod
+    def from_batches(cls, batches, out_of_bag, n_targets):
+        """Accumulate from ``(rows, means, variances)`` batches of member outputs.
+
+        ``means`` and ``variances`` (or None) have shape ``(K, n_rows, t)`` for the slice
+        ``rows``; ``out_of_bag`` is ``(n, K)`` bool. Only one batch of member outputs is held at a
+        time.
+        """
+        n, n_total = out_of_bag.shape
+        counts = out_of_bag.sum(axis=1)
+        mean = np.full((n, n_targets), np.nan)
+        epistemic = np.full((n, n_targets), np.nan)
+        base = None
+        for rows, means, variances in batches:
+            mask = out_of_bag[rows].T[..., None]  # (K, nb, 1)
+            k = counts[rows, None].astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                m = np.where(mask, means, 0.0).sum(axis=0) / k
+                spread = np.where(mask, (means - m) ** 2, 0.0).sum(axis=0) / (k - 1)
+                # The out-of-bag mean averages fewer members than the full ensemble, so its own
+                # sampling error is larger: add the difference (variance / k_i - variance / K).
+                epistemic[rows] = spread * (1.0 + 1.0 / k - 1.0 / n_total)
+                mean[rows] = m
+                if variances is not None:
+                    if base is None:
+                        base = np.full((n, n_targets), np.nan)
+                    base[rows] = np.where(mask, variances, 0.0).sum(axis=0) / k
+        epistemic[counts < MIN_OOB_MEMBERS] = np.nan
+        return cls(counts, mean, epistemic, base)
+
+
 def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
     """Maximum-likelihood ``(a, c)`` in ``residual ~ N(0, a * epistemic + c * base)``."""
     log_bounds = [tuple(np.log(epistemic_bounds)), (-25.0, 10.0)]
@@ -55,19 +110,14 @@ def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
     return float(np.exp(result.x[0])), float(np.exp(result.x[1]))
 
 
-def out_of_bag_noise(y, means, variances, in_bag, sample_weight, epistemic_bounds=(1.0, 1.0)):
-    """Estimate the aleatoric scale of each target from out-of-bag residuals.
+def fit_noise(y, oob, sample_weight, epistemic_bounds=(1.0, 1.0)):
+    """Fit the aleatoric scale (and optionally a factor on the spread) of each target out of bag.
 
     Parameters
     ----------
     y : ndarray of shape (n, t)
         Training targets (normalised units).
-    means : ndarray of shape (K, n, t)
-        Member means on the training rows.
-    variances : ndarray of shape (K, n, t) or None
-        Member noise variances (heteroscedastic members) or None.
-    in_bag : ndarray of shape (n, K), bool
-        Whether member ``k`` trained on row ``i``.
+    oob : OutOfBag
     sample_weight : ndarray of shape (n,)
     epistemic_bounds : (float, float), default=(1.0, 1.0)
         Range of the factor fitted on the members' spread; (1, 1) keeps the spread as it is.
@@ -77,31 +127,26 @@ def out_of_bag_noise(y, means, variances, in_bag, sample_weight, epistemic_bound
     epistemic_scale, noise_scale : ndarrays of shape (t,)
         The factor on the epistemic variance, and: squared-error members, the noise variance;
         heteroscedastic members, the factor applied to their average predicted variance.
-        None when too few rows are out of bag.
+        None when fewer than two rows have at least two out-of-bag members.
     """
-    K = means.shape[0]
-    out_of_bag = ~in_bag.T  # (K, n)
-    n_oob = out_of_bag.sum(axis=0)
-    rows = (n_oob >= MIN_OOB_MEMBERS) & (sample_weight > 0)
+    rows = (oob.n_members >= MIN_OOB_MEMBERS) & (sample_weight > 0)
     if rows.sum() < 2:
         return None
-    mask = out_of_bag[:, rows, None]
-    k_i = n_oob[rows, None].astype(float)
-    oob_mean = np.where(mask, means[:, rows], 0.0).sum(axis=0) / k_i
-    oob_var = np.where(mask, (means[:, rows] - oob_mean) ** 2, 0.0).sum(axis=0) / (k_i - 1)
-    # The out-of-bag mean averages fewer members than the full ensemble, so its own sampling
-    # error is larger: add the difference (member variance / k_i - member variance / K).
-    epistemic = oob_var * (1.0 + 1.0 / k_i - 1.0 / K)
-    residual2 = (y[rows] - oob_mean) ** 2
-    if variances is None:
-        base = np.ones_like(residual2)
-    else:
-        base = np.where(mask, variances[:, rows], 0.0).sum(axis=0) / k_i
-    weight = sample_weight[rows]
-    scales = np.array(
-        [
-            _fit_scales(residual2[:, j], epistemic[:, j], base[:, j], weight, epistemic_bounds)
-            for j in range(y.shape[1])
-        ]
-    )
+    residual2 = (y[rows] - oob.mean[rows]) ** 2
+    base = np.ones_like(residual2) if oob.base is None else oob.base[rows]
+    weight = sample_weight[rows] / sample_weight[rows].max()
+    scales = np.array([
+        _fit_scales(residual2[:, j], oob.epistemic[rows, j], base[:, j], weight, epistemic_bounds)
+        for j in range(y.shape[1])
+    ])
     return scales[:, 0], scales[:, 1]
+
+
+def in_sample_noise(y, mean, sample_weight, heteroscedastic):
+    """The fallback without out-of-bag rows: training residuals (optimistic), scale 1 on the
+    spread; heteroscedastic members keep their own variances (factor 1)."""
+    n_targets = y.shape[1]
+    if heteroscedastic:
+        return np.ones(n_targets), np.ones(n_targets)
+    weight = sample_weight / sample_weight.max()
+    return np.ones(n_targets), np.average((y - mean) ** 2, axis=0, weights=weight)

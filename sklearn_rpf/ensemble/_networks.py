@@ -1,21 +1,16 @@
-"""Torch modules for randomized prior ensembles.
-
-Member ``k`` of a randomized prior ensemble predicts ``f_k(x) + prior_scale * p_k(x)``
-(Osband, Aslanides & Cassirer, NeurIPS 2018): ``f_k`` is trained, ``p_k`` is a frozen prior.
-This module holds the building blocks:
+"""Member networks, and ensembles of ``K`` of them evaluated together.
 
 * :class:`MLP`, one member network, and :class:`EnsembleMLP`, ``K`` of them stored as stacked
   weights so that the whole ensemble trains with batched matrix products;
 * :class:`VmapEnsemble`, ``K`` copies of any user module evaluated together with
   ``torch.func.vmap`` (the generic vectorised path);
-* :class:`ModuleListEnsemble`, ``K`` copies evaluated one after the other (used for frozen priors
-  that cannot be vectorised: they need no gradient, so the loop is cheap);
-* :class:`FixedFunctionPrior`, a hand-picked prior shared by all members, such as ``sin(3x)``;
-* :class:`RandomizedPriorEnsemble` and :class:`MemberWithPrior`, which add the scaled frozen prior
-  to the trainable output, for the whole ensemble and for one member.
+* :class:`ModuleListEnsemble`, ``K`` modules evaluated one after the other (modules that cannot be
+  vectorised, and frozen priors that need no gradient, so the loop is cheap).
 
-Ensemble modules map ``x`` of shape ``(n, d)`` to ``(K, n, o)``; the combined modules return
-``(n, K, o)`` so that skorch can concatenate predictions batch by batch along the first axis.
+Every ensemble maps ``x`` of shape ``(n, d)`` to ``(K, n, o)`` and answers the same questions:
+``n_members``, ``member(k)`` (a stand-alone copy of member ``k``), ``member_state(k)`` /
+``load_member_state(k, state)`` (to keep one member's best weights during early stopping) and
+``concatenate(parts)`` (one ensemble from groups of members trained apart).
 """
 
 import copy
@@ -98,8 +93,9 @@ class EnsembleMLP(nn.Module):
         Width of each hidden layer.
     activation : str
         One of ``ACTIVATIONS``.
-    generator : torch.Generator, optional
-        Source of the random initial weights.
+    generators : sequence of torch.Generator
+        One source of random initial weights per member, so that a member's weights depend on
+        its own generator only.
     dtype : torch.dtype, default=torch.float32
     init : {"uniform", "variance_preserving"}, default="uniform"
         ``"uniform"``: like :class:`torch.nn.Linear`. ``"variance_preserving"``: Gaussian weights
@@ -115,7 +111,8 @@ class EnsembleMLP(nn.Module):
         n_outputs,
         hidden_layer_sizes=(50,),
         activation="relu",
-        generator=None,
+        *,
+        generators,
         dtype=torch.float32,
         init="uniform",
     ):
@@ -125,26 +122,32 @@ class EnsembleMLP(nn.Module):
         self.n_features = n_features
         self.n_outputs = n_outputs
         sizes = [n_features, *hidden_layer_sizes, n_outputs]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
+        if len(generators) != n_members:
+            raise ValueError(f"Expected {n_members} generators, got {len(generators)}.")
         gain = nn.init.calculate_gain(_GAIN_NAMES.get(activation, "relu"))
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            bound = 1.0 / math.sqrt(fan_in)
-            weight = torch.empty(n_members, fan_in, fan_out, dtype=dtype)
-            bias = torch.empty(n_members, 1, fan_out, dtype=dtype)
-            if init == "uniform":
-                _uniform_(weight, bound, generator)
-            else:
-                # Variance preserving (He/Kaiming): with standardised inputs every layer, and so
-                # the output, has about unit variance, whatever the width and depth.
-                # The first layer sees the raw inputs; later ones see activations, which the
-                # gain compensates (ReLU halves the second moment, so its gain is sqrt(2)).
-                std = (gain if i else 1.0) / math.sqrt(fan_in)
-                with torch.no_grad():
-                    weight.copy_(torch.randn(weight.shape, generator=generator, dtype=dtype) * std)
-            _uniform_(bias, bound, generator)
-            self.weights.append(nn.Parameter(weight))
-            self.biases.append(nn.Parameter(bias))
+        weights = [torch.empty(n_members, fan_in, fan_out, dtype=dtype)
+                   for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
+        biases = [torch.empty(n_members, 1, b, dtype=dtype) for b in sizes[1:]]
+        # Member by member, each from its own generator: member k's weights do not depend on how
+        # many members are built together.
+        for k, generator in enumerate(generators):
+            for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+                fan_in = weight.shape[1]
+                bound = 1.0 / math.sqrt(fan_in)
+                if init == "uniform":
+                    _uniform_(weight[k], bound, generator)
+                else:
+                    # Variance preserving (He/Kaiming): with standardised inputs every layer, and
+                    # so the output, has about unit variance, whatever the width and depth. The
+                    # first layer sees the raw inputs; later ones see activations, which the gain
+                    # compensates (ReLU halves the second moment, so its gain is sqrt(2)).
+                    std = (gain if i else 1.0) / math.sqrt(fan_in)
+                    with torch.no_grad():
+                        weight[k].copy_(torch.randn(weight[k].shape, generator=generator,
+                                                    dtype=dtype) * std)
+                _uniform_(bias[k], bound, generator)
+        self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
+        self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
         self.act = ACTIVATIONS[activation]()
 
     @property
@@ -158,6 +161,32 @@ class EnsembleMLP(nn.Module):
         for weight, bias in zip(weights[1:], biases[1:], strict=True):
             h = torch.baddbmm(bias, self.act(h), weight)
         return h
+
+    def member_state(self, k):
+        return [t[k].detach().clone() for t in self._stacked_tensors()]
+
+    def load_member_state(self, k, state):
+        with torch.no_grad():
+            for tensor, value in zip(self._stacked_tensors(), state, strict=True):
+                tensor[k].copy_(value)
+
+    def _stacked_tensors(self):
+        return [*self.weights, *self.biases]
+
+    @classmethod
+    def concatenate(cls, parts):
+        """One ensemble holding the members of ``parts`` (same architecture), in order."""
+        first = parts[0]
+        with torch.device("meta"):  # no initialisation: the weights are copied in below
+            joined = cls(0, first.n_features, first.n_outputs, first.hidden_layer_sizes,
+                         first.activation, generators=[])
+        joined.weights = nn.ParameterList(
+            nn.Parameter(torch.cat([p.weights[i].detach() for p in parts]))
+            for i in range(len(first.weights)))
+        joined.biases = nn.ParameterList(
+            nn.Parameter(torch.cat([p.biases[i].detach() for p in parts]))
+            for i in range(len(first.biases)))
+        return joined
 
     def member(self, k):
         """Return member ``k`` as a stand-alone :class:`MLP` holding a copy of its weights."""
@@ -192,6 +221,9 @@ class VmapEnsemble(nn.Module):
     def __init__(self, members):
         super().__init__()
         params, buffers = stack_module_state(list(members))
+        self._set_stacked(params, buffers, members[0])
+
+    def _set_stacked(self, params, buffers, template):
         self.params = nn.ParameterDict({_flat(k): nn.Parameter(v) for k, v in params.items()})
         for name, value in buffers.items():
             self.register_buffer(_flat("buffer." + name), value)
@@ -199,7 +231,7 @@ class VmapEnsemble(nn.Module):
         self._buffer_names = list(buffers)
         # A skeleton of the architecture on the meta device: functional_call swaps in the
         # stacked tensors, so it owns no memory and is kept out of the parameter registry.
-        self.__dict__["_skeleton"] = copy.deepcopy(members[0]).to("meta")
+        self.__dict__["_skeleton"] = copy.deepcopy(template).to("meta")
 
     @property
     def n_members(self):
@@ -219,6 +251,29 @@ class VmapEnsemble(nn.Module):
 
         params, buffers = self._stacked()
         return vmap(call, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
+
+    def member_state(self, k):
+        return [t[k].detach().clone() for t in self._stacked_tensors()]
+
+    def load_member_state(self, k, state):
+        with torch.no_grad():
+            for tensor, value in zip(self._stacked_tensors(), state, strict=True):
+                tensor[k].copy_(value)
+
+    def _stacked_tensors(self):
+        params, buffers = self._stacked()
+        return [*params.values(), *buffers.values()]
+
+    @classmethod
+    def concatenate(cls, parts):
+        """One ensemble holding the members of ``parts`` (same architecture), in order."""
+        stacked = [p._stacked() for p in parts]
+        params = {name: torch.cat([s[0][name].detach() for s in stacked]) for name in stacked[0][0]}
+        buffers = {name: torch.cat([s[1][name] for s in stacked]) for name in stacked[0][1]}
+        joined = cls.__new__(cls)
+        nn.Module.__init__(joined)
+        joined._set_stacked(params, buffers, parts[0]._skeleton)
+        return joined
 
     def member(self, k):
         """Return member ``k`` as a stand-alone module holding a copy of its weights."""
@@ -256,140 +311,15 @@ class ModuleListEnsemble(nn.Module):
     def member(self, k):
         return copy.deepcopy(self.members[k])
 
+    def member_state(self, k):
+        return copy.deepcopy(self.members[k].state_dict())
 
-class FixedFunctionPrior(nn.Module):
-    """A hand-picked prior shared by all members, for instance ``lambda x: torch.sin(3 * x)``.
+    def load_member_state(self, k, state):
+        self.members[k].load_state_dict(state)
 
-    Parameters
-    ----------
-    function : callable or nn.Module
-        Maps a float tensor of shape ``(n, d)`` to ``(n, n_targets)`` (or ``(n,)`` for one target).
-    """
-
-    def __init__(self, function):
-        super().__init__()
-        self.function = function
-
-    def forward(self, x):
-        out = self.function(x)
-        return out.unsqueeze(-1) if out.dim() == 1 else out
+    @classmethod
+    def concatenate(cls, parts):
+        """One ensemble holding the members of ``parts``, in order."""
+        return cls([member for part in parts for member in part.members])
 
 
-def _add_prior(out, prior, prior_scale):
-    """Add ``prior_scale * prior`` to the mean outputs (the first ``prior.shape[-1]`` columns)."""
-    n_targets = prior.shape[-1]
-    if out.shape[-1] == n_targets:
-        return out + prior_scale * prior
-    return torch.cat([out[..., :n_targets] + prior_scale * prior, out[..., n_targets:]], dim=-1)
-
-
-def _variance_head(out, n_targets):
-    """Heteroscedastic members: the last ``n_targets`` outputs become positive variances."""
-    if out.shape[-1] == n_targets:
-        return out
-    mean, raw = out[..., :n_targets], out[..., n_targets:]
-    return torch.cat([mean, nn.functional.softplus(raw) + MIN_VARIANCE], dim=-1)
-
-
-class _FrozenPriorMixin:
-    """Keeps the prior frozen: no gradient, no optimizer slot, always in eval mode."""
-
-    def _freeze(self):
-        if self.prior is not None:
-            self.prior.requires_grad_(False)
-            self.prior.eval()
-
-    def train(self, mode=True):
-        super().train(mode)
-        if self.prior is not None:
-            self.prior.eval()
-        return self
-
-    def _prior_output(self, x):
-        with torch.no_grad():
-            return self.prior(x)
-
-
-class RandomizedPriorEnsemble(_FrozenPriorMixin, nn.Module):
-    """The whole ensemble: trainable members plus ``prior_scale`` times frozen priors.
-
-    Parameters
-    ----------
-    trainable : nn.Module
-        Maps ``(n, d)`` to ``(K, n, o)``; ``o`` is ``n_targets`` or, for heteroscedastic members,
-        ``2 * n_targets`` (means, then variance pre-activations).
-    prior : nn.Module or None
-        Maps ``(n, d)`` to ``(K, n, n_targets)`` (one prior per member) or ``(n, n_targets)``
-        (one prior shared by all members). Frozen here.
-    prior_scale : float
-        Beta in ``f_k(x) + beta * p_k(x)``.
-    n_targets : int
-    """
-
-    def __init__(self, trainable, prior, prior_scale, n_targets):
-        super().__init__()
-        self.trainable = trainable
-        self.prior = prior
-        self.prior_scale = float(prior_scale)
-        self.n_targets = n_targets
-        self._freeze()
-
-    def prior_outputs(self, x):
-        """Frozen prior outputs, shape ``(K, n, n_targets)`` or ``(n, n_targets)``."""
-        return self._prior_output(x)
-
-    def forward(self, x, prior=None, weight=None, oob_weight=None):
-        """Return ``(n, K, o)``.
-
-        ``prior`` may carry precomputed prior outputs for these rows (they never change during
-        training); ``weight`` and ``oob_weight`` are the bootstrap loss weights, read by the loss
-        and ignored here.
-        """
-        out = self.trainable(x)
-        if self.prior is not None and self.prior_scale != 0.0:
-            if prior is None:
-                prior = self._prior_output(x)
-            elif prior.dim() == 3:
-                prior = prior.transpose(0, 1)  # cached as (n, K, t) so that skorch can batch rows
-            out = _add_prior(out, prior, self.prior_scale)
-        return _variance_head(out, self.n_targets).transpose(0, 1)
-
-
-class MemberWithPrior(_FrozenPriorMixin, nn.Module):
-    """One member, ``f_k(x) + prior_scale * p_k(x)``, in the target's original units.
-
-    The output has ``n_targets`` columns (the mean), followed for heteroscedastic members by
-    ``n_targets`` columns of predicted noise variance.
-
-    Parameters
-    ----------
-    net : nn.Module
-        The trained network ``f_k``.
-    prior : nn.Module or None
-        The frozen prior ``p_k``.
-    prior_scale : float
-    n_targets : int
-    y_offset, y_scale : torch.Tensor of shape (n_targets,)
-        Undo the target normalisation applied during training.
-    """
-
-    def __init__(self, net, prior, prior_scale, n_targets, y_offset, y_scale):
-        super().__init__()
-        self.net = net
-        self.prior = prior
-        self.prior_scale = float(prior_scale)
-        self.n_targets = n_targets
-        self.register_buffer("y_offset", torch.as_tensor(y_offset))
-        self.register_buffer("y_scale", torch.as_tensor(y_scale))
-        self._freeze()
-
-    def forward(self, x):
-        x = x.to(self.y_scale.dtype)  # skorch passes float64 arrays through unchanged
-        out = self.net(x)
-        if self.prior is not None and self.prior_scale != 0.0:
-            out = _add_prior(out, self._prior_output(x), self.prior_scale)
-        out = _variance_head(out, self.n_targets)
-        mean = out[..., : self.n_targets] * self.y_scale + self.y_offset
-        if out.shape[-1] == self.n_targets:
-            return mean
-        return torch.cat([mean, out[..., self.n_targets :] * self.y_scale**2], dim=-1)

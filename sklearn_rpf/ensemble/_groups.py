@@ -1,0 +1,82 @@
+"""Members trained in groups, the groups spread over processes or machines with joblib.
+
+Each group is vectorised as one skorch net (see :mod:`._training`); groups are independent, so they
+run wherever joblib sends them: local processes (``n_jobs``), or a Dask cluster when the user
+activates ``joblib.parallel_backend("dask")``. Because member ``k`` depends only on
+``(random_state, k)`` and the shared batch order, the result is the same however the members are
+grouped. The fitted groups are joined back into one ensemble.
+
+The training arrays are sent to each worker once (see :func:`train_groups`). Each worker runs
+torch with the threads its process was given: joblib's loky workers and Dask's nanny-started
+workers set ``OMP_NUM_THREADS`` to their share of the cores, which torch follows.
+"""
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed, effective_n_jobs
+
+from ._priors import RandomizedPriorEnsemble
+from ._training import TrainingData, train_module
+
+
+def member_groups(n_members, n_groups):
+    """Contiguous, near-equal groups of member indices."""
+    n_groups = max(1, min(n_groups, n_members))
+    return [list(map(int, group)) for group in np.array_split(np.arange(n_members), n_groups)]
+
+
+def n_parallel_groups(n_jobs, n_members):
+    """One group per parallel job, at most one per member.
+
+    ``n_jobs=None`` follows the active joblib configuration: 1 by default, the cluster's threads
+    inside ``joblib.parallel_backend("dask")``.
+    """
+    return max(1, min(effective_n_jobs(n_jobs), n_members))
+
+
+def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net=False):
+    """One group, built from its members' streams and trained; runs on any worker."""
+    module = spec.build(members, seed, torch.as_tensor(x[:2]))
+    net = train_module(module, TrainingData(x, y, weight, oob_weight), config, seed)
+    return net.module_.cpu(), len(net.history), net if keep_net else None
+
+
+def train_groups(spec, x, y, weight, oob_weight, config, seed, groups, n_jobs=None, verbose=0):
+    """Train the members ``groups`` (lists of member indices) and join them into one ensemble.
+
+    ``x`` and ``y`` go to every task as they are: joblib's Dask backend scatters such large
+    arguments once per call and every task reuses them; locally, loky memory-maps them.
+
+    Parameters
+    ----------
+    spec : EnsembleSpec
+    x, y : ndarrays of shape (n, d) and (n, t)
+        Standardised inputs (in the networks' dtype) and targets.
+    weight, oob_weight : ndarrays of shape (n, K) (``oob_weight`` may be None)
+    config : TrainingConfig
+    seed : int
+    groups : list of list of int
+    n_jobs : int or None
+    verbose : int
+
+    Returns
+    -------
+    module : RandomizedPriorEnsemble
+        Every member, in member order, on the CPU.
+    n_epochs : list of int
+        Epochs each group ran.
+    net : EnsembleNet or None
+        The trained net when there was a single group (its history is the training log).
+    """
+    if len(groups) == 1:
+        module, epochs, net = _train_group(spec, groups[0], x, y, weight, oob_weight, config,
+                                           seed, keep_net=True)
+        return module, [epochs], net
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        delayed(_train_group)(
+            spec, group, x, y, weight[:, group],
+            None if oob_weight is None else oob_weight[:, group], config, seed)
+        for group in groups
+    )
+    module = RandomizedPriorEnsemble.concatenate([module for module, _, _ in results])
+    return module, [epochs for _, epochs, _ in results], None

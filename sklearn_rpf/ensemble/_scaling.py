@@ -1,0 +1,119 @@
+"""Standardisation of inputs and targets, safe at any finite magnitude.
+
+Networks train well on inputs and targets of about unit scale, and the default prior is built so
+that ``prior_scale`` reads in target standard deviations; so the estimator standardises both itself
+(``normalize_X``, ``normalize_y``). Moments are computed on values divided by each column's largest
+magnitude first, so that 1e200 squares without overflow, and in row chunks, so that no full-size
+temporary is made. Predictions go back to the target's units through the standard deviation, never
+the variance (``(1e200)**2`` is not a float).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Rows per chunk: bounds the temporaries of moments and transforms to a few MB.
+_CHUNK_ROWS = 65_536
+
+
+def _chunks(n):
+    return (slice(start, min(start + _CHUNK_ROWS, n)) for start in range(0, n, _CHUNK_ROWS))
+
+
+def weighted_location_scale(A, weight=None):
+    """Weighted mean and standard deviation of each column of ``A``, without overflow.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n, m), finite
+    weight : ndarray of shape (n,), non-negative with a positive sum, optional
+
+    Returns
+    -------
+    mean, std, peak : ndarrays of shape (m,)
+        ``peak`` is each column's largest magnitude (1 for an all-zero column).
+    """
+    n, m = A.shape
+    peak = np.zeros(m)
+    for rows in _chunks(n):
+        np.maximum(peak, np.abs(A[rows]).max(axis=0, initial=0.0), out=peak)
+    peak[peak == 0] = 1.0
+    if weight is None:
+        weight = np.ones(n)
+    weight = weight / weight.max()  # weights of 1e300 must not overflow either
+    # Chan et al.'s pairwise update: chunk moments combined without a full-size temporary.
+    total, mean, m2 = 0.0, np.zeros(m), np.zeros(m)
+    for rows in _chunks(n):
+        w = weight[rows]
+        w_sum = w.sum()
+        if w_sum == 0:
+            continue
+        z = A[rows] / peak
+        chunk_mean = (w @ z) / w_sum
+        chunk_m2 = w @ (z - chunk_mean) ** 2
+        delta = chunk_mean - mean
+        new_total = total + w_sum
+        mean = mean + delta * (w_sum / new_total)
+        m2 = m2 + chunk_m2 + delta**2 * (total * w_sum / new_total)
+        total = new_total
+    std = np.sqrt(m2 / total)
+    return mean * peak, std * peak, peak
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Affine maps of inputs and targets to about zero mean and unit variance.
+
+    Attributes
+    ----------
+    x_offset, x_scale : ndarray of shape (n_features,)
+    y_offset, y_scale : ndarray of shape (n_targets,)
+    """
+
+    x_offset: np.ndarray
+    x_scale: np.ndarray
+    y_offset: np.ndarray
+    y_scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X, y, sample_weight, normalize_X=True, normalize_y=True):
+        """Moments of ``X`` and ``y`` (2-D, finite), weighted by ``sample_weight``."""
+        return cls(*_offset_scale(X, sample_weight, normalize_X),
+                   *_offset_scale(y, sample_weight, normalize_y))
+
+    def transform_X(self, X, dtype=np.float32, rows=slice(None)):
+        """Standardised ``X[rows]`` in ``dtype``; a clear error if it leaves ``dtype``'s range."""
+        X = X[rows]
+        out = np.empty(X.shape, dtype=dtype)
+        for chunk in _chunks(len(X)):
+            np.divide(X[chunk] - self.x_offset, self.x_scale, out=out[chunk], casting="unsafe")
+        if not np.isfinite(out).all():
+            where = np.argwhere(~np.isfinite(out))[0]
+            raise ValueError(
+                f"X[{where[0]}, {where[1]}] = {X[tuple(where)]!r} is too far from the training "
+                f"data (offset {self.x_offset[where[1]]:.3g}, scale {self.x_scale[where[1]]:.3g})"
+                f" to be represented in {np.dtype(dtype).name} once standardised; fit with "
+                "dtype='float64' or bring the inputs to a common scale."
+            )
+        return out
+
+    def transform_y(self, y):
+        """Standardised targets, float64, shape ``(n, n_targets)``."""
+        return (y - self.y_offset) / self.y_scale
+
+    def inverse_mean(self, mean):
+        """From standardised to original units (last axis: targets)."""
+        return mean * self.y_scale + self.y_offset
+
+    def inverse_std(self, std):
+        """Standard deviations back to original units; scaled as stds so they cannot overflow."""
+        return std * self.y_scale
+
+
+def _offset_scale(A, weight, normalize):
+    if not normalize:
+        return np.zeros(A.shape[1]), np.ones(A.shape[1])
+    mean, std, peak = weighted_location_scale(A, weight)
+    # A constant column keeps its own magnitude as unit: a later value is then read relative to it,
+    # not multiplied into float overflow.
+    return mean, np.where(std > peak * 1e-12, std, peak)
