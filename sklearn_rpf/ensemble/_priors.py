@@ -204,10 +204,12 @@ class MemberWithPrior(_FrozenPriorMixin, nn.Module):
         if self.prior is not None:
             out = _add_prior(out, self._prior_output(x), self.prior_scale)
         out = _variance_head(out, self.n_targets)
-        mean, variance = out[..., : self.n_targets], out[..., self.n_targets :]
+        mean = out[..., : self.n_targets]
         if self.y_offset is not None:
             mean = mean * self.y_scale + self.y_offset
-            variance = variance * self.y_scale**2
-        if variance.shape[-1] == 0:
+        if out.shape[-1] == self.n_targets:
             return mean[..., 0] if self.squeeze and self.n_targets == 1 else mean
+        variance = out[..., self.n_targets :]
+        if self.y_scale is not None:
+            variance = variance * self.y_scale**2
         return torch.cat([mean, variance], dim=-1)

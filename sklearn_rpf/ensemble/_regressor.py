@@ -374,7 +374,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.ensemble_ = net
             self.in_bag_counts_ = bag.counts
             self.epistemic_scale_ = epistemic_scale
-            self.noise_ = noise * (standardizer.y_scale**2 if not spec.heteroscedastic else 1.0)
+            with np.errstate(over="ignore", under="ignore"):  # y of 1e200: noise_ is inf
+                self.noise_ = noise * (1.0 if spec.heteroscedastic else standardizer.y_scale**2)
+            self._noise = noise  # in standardised units: what predictions use
             self.n_epochs_ = max(n_epochs)
             self._fitted = fitted
             self._y_ndim = y_ndim
@@ -382,6 +384,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return self
 
     def _validate_training_data(self, X, y, sample_weight):
+        y_dtype = np.asarray(y).dtype
+        if y_dtype.kind in "USV":  # scikit-learn would fail later, inside a NumPy ufunc
+            raise ValueError(
+                f"y must be numeric (a regression target); got an array of dtype {y_dtype}."
+            )
         X, y = validate_data(
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
         )
@@ -482,9 +489,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         fitted = self._fitted
         mean = np.empty((len(X), fitted.n_targets))
         std = np.empty_like(mean) if return_std else None
-        # Noise in standardised units: the variance is never formed in the target's units.
-        noise = self.noise_ / (1.0 if self.loss == "gaussian_nll" else
-                               fitted.standardizer.y_scale**2)
+        noise = self._noise  # standardised units: no variance is formed in the target's units
         for rows, means, variances in fitted.batches(X):
             batch_mean, spread, aleatoric = ensemble_moments(means, variances)
             mean[rows] = batch_mean

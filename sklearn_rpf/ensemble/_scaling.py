@@ -85,8 +85,9 @@ class Standardizer:
         """Standardised ``X[rows]`` in ``dtype``; a clear error if it leaves ``dtype``'s range."""
         X = X[rows]
         out = np.empty(X.shape, dtype=dtype)
-        for chunk in _chunks(len(X)):
-            np.divide(X[chunk] - self.x_offset, self.x_scale, out=out[chunk], casting="unsafe")
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            for chunk in _chunks(len(X)):
+                np.divide(X[chunk] - self.x_offset, self.x_scale, out=out[chunk], casting="unsafe")
         if not np.isfinite(out).all():
             where = np.argwhere(~np.isfinite(out))[0]
             raise ValueError(

@@ -12,10 +12,12 @@ member stops, and keeps its best weights, on its own.
 processes or machines.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet, NeuralNetRegressor
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
@@ -327,17 +329,26 @@ def train_module(module, data, config, seed):
     # Dropout and other layers that draw at training time use torch's global generator: fork it.
     with forked_rng(device, torch_seed(seed, "shuffle")):
         net.partial_fit(Dataset(X, torch.as_tensor(data.y, dtype=dtype, device=device)), None)
+    _check_convergence(net)
     return net
 
 
-def check_finite_members(outputs, what="The trained members"):
-    """A clear error, naming the culprit, when member outputs are not finite."""
-    if not torch.isfinite(outputs).all():
-        bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(outputs))[:, 1].tolist()})
+def _check_convergence(net):
+    """A clear error when training blew up, a warning when the loss ended far above its start."""
+    losses = [row["train_loss"] for row in net.history if "train_loss" in row]
+    if not losses:
+        return
+    if not np.isfinite(losses[-1]):
+        first_bad = next(i for i, loss in enumerate(losses) if not np.isfinite(loss))
         raise ValueError(
-            f"{what} returned NaN or infinity (members {bad[:10]}"
-            f"{' ...' if len(bad) > 10 else ''}). Training diverged, or the inputs are beyond "
-            "what the networks can represent; lower lr, use dtype='float64', or check the data."
+            f"Training diverged: the training loss became {losses[first_bad]} at epoch "
+            f"{first_bad + 1}. Lower lr, or check the data for extreme values."
+        )
+    if losses[-1] > 10 * losses[0]:
+        warnings.warn(
+            f"Training diverged: the training loss rose from {losses[0]:.3g} in the first epoch "
+            f"to {losses[-1]:.3g} in the last; the predictions are not to be trusted. Lower lr.",
+            ConvergenceWarning, stacklevel=5,
         )
 
 

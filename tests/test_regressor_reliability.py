@@ -1,0 +1,275 @@
+"""RandomizedPriorRegressor under hostile input: every failure is clear, nothing is half-done."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from joblib import parallel_config
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+from torch import nn
+
+from sklearn_rpf import RandomizedPriorRegressor
+
+FAST = dict(n_estimators=4, max_epochs=20, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
+
+
+def data(n=60, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, X[:, 0] + np.sin(2 * X[:, 1]) + 0.1 * rng.normal(size=n)
+
+
+# ----------------------------------------------------------------------------- failing fits
+class FailsOnCall:
+    """A fixed-function prior (or forward hook) that raises on its ``n``-th call."""
+
+    def __init__(self, n, error=RuntimeError):
+        self.n, self.calls, self.error = n, 0, error
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.n:
+            raise self.error("boom")
+        return torch.zeros(len(x), 1, dtype=x.dtype)
+
+
+class FailingNet(nn.Module):
+    """A member network whose forward raises after a few training batches."""
+
+    calls = 0
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        type(self).calls += 1
+        if type(self).calls == 12:
+            raise RuntimeError("boom")
+        return self.linear(x)
+
+
+class FailingOptimizer(torch.optim.Adam):
+    steps = 0
+
+    def step(self, closure=None):
+        type(self).steps += 1
+        if type(self).steps == 5:
+            raise RuntimeError("boom")
+        return super().step(closure)
+
+
+class RaisesAtEpoch(Callback):
+    def __init__(self, epoch=3, error=RuntimeError):
+        self.epoch, self.error = epoch, error
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise self.error("boom")
+
+
+def failing_configurations():
+    yield "module", dict(module=FailingNet, vectorize=False), RuntimeError
+    yield "prior", dict(prior=FailsOnCall(3), prior_scale=1.0), (RuntimeError, ValueError)
+    yield "optimizer", dict(optimizer=FailingOptimizer), RuntimeError
+    yield "callback", dict(net_params={"callbacks": [("x", RaisesAtEpoch())]}), RuntimeError
+    yield "interrupt", dict(net_params={"callbacks": [("x", RaisesAtEpoch(3, KeyboardInterrupt))]}), \
+        KeyboardInterrupt
+    yield "interrupt-apart", dict(vectorize=False, net_params={
+        "callbacks": [("x", RaisesAtEpoch(2, KeyboardInterrupt))]}), KeyboardInterrupt
+
+
+@pytest.mark.parametrize("name, params, error", list(failing_configurations()),
+                         ids=[c[0] for c in failing_configurations()])
+def test_failed_fit_leaves_a_fresh_estimator_unfitted(name, params, error):
+    FailingNet.calls = FailingOptimizer.steps = 0
+    X, y = data()
+    reg = RandomizedPriorRegressor(**{**FAST, **params})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not be vectorised"
+        with pytest.raises(error):
+            reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(reg)
+    assert not [key for key in vars(reg) if key.endswith("_") or key.startswith("_")]
+
+
+@pytest.mark.parametrize("name, params, error", list(failing_configurations()),
+                         ids=[c[0] for c in failing_configurations()])
+def test_failed_refit_keeps_the_previous_fit(name, params, error):
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict(X, return_std=True)
+    state = {key: value for key, value in vars(reg).items()}
+    FailingNet.calls = FailingOptimizer.steps = 0
+    reg.set_params(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(error):
+            reg.fit(X, 1000 * y + 5e4)  # new target scaling: must not leak into predictions
+    assert vars(reg).keys() == state.keys()
+    assert all(vars(reg)[key] is value for key, value in state.items() if key.endswith("_"))
+    np.testing.assert_array_equal(reg.predict(X, return_std=True), before)
+
+
+def test_interrupt_is_not_swallowed_as_a_short_fit():
+    X, y = data()
+    reg = RandomizedPriorRegressor(
+        **dict(FAST, max_epochs=400, net_params={"callbacks": [("x", RaisesAtEpoch(5, KeyboardInterrupt))]}))
+    with pytest.raises(KeyboardInterrupt):
+        reg.fit(X, y)
+    assert not hasattr(reg, "n_epochs_")
+
+
+# ----------------------------------------------------------------------------- numeric range
+def _quality(reg, X, y, y_scale=1.0):
+    mean, std = reg.predict(X, return_std=True)
+    assert np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()
+    mean, std, y = mean / y_scale, std / y_scale, y / y_scale  # squares of 1e200 overflow
+    return 1 - np.mean((mean - y) ** 2) / np.var(y), np.median(std)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e15, 1e40, 1e300])
+def test_inputs_of_any_finite_magnitude(scale):
+    X, y = data()
+    r2, std = _quality(RandomizedPriorRegressor(**FAST).fit(X, y), X, y)
+    # Standardised inside, the networks see inputs of unit scale whatever the units. (The rows'
+    # content differs, so the bootstrap draws differ: same quality, not the same numbers.)
+    r2_scaled, std_scaled = _quality(RandomizedPriorRegressor(**FAST).fit(X * scale, y),
+                                     X * scale, y)
+    assert r2 > 0.8 and r2_scaled > r2 - 0.1
+    assert 0.5 < std_scaled / std < 2
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_targets_of_any_finite_magnitude(scale):
+    X, y = data()
+    r2, std = _quality(RandomizedPriorRegressor(**FAST).fit(X, y), X, y)
+    big = RandomizedPriorRegressor(**FAST).fit(X, y * scale)
+    r2_big, std_big = _quality(big, X, y * scale, y_scale=scale)
+    assert r2_big > r2 - 0.1 and 0.5 < std_big / std < 2
+
+
+def test_inputs_beyond_the_networks_precision_are_a_clear_error():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="too far from the training data.*float32"):
+        reg.predict(X[:2] * 1e40)
+    mean = RandomizedPriorRegressor(**dict(FAST, dtype="float64")).fit(X, y).predict(X[:2] * 1e40)
+    assert np.isfinite(mean).all()  # float64 represents it: an (extreme) extrapolation, not NaN
+
+
+def test_non_finite_prior_is_blamed_by_name():
+    X, y = data()
+    with pytest.raises(ValueError, match="prior returned NaN or infinity on the training data"):
+        RandomizedPriorRegressor(prior=lambda t: t[:, :1] * np.nan, **FAST).fit(X, y)
+    reg = RandomizedPriorRegressor(
+        prior=lambda t: torch.where(t[:, :1] > 20, np.nan, 0.0), prior_scale=1.0, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="prior returned NaN or infinity for row 1"):
+        reg.predict(np.r_[X[:1], np.full((1, 3), 100.0)])
+
+
+def test_diverging_training_is_reported():
+    X, y = data()
+    with pytest.warns(ConvergenceWarning, match="Training diverged"):
+        RandomizedPriorRegressor(**dict(FAST, lr=1e5)).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- weights and memory
+def test_huge_weights_draw_a_bounded_bootstrap():
+    X, y = data(n=40)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=np.full(40, 2.5e6))
+    assert (reg.in_bag_counts_.sum(axis=0) == 400).all()  # capped at 10 draws per row
+    for weight in (np.full(40, 1e300), np.r_[np.full(20, 1e308), np.ones(20)]):
+        mean, std = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=weight).predict(
+            X, return_std=True)
+        assert np.isfinite(mean).all() and np.isfinite(std).all()
+    # Scaling every weight by the same factor keeps the probabilities (and, below the cap, the
+    # number of draws is what integer weights say).
+    a = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=np.full(40, 2.5e6)).predict(X)
+    b = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=np.full(40, 1e300)).predict(X)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_in_bag_counts_are_stored_compactly():
+    X, y = data(n=2000, d=2)
+    reg = RandomizedPriorRegressor(**dict(FAST, max_epochs=1, n_estimators=10)).fit(X, y)
+    assert reg.in_bag_counts_.dtype == np.uint8
+    assert reg.in_bag_counts_.nbytes == 2000 * 10
+    assert len(pickle.dumps(reg)) < 250_000
+
+
+def test_prediction_in_small_batches_equals_one_batch():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    whole = reg.predict(X, return_std=True), reg.predict_members(X), reg.predict_priors(X)
+    object.__setattr__(reg._fitted, "rows", 7)  # 60 rows in 9 batches
+    batched = reg.predict(X, return_std=True), reg.predict_members(X), reg.predict_priors(X)
+    for a, b in zip(whole, batched, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- clear errors
+class NoInitPrior(nn.Module):
+    """A module class with no __init__ of its own (nn.Module.__init__ takes **kwargs)."""
+
+    def forward(self, x):
+        return torch.tanh(x[:, :1])
+
+
+def test_module_classes_without_their_own_init():
+    X, y = data()
+    reg = RandomizedPriorRegressor(prior=NoInitPrior, prior_scale=1.0, **FAST).fit(X, y)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("y, match", [
+    (np.array(["a"] * 60), "y must be numeric"),
+    (np.array(["1.5"] * 60), "y must be numeric"),
+    (np.arange(60) + 1j, "Complex data not supported"),
+])
+def test_non_numeric_targets(y, match):
+    X, _ = data()
+    with pytest.raises(ValueError, match=match):
+        RandomizedPriorRegressor(**FAST).fit(X, y)
+
+
+def test_complex_inputs_are_rejected():
+    X, y = data()
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        RandomizedPriorRegressor(**FAST).fit(X + 1j, y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_missing_cuda_device_is_a_clear_error():
+    X, y = data()
+    with pytest.raises(ValueError, match="device='cuda'.*(without CUDA|CUDA device)"):
+        RandomizedPriorRegressor(**dict(FAST, device="cuda")).fit(X, y)
+
+
+def test_single_target_members_predict_one_dimension():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    assert reg.estimators_[0].predict(X).shape == reg.predict(X).shape == (60,)
+    multi = RandomizedPriorRegressor(**FAST).fit(X, np.c_[y, 2 * y])
+    assert multi.estimators_[0].predict(X).shape == multi.predict(X).shape == (60, 2)
+
+
+# ----------------------------------------------------------------------------- member-wise streams
+@pytest.mark.parametrize("params", [{}, {"early_stopping": True, "n_iter_no_change": 3,
+                                         "max_epochs": 60}, {"prior": NoInitPrior}])
+def test_members_do_not_depend_on_how_they_are_grouped(params):
+    X, y = data()
+    kw = {**FAST, "n_estimators": 5, **params}
+    reference = RandomizedPriorRegressor(**kw).fit(X, y)
+    for n_groups in (2, 3, 5):
+        with parallel_config(backend="threading", n_jobs=n_groups):
+            grouped = RandomizedPriorRegressor(**kw).fit(X, y)
+        np.testing.assert_allclose(grouped.predict_members(X), reference.predict_members(X),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(grouped.in_bag_counts_, reference.in_bag_counts_)
+        np.testing.assert_allclose(grouped.noise_, reference.noise_, rtol=1e-4)
