@@ -279,6 +279,7 @@ def test_style_keywords_override_the_defaults(rpf, data):
     [
         (dict(against="residual"), "against must be one of"),
         (dict(bands="all"), 'bands must be "auto"'),
+        (dict(bands=None), 'bands must be "auto"'),
         (dict(bands=["interval"]), "interval is asked with interval="),
         (dict(against="predicted", grid=GRID), "grid only applies along a feature"),
         (dict(interval="conformal", confidence=1.0), r"confidence must be a float in the open"),

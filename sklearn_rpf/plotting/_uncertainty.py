@@ -43,7 +43,10 @@ def _requested_bands(bands):
         if bands != "auto":
             raise ValueError(f'bands must be "auto" or a list among {_STD_BANDS}; got {bands!r}.')
         return set(_STD_BANDS)
-    wanted = set(bands)
+    try:
+        wanted = set(bands)
+    except TypeError:
+        raise ValueError(f'bands must be "auto" or a list among {_STD_BANDS}; got {bands!r}.') from None
     if not wanted <= set(_STD_BANDS):
         hint = ' (the interval is asked with interval="conformal")' if "interval" in wanted else ""
         raise ValueError(f"bands must be among {_STD_BANDS}{hint}; got {bands!r}.")
