@@ -1,11 +1,13 @@
 # Two entry points for a newcomer:
-#   make examples   set up .venv if missing, install everything, run every example (figures in figures/)
+#   make examples   set up .venv if missing, install everything, run every example (PNGs in docs/images/,
+#                   the README's figures; IMAGES=folder to write them elsewhere)
 #   make test       set up .venv if missing, install everything, run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIGURES ?= figures
+IMAGES ?= docs/images
 
 .PHONY: install examples test lint benchmarks clean
 
@@ -22,9 +24,10 @@ $(STAMP): $(PY) setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The examples write the README's figures where the README shows them (docs/images/).
 examples: $(STAMP)
-	mkdir -p $(FIGURES)
-	for f in examples/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f --out $(FIGURES) || exit 1; done
+	mkdir -p $(IMAGES)
+	for f in examples/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f --out $(IMAGES) || exit 1; done
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests

@@ -7,13 +7,19 @@ frozen prior (Osband, Aslanides & Cassirer, NeurIPS 2018). Two choices of prior:
 * random MLPs (the regressor's default: the member architecture, initialised and never trained);
 * one fixed function shared by all members, ``sin(3x)``.
 
-For each, the script draws the ensemble mean with a ±2 standard-deviation band, the priors alone and
-every member's prediction, and prints the spread next to the data and far from it.
+For each, the script draws the ensemble mean with a ±2 standard-deviation band
+(:class:`~sklearn_rpf.plotting.UncertaintyDisplay`), the priors alone and every member's prediction,
+and prints the spread next to the data and far from it. Last, it draws and prints the coverage of
+both ensembles' Gaussian intervals on held-out points from the same two clusters
+(:class:`~sklearn_rpf.plotting.CoverageDisplay`; the conformal intervals too where the regressor
+has ``predict_interval``).
 
-Run ``python examples/plot_randomized_prior.py --out figures``.
+Run ``python examples/plot_randomized_prior.py`` (PNGs in docs/images/, the README's figures) or
+add ``--out FOLDER``.
 """
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -26,17 +32,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sklearn_rpf import RandomizedPriorRegressor  # noqa: E402
-from sklearn_rpf.plotting import plot_members, plot_priors, plot_uncertainty  # noqa: E402
+from sklearn_rpf.datasets import make_two_clusters  # noqa: E402
+from sklearn_rpf.plotting import (  # noqa: E402
+    CoverageDisplay,
+    UncertaintyDisplay,
+    plot_members,
+    plot_priors,
+)
 
 X_LIMITS = (-3.0, 3.0)
-
-
-def make_two_clusters(n_per_cluster=20, noise=0.05, seed=0):
-    """Noisy samples of ``sin(2x) + x/2`` in two clusters, around -1 and +1."""
-    rng = np.random.default_rng(seed)
-    x = np.concatenate([rng.normal(-1.0, 0.15, n_per_cluster), rng.normal(1.0, 0.15, n_per_cluster)])
-    y = np.sin(2 * x) + 0.5 * x + noise * rng.normal(size=x.size)
-    return x[:, None], y
+IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+# Nominal levels of the coverage figure; the printed table reads three of them.
+LEVELS = np.round(np.linspace(0.05, 0.95, 19), 2)
+PRINTED_LEVELS = (0.5, 0.9, 0.95)
 
 
 def sine_prior(x):
@@ -76,12 +84,13 @@ def save(fig, out, name):
     path = out / name
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
-    print(f"  wrote {path}")
+    print(f"  wrote {os.path.relpath(path)}")
 
 
 def draw(reg, X, y, grid, out, tag, prior_title):
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    plot_uncertainty(reg, X, y, grid, ax=ax, n_std=2, kind="both")
+    UncertaintyDisplay.from_estimator(reg, X, y, grid=grid, n_std=2, name="ensemble", ax=ax,
+                                      scatter_kwargs={"label": "training data"})
     ax.set_title(f"Randomized prior ensemble ({prior_title}): mean ±2 std")
     ax.set_xlim(*X_LIMITS)
     save(fig, out, f"rpf_{tag}_uncertainty.png")
@@ -99,19 +108,49 @@ def draw(reg, X, y, grid, out, tag, prior_title):
     save(fig, out, f"rpf_{tag}_members.png")
 
 
+def draw_coverage(fitted, X_test, y_test, out):
+    """Observed against nominal coverage of every fitted ensemble on held-out points, printed."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    display = CoverageDisplay.from_estimator(
+        {f"{title}, Gaussian": reg for title, reg in fitted.items()}, X_test, y_test,
+        levels=LEVELS, ax=ax)
+    curves = dict(zip(display.lines_, display.observed_, strict=True))
+    conformal = {title: reg for title, reg in fitted.items() if hasattr(reg, "predict_interval")}
+    if conformal:  # drawn on the same axes, dotted, in the same colours
+        display = CoverageDisplay.from_estimator(
+            {f"{title}, conformal": reg for title, reg in conformal.items()}, X_test, y_test,
+            levels=LEVELS, method="interval", interval_method="conformal", ax=ax,
+            line_kwargs=[{"color": f"C{list(fitted).index(title)}", "linestyle": ":"}
+                         for title in conformal])
+        curves.update(zip(display.lines_, display.observed_, strict=True))
+    ax.set_title(f"Coverage on {len(y_test)} held-out points")
+    columns = [int(np.flatnonzero(np.isclose(LEVELS, level))[0]) for level in PRINTED_LEVELS]
+    print(f"coverage on {len(y_test)} held-out points (nominal "
+          f"{' / '.join(f'{level:.2f}' for level in PRINTED_LEVELS)}):")
+    width = max(len(line.get_label()) for line in curves)
+    for line, observed in curves.items():
+        print(f"  {line.get_label():<{width}}" + "".join(f"   {observed[k]:.3f}" for k in columns))
+    save(fig, out, "rpf_coverage.png")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("figures"), help="folder for the PNGs")
+    parser.add_argument("--out", type=Path, default=IMAGES,
+                        help="folder for the PNGs (default: docs/images, the README's figures)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    X, y = make_two_clusters()
+    X, y = make_two_clusters(random_state=0)
+    X_test, y_test = make_two_clusters(400, random_state=1)  # held out, same distribution
     grid = np.linspace(*X_LIMITS, 400)[:, None]
+    fitted = {}
     for tag, prior, title in [("mlp", None, "random MLP priors"), ("sine", sine_prior, "sin(3x) prior")]:
         print(f"{title}:")
         reg = fit(X, y, prior)
         report_spread(reg, X)
         draw(reg, X, y, grid, args.out, tag, title)
+        fitted[title] = reg
+    draw_coverage(fitted, X_test, y_test, args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The plotting helpers draw what they say (Agg backend, tiny fits)."""
+"""The plot_* helpers draw what they say; every plotting docstring example runs (Agg backend)."""
 
+import doctest
 import subprocess
 import sys
 
@@ -12,24 +13,34 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
+from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
 
 from sklearn_rpf import RandomizedPriorRegressor  # noqa: E402
-from sklearn_rpf.plotting import plot_members, plot_priors, plot_uncertainty  # noqa: E402
+from sklearn_rpf.datasets import make_two_clusters  # noqa: E402
+from sklearn_rpf.plotting import (  # noqa: E402
+    _common,
+    _coverage,
+    _functions,
+    _uncertainty,
+    plot_members,
+    plot_priors,
+    plot_uncertainty,
+)
 
 N_MEMBERS = 4
 GRID = np.linspace(-3, 3, 25)[:, None]
 
 
 def _toy(n_targets=1):
-    rng = np.random.default_rng(0)
-    X = np.concatenate([rng.normal(-1, 0.2, 15), rng.normal(1, 0.2, 15)])[:, None]
-    Y = np.column_stack([np.sin(2 * X[:, 0]) * (j + 1) + j for j in range(n_targets)])
+    X, y = make_two_clusters(30, random_state=0)
+    Y = np.column_stack([y * (j + 1) + j for j in range(n_targets)])
     return X, (Y[:, 0] if n_targets == 1 else Y)
 
 
 def _fit(n_targets=1, **params):
     X, y = _toy(n_targets)
-    reg = RandomizedPriorRegressor(n_estimators=N_MEMBERS, max_epochs=5, random_state=0, **params)
+    reg = RandomizedPriorRegressor(n_estimators=N_MEMBERS, max_epochs=5, hidden_layer_sizes=(16,),
+                                   random_state=0, **params)
     return reg.fit(X, y), X, y
 
 
@@ -60,19 +71,18 @@ def test_uncertainty_draws_both_bands_mean_and_data(fitted):
     assert len(ax.lines) == 1
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert len(scatters) == 1 and len(scatters[0].get_offsets()) == len(X)
-    labels = _legend_labels(ax)
-    assert any("total" in label for label in labels)
-    assert any("epistemic" in label for label in labels)
-    assert "ensemble mean" in labels and "training data" in labels
+    assert _legend_labels(ax) == ["±2 std (total)", "±2 std (epistemic)", "ensemble mean",
+                                  "training data"]
 
     mean, std = reg.predict(GRID, return_std=True)
     _, std_epi = reg.predict(GRID, return_std=True, epistemic=True)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), mean)
-    # The band reaches exactly mean ± 2 std: its outline holds both curves.
+    # The band's outline is the upper curve, then the lower one backwards.
+    n = len(GRID)
     for fill, s in zip(fills, (std, std_epi), strict=True):
-        top = fill.get_paths()[0].vertices[:, 1]
-        assert np.isclose(top.max(), (mean + 2 * s).max())
-        assert np.isclose(top.min(), (mean - 2 * s).min())
+        vertices = fill.get_paths()[0].vertices
+        np.testing.assert_allclose(vertices[:n, 1], mean + 2 * s)
+        np.testing.assert_allclose(vertices[n:2 * n, 1], (mean - 2 * s)[::-1])
 
 
 @pytest.mark.parametrize("kind", ["total", "epistemic"])
@@ -81,10 +91,16 @@ def test_uncertainty_single_band(fitted, kind):
     fig, ax = plt.subplots()
     assert plot_uncertainty(reg, X, y, GRID[:, 0], ax=ax, n_std=1, kind=kind) is ax
     assert len(_fills(ax)) == 1
-    labels = _legend_labels(ax)
-    assert any(kind in label and "±1 std" in label for label in labels)
-    other = "epistemic" if kind == "total" else "total"
-    assert not any(other in label for label in labels)
+    assert f"±1 std ({kind})" in _legend_labels(ax)
+
+
+def test_uncertainty_of_a_gaussian_process():
+    X, y = _toy()
+    gp = GaussianProcessRegressor(alpha=0.01).fit(X, y)
+    ax = plot_uncertainty(gp, X, y, GRID)  # "auto": the total band only, no TypeError
+    assert [label for label in _legend_labels(ax) if "std" in label] == ["±2 std (total)"]
+    with pytest.raises(ValueError, match="does not take epistemic=True"):
+        plot_uncertainty(gp, X, y, GRID, kind="both")
 
 
 def test_uncertainty_rejects_unknown_kind(fitted):
@@ -153,7 +169,7 @@ def test_multi_output_picks_the_target():
 
 def test_single_output_rejects_other_target(fitted):
     reg, _, _ = fitted
-    with pytest.raises(ValueError, match="single target"):
+    with pytest.raises(ValueError, match="predicts a single target"):
         plot_members(reg, GRID, target=1)
 
 
@@ -167,3 +183,18 @@ def test_unfitted_regressor_raises():
 def test_importing_the_package_does_not_import_matplotlib():
     code = "import sys, sklearn_rpf, sklearn_rpf.plotting; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_members_sorted_along_the_feature(fitted):
+    reg, _, _ = fitted
+    shuffled = GRID[np.random.default_rng(0).permutation(len(GRID))]
+    ax = plot_members(reg, shuffled)
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), GRID[:, 0])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), reg.predict_members(GRID)[0])
+
+
+@pytest.mark.parametrize("module", [_common, _coverage, _functions, _uncertainty])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    assert result.attempted >= (0 if module is _common else 5)
