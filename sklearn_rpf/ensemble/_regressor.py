@@ -11,19 +11,22 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.stats import norm
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
+from ._conformal import SCORES, OutOfBagCalibration
 from ._groups import member_groups, n_parallel_groups, train_groups
 from ._inference import FittedEnsemble, predict_rows
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
 from ._seeding import seed_from
 from ._training import TrainingConfig, make_net, member_net, resolve_batch_size
-from ._uncertainty import OutOfBag, ensemble_moments, fit_noise, in_sample_noise
+from ._uncertainty import OutOfBag, draw_functions, ensemble_moments, fit_noise, in_sample_noise
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
 # Range of the out-of-bag factor on the members' variance (calibrate_epistemic=True): wide enough to
@@ -369,7 +372,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 net = make_net(module.to(device), config, len(X), seed, max_epochs=0)
             fitted = FittedEnsemble(net.module_, standardizer, _DTYPES[self.dtype][1],
                                     torch.device(net.device), config.predict_rows)
-            epistemic_scale, noise = self._calibrate(fitted, X, y_norm, bag, sample_weight)
+            epistemic_scale, noise, calibration = self._calibrate(fitted, X, y_norm, bag,
+                                                                  sample_weight)
             # Everything computed: now, and only now, the estimator changes.
             self.ensemble_ = net
             self.in_bag_counts_ = bag.counts
@@ -379,6 +383,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self._noise = noise  # in standardised units: what predictions use
             self.n_epochs_ = max(n_epochs)
             self._fitted = fitted
+            self._calibration = calibration
+            self._fitted_bootstrap = bag.bootstrap
             self._y_ndim = y_ndim
             self.__dict__.pop("_estimators", None)
         return self
@@ -423,9 +429,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _calibrate(self, fitted, X, y_norm, bag, sample_weight):
         """The factor on the spread and the noise, fitted on the out-of-bag rows when there are
-        enough of them, else (optimistically) on the training residuals."""
+        enough of them, else (optimistically) on the training residuals; and the out-of-bag
+        residuals conformal intervals need (None without bootstrap)."""
         heteroscedastic = self.loss == "gaussian_nll"
-        scales = None
+        scales = oob = None
         if bag.bootstrap:
             oob = OutOfBag.from_batches(fitted.batches(X), ~bag.in_bag, fitted.n_targets)
             bounds = _EPISTEMIC_SCALE_BOUNDS if self.calibrate_epistemic else (1.0, 1.0)
@@ -435,7 +442,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             for rows, means, _ in fitted.batches(X):
                 mean[rows] = means.mean(axis=0)
             scales = in_sample_noise(y_norm, mean, sample_weight, heteroscedastic)
-        return scales
+        calibration = None if oob is None else OutOfBagCalibration.from_out_of_bag(
+            y_norm, oob, ~bag.in_bag, sample_weight, *scales)
+        return (*scales, calibration)
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
@@ -518,6 +527,118 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         priors = self._fitted.scaled_priors(X)
         return self._format(self._fitted.standardizer.inverse_std(priors))
+
+    def predict_interval(self, X, confidence=0.95, method="conformal"):
+        """Prediction intervals for new observations at ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        confidence : float, default=0.95
+            Nominal coverage, strictly between 0 and 1.
+        method : {"conformal", "conformal-studentized", "gaussian"}, default="conformal"
+            ``"conformal"``: jackknife+-after-bootstrap (Kim, Xu & Barber, NeurIPS 2020) from the
+            out-of-bag residuals kept at fit time, no refit. For exchangeable data, Kim et al.
+            prove coverage of at least ``1 - 2 (1 - confidence)`` (90% for 0.95) when the
+            number of members is random as in their theorem; with a fixed number of members it
+            holds up to that detail, and in practice coverage is close to ``confidence``. Needs
+            ``bootstrap=True``. With few training rows the bound can be infinite: the guarantee
+            cannot be met with fewer than about ``1 / (1 - confidence)`` rows.
+            ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
+            members' predictive standard deviation, so that the interval widens where the
+            members disagree; the same guarantee holds (the score depends only on the members
+            that left each row out).
+            ``"gaussian"``: ``mean -/+ z std`` from ``predict(X, return_std=True)``, with no
+            guarantee beyond the Gaussian model.
+
+        Returns
+        -------
+        lower, upper : ndarrays shaped like ``predict(X)``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_rpf import RandomizedPriorRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, size=(200, 1))
+        >>> y = np.sin(3 * X[:, 0]) + 0.1 * rng.normal(size=200)
+        >>> reg = RandomizedPriorRegressor(n_estimators=10, max_epochs=30, random_state=0)
+        >>> lower, upper = reg.fit(X, y).predict_interval([[0.0], [0.5]], confidence=0.9)
+        >>> bool(np.all(lower < upper))
+        True
+        """
+        alpha = self._check_confidence(confidence)
+        if method not in ("conformal", "conformal-studentized", "gaussian"):
+            raise ValueError(
+                "method must be 'conformal', 'conformal-studentized' or 'gaussian'; got "
+                f"{method!r}."
+            )
+        X = self._validate_predict_input(X)
+        fitted = self._fitted
+        if method == "gaussian":
+            mean, std = self.predict(X, return_std=True)
+            half = norm.ppf(1 - alpha / 2) * std
+            return mean - half, mean + half
+        if self._calibration is None:
+            why = ("this model was fitted with bootstrap=False (every member saw every row); "
+                   "refit with bootstrap=True" if not self._fitted_bootstrap else
+                   "no row is out of bag for any member (large sample weights draw every row); "
+                   "refit with smaller weights")
+            raise ValueError(f"method={method!r} needs out-of-bag rows, but {why}, or use "
+                             "method='gaussian'.")
+        score = SCORES[1] if method == "conformal-studentized" else SCORES[0]
+        lower = np.empty((len(X), fitted.n_targets))
+        upper = np.empty_like(lower)
+        for rows, low, high in self._calibration.intervals(
+                fitted.batches(X), alpha, score, self.epistemic_scale_, self._noise):
+            lower[rows], upper[rows] = low, high
+        standardizer = fitted.standardizer
+        return (self._format(standardizer.inverse_mean(lower)),
+                self._format(standardizer.inverse_mean(upper)))
+
+    @staticmethod
+    def _check_confidence(confidence):
+        if isinstance(confidence, bool) or not isinstance(confidence, Real) or not (
+                0 < confidence < 1):
+            raise ValueError(
+                f"confidence must be a number strictly between 0 and 1 (e.g. 0.95); got "
+                f"{confidence!r}."
+            )
+        return 1.0 - float(confidence)
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draw functions from the ensemble and add noise, as ``GaussianProcessRegressor.sample_y``.
+
+        Each draw picks one member at random (its spread scaled by ``epistemic_scale_`` and
+        corrected so that draws have the ensemble's ``ddof=1`` variance) and adds Gaussian noise
+        of the fitted variance at every point, so the draws' mean and standard deviation approach
+        ``predict(X, return_std=True)``. Unlike a GP's, the draws come from a finite ensemble: at
+        most ``n_estimators`` distinct functions, each a network fitted to a bootstrap resample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        n_samples : int, default=1
+            Number of draws.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the choice of members and the noise.
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_samples_X, n_samples) or (n_samples_X, n_targets, n_samples)
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        X = self._validate_predict_input(X)
+        rng = check_random_state(random_state)
+        fitted = self._fitted
+        members = rng.randint(fitted.module.n_members, size=n_samples)
+        draws = np.empty((len(X), fitted.n_targets, n_samples))
+        for rows, means, variances in fitted.batches(X):
+            draws[rows] = draw_functions(means, variances, members, self.epistemic_scale_,
+                                         self._noise, rng)
+        draws = fitted.standardizer.inverse_mean(draws.transpose(0, 2, 1)).transpose(0, 2, 1)
+        return draws[:, 0, :] if self._y_ndim == 1 else draws
 
     # ------------------------------------------------------------------ members as skorch nets
     @property

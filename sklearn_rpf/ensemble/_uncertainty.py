@@ -150,3 +150,20 @@ def in_sample_noise(y, mean, sample_weight, heteroscedastic):
         return np.ones(n_targets), np.ones(n_targets)
     weight = sample_weight / sample_weight.max()
     return np.ones(n_targets), np.average((y - mean) ** 2, axis=0, weights=weight)
+
+
+def draw_functions(means, variances, members, epistemic_scale, noise, rng):
+    """Draws of ``y`` at a batch of points: member ``members[s]`` plus noise, for each draw ``s``.
+
+    The chosen member's deviation from the ensemble mean is scaled so that, over members, the
+    draws have the variance ``predict`` reports (``epistemic_scale`` times the ``ddof=1`` spread);
+    then Gaussian noise of the fitted variance (times the member's own predicted variance for
+    heteroscedastic members) is added. Returns ``(n, t, n_draws)`` in standardised units.
+    """
+    n_members = means.shape[0]
+    mean = means.mean(axis=0)
+    inflate = np.sqrt(epistemic_scale * (n_members / (n_members - 1) if n_members > 1 else 1.0))
+    chosen = mean + inflate * (means[members] - mean)  # (n_draws, n, t)
+    aleatoric = noise if variances is None else noise * variances[members]
+    draws = chosen + np.sqrt(aleatoric) * rng.standard_normal(chosen.shape)
+    return draws.transpose(1, 2, 0)

@@ -1,0 +1,174 @@
+"""predict_interval (jackknife+-after-bootstrap, Gaussian) and sample_y."""
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from sklearn_rpf import RandomizedPriorRegressor
+
+FAST = dict(n_estimators=8, max_epochs=30, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
+
+
+def heavy_tailed(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 2))
+    return X, np.sin(2 * X[:, 0]) + 0.3 * rng.standard_t(2, size=n)
+
+
+def covered(y, lower, upper):
+    return (lower <= y) & (y <= upper)
+
+
+# ----------------------------------------------------------------------------- the guarantee
+def test_conformal_coverage_guarantee_over_repetitions():
+    # 60 independent small problems with Student-t(2) noise (no variance, so no Gaussian model is
+    # right). Jackknife+-after-bootstrap guarantees at least 1 - 2 alpha = 0.8 at alpha = 0.1;
+    # the mean coverage over 4,800 test points must not fall below it by more than 0.02 (the
+    # Monte Carlo error of the mean is below 0.01), and must not be trivially 1.
+    coverage = {"conformal": [], "conformal-studentized": []}
+    for rep in range(60):
+        X, y = heavy_tailed(120, rep)
+        reg = RandomizedPriorRegressor(n_estimators=8, max_epochs=5, hidden_layer_sizes=(8,),
+                                       batch_size=None, lr=3e-2, random_state=rep).fit(X[:40], y[:40])
+        for method, values in coverage.items():
+            lower, upper = reg.predict_interval(X[40:], confidence=0.9, method=method)
+            values.append(covered(y[40:], lower, upper).mean())
+    for method, values in coverage.items():
+        assert np.mean(values) >= 0.8 - 0.02, method
+        assert np.mean(values) < 0.99, method
+
+
+def test_conformal_interval_is_the_jackknife_plus_quantile():
+    # Recompute the interval of one test point by hand from the members and the in-bag counts.
+    X, y = heavy_tailed(60, 0)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    x = np.array([[0.3, -0.2]])
+    members = reg.predict_members(X)  # (K, n)
+    at_x = reg.predict_members(x)[:, 0]
+    out = reg.in_bag_counts_ == 0
+    rows = out.any(axis=1)
+    loo_train = np.array([members[out[i], i].mean() for i in np.flatnonzero(rows)])
+    loo_x = np.array([at_x[out[i]].mean() for i in np.flatnonzero(rows)])
+    residual = np.abs(y[rows] - loo_train)
+    n, alpha = rows.sum(), 0.2
+    lower = np.sort(loo_x - residual)[int(np.floor(alpha * (n + 1))) - 1]
+    upper = np.sort(loo_x + residual)[int(np.ceil((1 - alpha) * (n + 1))) - 1]
+    got = reg.predict_interval(x, confidence=0.8)
+    np.testing.assert_allclose([got[0][0], got[1][0]], [lower, upper], rtol=1e-5)
+
+
+def test_too_few_rows_for_the_confidence_give_an_infinite_bound():
+    X, y = heavy_tailed(12, 0)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    lower, upper = reg.predict_interval(X[:3], confidence=0.99)
+    assert np.isinf(lower).all() and np.isinf(upper).all()
+    assert (np.sign(lower) == -1).all() and (np.sign(upper) == 1).all()
+
+
+# ----------------------------------------------------------------------------- shapes and options
+def test_shapes_dtypes_and_the_gaussian_interval():
+    X, y = heavy_tailed(80, 1)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    for method in ("conformal", "conformal-studentized", "gaussian"):
+        lower, upper = reg.predict_interval(X[:7], method=method)
+        assert lower.shape == upper.shape == (7,) and lower.dtype == upper.dtype == np.float64
+        assert np.all(lower < upper)
+    mean, std = reg.predict(X[:7], return_std=True)
+    lower, upper = reg.predict_interval(X[:7], confidence=0.8, method="gaussian")
+    np.testing.assert_allclose(upper - mean, norm.ppf(0.9) * std)
+    np.testing.assert_allclose(mean - lower, norm.ppf(0.9) * std)
+    # Higher confidence, wider interval.
+    narrow = np.subtract(*reg.predict_interval(X[:7], confidence=0.5)[::-1])
+    wide = np.subtract(*reg.predict_interval(X[:7], confidence=0.9)[::-1])
+    assert np.all(wide >= narrow)
+
+
+def test_multi_output_intervals_are_per_target():
+    X, y = heavy_tailed(80, 2)
+    Y = np.c_[y, 100 * y + 5]
+    reg = RandomizedPriorRegressor(**FAST).fit(X, Y)
+    for method in ("conformal", "conformal-studentized", "gaussian"):
+        lower, upper = reg.predict_interval(X[:5], method=method)
+        assert lower.shape == upper.shape == (5, 2)
+        assert np.all((upper - lower)[:, 1] > 10 * (upper - lower)[:, 0])
+
+
+def test_sample_weight_scales_and_zero_weights():
+    X, y = heavy_tailed(80, 3)
+    reg = RandomizedPriorRegressor(**FAST)
+    weight = np.ones(80)
+    weight[:10] = 0.0  # rows of weight zero are not calibration rows
+    a = reg.fit(X, y, sample_weight=weight).predict_interval(X[:5])
+    assert reg._calibration.n_rows <= 70
+    # Weights count relative to their mean: scaling them all down changes nothing. (Scaling them
+    # up would draw more rows per resample, as integer weights do: see the next test.)
+    b = reg.fit(X, y, sample_weight=1e-6 * weight).predict_interval(X[:5])
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    uneven = np.linspace(0.5, 2.0, 80)
+    lower, upper = reg.fit(X, y, sample_weight=uneven).predict_interval(X[:5])
+    assert np.all(lower < upper) and np.isfinite([lower, upper]).all()
+
+
+def test_weights_that_draw_every_row_leave_no_calibration_rows():
+    X, y = heavy_tailed(40, 3)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=np.full(40, 1e6))
+    with pytest.raises(ValueError, match="no row is out of bag for any member"):
+        reg.predict_interval(X[:2])
+
+
+def test_uses_what_was_fitted_and_survives_pickling():
+    X, y = heavy_tailed(60, 4)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict_interval(X[:5]), reg.predict_interval(X[:5], method="gaussian")
+    reg.set_params(bootstrap=False, n_estimators=3, prior_scale=0.0)
+    again = pickle.loads(pickle.dumps(reg))
+    for est in (reg, again):
+        after = est.predict_interval(X[:5]), est.predict_interval(X[:5], method="gaussian")
+        np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+
+
+@pytest.mark.parametrize("confidence", [0, 1, 1.5, -0.1, np.nan, [0.9], "0.9", True, None])
+def test_bad_confidence_is_a_clear_error(confidence):
+    X, y = heavy_tailed(40, 5)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="confidence must be a number strictly between 0 and 1"):
+        reg.predict_interval(X[:2], confidence=confidence)
+
+
+def test_errors_for_method_and_bootstrap_false():
+    X, y = heavy_tailed(40, 6)
+    reg = RandomizedPriorRegressor(**dict(FAST, bootstrap=False)).fit(X, y)
+    with pytest.raises(ValueError, match="bootstrap=False.*method='gaussian'"):
+        reg.predict_interval(X[:2])
+    assert np.all(np.subtract(*reg.predict_interval(X[:2], method="gaussian")[::-1]) > 0)
+    with pytest.raises(ValueError, match="method must be"):
+        reg.predict_interval(X[:2], method="jackknife")
+
+
+# ----------------------------------------------------------------------------- sample_y
+def test_sample_y_shapes_and_reproducibility():
+    X, y = heavy_tailed(60, 7)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    assert reg.sample_y(X[:4]).shape == (4, 1)
+    assert reg.sample_y(X[:4], n_samples=3).shape == (4, 3)
+    np.testing.assert_array_equal(reg.sample_y(X[:4], 5, random_state=1),
+                                  reg.sample_y(X[:4], 5, random_state=1))
+    multi = RandomizedPriorRegressor(**FAST).fit(X, np.c_[y, -y])
+    assert multi.sample_y(X[:4], n_samples=3).shape == (4, 2, 3)
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        reg.sample_y(X[:4], n_samples=0)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "gaussian_nll"])
+def test_sample_y_moments_approach_predict(loss):
+    X, y = heavy_tailed(80, 8)
+    reg = RandomizedPriorRegressor(**dict(FAST, loss=loss, calibrate_epistemic=True)).fit(X, y)
+    grid = np.c_[np.linspace(-3, 3, 7), np.zeros(7)]  # in and far outside the data
+    draws = reg.sample_y(grid, n_samples=4000, random_state=0)
+    mean, std = reg.predict(grid, return_std=True)
+    # Members are drawn with replacement from 8: the draws' mean carries the finite-draw error of
+    # the member choice; their std matches predict's ddof=1 spread plus noise.
+    np.testing.assert_allclose(draws.std(axis=1), std, rtol=0.06)
+    assert np.all(np.abs(draws.mean(axis=1) - mean) < 0.1 * std)
