@@ -18,14 +18,23 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._assembly import EnsembleSpec
-from ._bootstrap import make_bag
+from ._bootstrap import Bag, make_bag
 from ._conformal import SCORES, OutOfBagCalibration
 from ._groups import member_groups, n_parallel_groups, train_groups
 from ._inference import FittedEnsemble, predict_rows
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
 from ._seeding import seed_from
-from ._training import TrainingConfig, make_net, member_net, resolve_batch_size
+from ._streaming import Stream, chunk_weights, poisson_counts
+from ._training import (
+    TrainingConfig,
+    TrainingData,
+    fit_net,
+    make_net,
+    member_net,
+    resolve_batch_size,
+    training_dataset,
+)
 from ._uncertainty import OutOfBag, draw_functions, ensemble_moments, fit_noise, in_sample_noise
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
@@ -385,18 +394,125 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self._fitted = fitted
             self._calibration = calibration
             self._fitted_bootstrap = bag.bootstrap
+            for stale in ("_stream", "n_samples_seen_"):  # fit starts over: no stream to continue
+                self.__dict__.pop(stale, None)
             self._y_ndim = y_ndim
             self.__dict__.pop("_estimators", None)
         return self
 
-    def _validate_training_data(self, X, y, sample_weight):
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train on one chunk of data: one pass, for data streamed from disk or a cluster.
+
+        The first call builds the ensemble and fixes the standardisation of inputs and targets on
+        its chunk (later chunks are standardised the same way: the networks' inputs must not
+        shift under them, so make the first chunk representative, e.g. shuffled). Each call then
+        trains every member for one pass over its chunk, with the online (Poisson) bootstrap of
+        Oza & Russell: member ``k`` weights a row by a Poisson(1) count drawn from
+        ``(random_state, k)`` and the row's content, whatever the chunking. Rows with count 0
+        are out of bag for member ``k``; a uniform sample of at most 20,000 of the rows seen so
+        far is re-scored after every call to refit the noise and the conformal calibration, so
+        ``predict(X, return_std=True)`` and ``predict_interval`` work after any number of calls,
+        in bounded memory. Parameters other than ``verbose`` and ``n_jobs`` may not change
+        between calls; ``partial_fit`` does not continue a model trained by ``fit``. Members are
+        trained in this process (``n_jobs`` does not apply); a failed call leaves the model as
+        it was before the call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, multiplying each row's Poisson counts.
+
+        Returns
+        -------
+        self : RandomizedPriorRegressor
+        """
+        stream = getattr(self, "_stream", None)
+        if stream is None:
+            if hasattr(self, "ensemble_"):
+                raise ValueError(
+                    "partial_fit continues a model built by partial_fit; this one was trained by "
+                    "fit, whose bootstrap and calibration cover one fixed data set. Start from a "
+                    "fresh estimator (sklearn.base.clone) to stream data."
+                )
+            self._validate_params()
+        else:
+            stream.check_params(self.get_params())
+        with _unchanged_on_failure(self):
+            X, y, sample_weight, y_ndim = self._validate_training_data(X, y, sample_weight,
+                                                                       reset=stream is None)
+            if stream is None:
+                stream = self._start_stream(X, y, sample_weight, y_ndim)
+            elif y_ndim != stream.y_ndim or y.shape[1] != stream.net.module_.n_targets:
+                raise ValueError(
+                    f"y has {y.shape[1]} target(s) ({y_ndim}-D) but the first partial_fit call "
+                    f"had {stream.net.module_.n_targets} ({stream.y_ndim}-D)."
+                )
+            snapshot = stream.snapshot()
+            try:
+                self._stream_step(stream, X, y, sample_weight)
+            except BaseException:
+                stream.restore(snapshot)
+                raise
+        return self
+
+    def _start_stream(self, X, y, sample_weight, y_ndim):
+        spec = self._ensemble_spec(X.shape[1], y.shape[1])
+        device = check_device(self.device)
+        seed = seed_from(self.random_state)
+        standardizer = Standardizer.fit(X, y, sample_weight, self.normalize_X, self.normalize_y)
+        x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
+        module = spec.build(range(self.n_estimators), seed, torch.as_tensor(x[:2]))
+        config = self._training_config(len(X), device)
+        net = make_net(module.to(device), config, len(X), seed, max_epochs=1)
+        return Stream(self.get_params(), standardizer, seed, net, config,
+                      float(sample_weight[sample_weight > 0].mean()), y_ndim)
+
+    def _stream_step(self, stream, X, y, sample_weight):
+        """Train the stream's net one pass over a chunk, then recalibrate on the sample."""
+        standardizer, config = stream.standardizer, stream.config
+        hashes, counts, weight = chunk_weights(X, y, stream.relative_weights(sample_weight),
+                                               stream.seed, self.n_estimators)
+        data = TrainingData(standardizer.transform_X(X, _DTYPES[self.dtype][1]),
+                            standardizer.transform_y(y), weight)
+        module = stream.net.module_
+        fit_net(stream.net, training_dataset(module, data, config), stream.seed, epochs=1,
+                step=stream.n_calls)
+        stream.sample.add(X, y, sample_weight, hashes)
+        sample = stream.sample
+        counts = poisson_counts(sample.hashes, stream.seed, self.n_estimators)
+        fitted = FittedEnsemble(module, standardizer, _DTYPES[self.dtype][1],
+                                torch.device(stream.net.device), config.predict_rows)
+        epistemic_scale, noise, calibration = self._calibrate(
+            fitted, sample.X, standardizer.transform_y(sample.y), Bag(counts, counts > 0, True),
+            sample.weight)
+        stream.n_calls += 1
+        stream.n_samples_seen += len(X)
+        self.ensemble_ = stream.net
+        self.epistemic_scale_ = epistemic_scale
+        with np.errstate(over="ignore", under="ignore"):
+            self.noise_ = noise * (1.0 if self.loss == "gaussian_nll" else
+                                   standardizer.y_scale**2)
+        self.n_epochs_ = stream.n_calls
+        self.n_samples_seen_ = stream.n_samples_seen
+        self._noise = noise
+        self._fitted = fitted
+        self._calibration = calibration
+        self._fitted_bootstrap = True
+        self._y_ndim = stream.y_ndim
+        self._stream = stream
+        self.__dict__.pop("_estimators", None)
+
+    def _validate_training_data(self, X, y, sample_weight, reset=True):
         y_dtype = np.asarray(y).dtype
         if y_dtype.kind in "USV":  # scikit-learn would fail later, inside a NumPy ufunc
             raise ValueError(
                 f"y must be numeric (a regression target); got an array of dtype {y_dtype}."
             )
         X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
+            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
+            ensure_min_samples=2 if reset else 1, reset=reset,
         )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)

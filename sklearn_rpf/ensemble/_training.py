@@ -165,12 +165,12 @@ class EnsembleNet(NeuralNet):
             if param.requires_grad:
                 yield name, param
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, epochs=None, **fit_params):
         if not self.initialized_:
             self.initialize()
         self.notify("on_train_begin", X=X, y=y)
         try:
-            self.fit_loop(X, y, _routing_method="partial_fit", **fit_params)
+            self.fit_loop(X, y, epochs=epochs, _routing_method="partial_fit", **fit_params)
         except KeyboardInterrupt as interrupt:
             if not self._stopped_by_a_callback(interrupt):
                 raise
@@ -312,11 +312,10 @@ def _cached_prior(module, x, rows):
     return prior.transpose(0, 1).contiguous() if prior.dim() == 3 else prior
 
 
-def train_module(module, data, config, seed):
-    """Train ``module`` (a :class:`RandomizedPriorEnsemble`) on ``data``; the fitted net."""
+def training_dataset(module, data, config):
+    """The skorch dataset of ``data`` for ``module``: tensors on the device, prior outputs cached."""
     device = torch.device(config.device)
     dtype = next(module.trainable.parameters()).dtype
-    module = module.to(device)
     x = torch.as_tensor(data.x, device=device)
     X = {"x": x, "weight": torch.as_tensor(data.weight, dtype=dtype, device=device)}
     if data.oob_weight is not None:
@@ -325,12 +324,26 @@ def train_module(module, data, config, seed):
     if module.prior is not None and x.shape[0] * n_members * data.y.shape[1] <= \
             MAX_CACHED_PRIOR_ELEMENTS:
         X["prior"] = _cached_prior(module, x, config.predict_rows)
-    net = make_net(module, config, len(x), seed)
-    # Dropout and other layers that draw at training time use torch's global generator: fork it.
-    with forked_rng(device, torch_seed(seed, "shuffle")):
-        net.partial_fit(Dataset(X, torch.as_tensor(data.y, dtype=dtype, device=device)), None)
+    return Dataset(X, torch.as_tensor(data.y, dtype=dtype, device=device))
+
+
+def fit_net(net, dataset, seed, epochs=None, step=0):
+    """Train ``net`` on ``dataset`` for ``epochs`` (default: its ``max_epochs``).
+
+    Dropout and other layers that draw at training time use torch's global generator: it is
+    forked, seeded from ``(seed, step)``, so the caller's stream is untouched.
+    """
+    with forked_rng(net.device, torch_seed(seed, "shuffle", step)):
+        net.partial_fit(dataset, None, epochs=epochs)
     _check_convergence(net)
     return net
+
+
+def train_module(module, data, config, seed):
+    """Train ``module`` (a :class:`RandomizedPriorEnsemble`) on ``data``; the fitted net."""
+    module = module.to(torch.device(config.device))
+    net = make_net(module, config, len(data.x), seed)
+    return fit_net(net, training_dataset(module, data, config), seed)
 
 
 def _check_convergence(net):

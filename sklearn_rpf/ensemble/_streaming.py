@@ -1,0 +1,151 @@
+"""Training on data bigger than memory: the online bootstrap and a bounded calibration sample.
+
+``partial_fit`` sees the data one chunk at a time, so the bootstrap cannot draw rows from the
+whole data set. The online (Poisson) bootstrap of Oza & Russell (2001) replaces it: member ``k``
+weights row ``i`` by a Poisson(1) count, which is what the number of draws of one row becomes in a
+large bootstrap resample. Here the count is a function of ``(random_state, k)`` and the row's
+content (a keyed hash turned into a Poisson variate), so it does not depend on how the data was
+cut into chunks, nor on their order, and a row seen again in a later pass gets the same count:
+a row with count 0 is never trained on by member ``k``, it is out of bag for good.
+
+The noise and the conformal intervals need out-of-bag residuals of the current model. Residuals
+kept from earlier chunks would be stale (the members have trained since), so instead a fixed-size
+uniform sample of the rows seen so far is kept (a bottom-k sample: the rows with the smallest
+keyed hash, again independent of the chunking) and re-scored by the current members after every
+call. Memory stays bounded whatever the length of the stream.
+"""
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._bootstrap import row_hashes, splitmix64
+from ._seeding import stream
+
+# Rows kept to calibrate the noise and the conformal intervals after each partial_fit call.
+CALIBRATION_ROWS = 20_000
+
+# P(Poisson(1) <= c) for c = 0, 1, ...: inverse-CDF sampling of the counts from uniform hashes.
+_POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, c + 1)) for c in range(20)])
+
+
+def _key(seed, purpose, member=0):
+    return np.uint64(stream(seed, purpose, member).generate_state(1, dtype=np.uint64)[0])
+
+
+def _uniform(hashes, key):
+    """Uniform numbers in [0, 1) from row hashes and a key (53 bits of a mixed hash)."""
+    with np.errstate(over="ignore"):
+        mixed = splitmix64(hashes ^ key)
+    return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def poisson_counts(hashes, seed, n_members):
+    """Member ``k``'s Poisson(1) count of each row, from the row hashes: shape ``(n, K)``, uint8."""
+    counts = np.empty((len(hashes), n_members), dtype=np.uint8)
+    for k in range(n_members):
+        counts[:, k] = np.searchsorted(_POISSON_CDF, _uniform(hashes, _key(seed, "bootstrap", k)),
+                                       side="right")
+    return counts
+
+
+@dataclass
+class CalibrationSample:
+    """A bottom-k sample of the rows seen so far: uniform, and the same however they were
+    chunked. Rows are kept with their hash (which gives their Poisson counts back)."""
+
+    seed: int
+    capacity: int = CALIBRATION_ROWS
+    X: np.ndarray = None
+    y: np.ndarray = None
+    weight: np.ndarray = None
+    hashes: np.ndarray = field(default=None)
+    ranks: np.ndarray = field(default=None)
+
+    def add(self, X, y, weight, hashes):
+        """Merge a chunk; keep the ``capacity`` rows of smallest rank."""
+        ranks = _uniform(hashes, _key(self.seed, "draws"))
+        if self.X is not None:
+            X, y = np.concatenate([self.X, X]), np.concatenate([self.y, y])
+            weight = np.concatenate([self.weight, weight])
+            hashes, ranks = np.concatenate([self.hashes, hashes]), np.concatenate([self.ranks, ranks])
+        if len(ranks) > self.capacity:
+            keep = np.argpartition(ranks, self.capacity - 1)[: self.capacity]
+            X, y, weight, hashes, ranks = X[keep], y[keep], weight[keep], hashes[keep], ranks[keep]
+        self.X, self.y, self.weight, self.hashes, self.ranks = X, y, weight, hashes, ranks
+
+
+def chunk_weights(X, y, sample_weight, seed, n_members):
+    """Poisson counts of a chunk's rows and its per-member loss weights (counts x weights).
+
+    Returns
+    -------
+    hashes : ndarray of shape (n,), uint64
+    counts : ndarray of shape (n, K), uint8
+    weight : ndarray of shape (n, K), float64
+    """
+    hashes = row_hashes(X, y)
+    counts = poisson_counts(hashes, seed, n_members)
+    return hashes, counts, counts * sample_weight[:, None]
+
+
+# Parameters that may change between partial_fit calls: they do not touch the model.
+MUTABLE_PARAMETERS = {"verbose", "n_jobs"}
+
+
+class Stream:
+    """What ``partial_fit`` keeps between calls: the net (members and optimizer state), the
+    standardisation fixed on the first chunk, the calibration sample and the parameters."""
+
+    def __init__(self, params, standardizer, seed, net, config, weight_unit, y_ndim):
+        self.params = params
+        self.standardizer = standardizer
+        self.seed = seed
+        self.net = net
+        self.config = config
+        self.weight_unit = weight_unit
+        self.y_ndim = y_ndim
+        self.sample = CalibrationSample(seed)
+        self.n_calls = 0
+        self.n_samples_seen = 0
+
+    def check_params(self, params):
+        """A clear error when a parameter that shapes the model changed since the first call."""
+        for name, value in params.items():
+            if name in MUTABLE_PARAMETERS:
+                continue
+            before = self.params[name]
+            same = before is value
+            if not same:
+                try:
+                    same = bool(np.all(before == value))
+                except Exception:  # noqa: BLE001 - objects without a usable ==
+                    same = False
+            if not same:
+                raise ValueError(
+                    f"partial_fit keeps training the model built by the first call, but "
+                    f"{name} changed from {before!r} to {value!r} since. Start over with a fresh "
+                    "estimator (sklearn.base.clone) or call fit."
+                )
+
+    def relative_weights(self, sample_weight):
+        """Sample weights in units of the first chunk's mean positive weight (float32-safe)."""
+        relative = sample_weight / self.weight_unit
+        if relative.max() > 1e30:
+            raise ValueError(
+                f"sample_weight reaches {sample_weight.max():.3g}, more than 1e30 times the first "
+                f"chunk's mean weight ({self.weight_unit:.3g}); rescale the weights."
+            )
+        return relative
+
+    def snapshot(self):
+        """Copies of the weights and optimizer state, to undo a chunk whose training failed."""
+        return (copy.deepcopy(self.net.module_.state_dict()),
+                copy.deepcopy(self.net.optimizer_.state_dict()), len(self.net.history))
+
+    def restore(self, snapshot):
+        module_state, optimizer_state, n_epochs = snapshot
+        self.net.module_.load_state_dict(module_state)
+        self.net.optimizer_.load_state_dict(optimizer_state)
+        del self.net.history[n_epochs:]
