@@ -1,13 +1,21 @@
 # Two entry points for a newcomer:
 #   make examples   set up .venv if missing, install everything, run every example (figures in figures/)
 #   make test       set up .venv if missing, install everything, run the whole test suite
+# and for the benchmarks (long: see notes/README_benchmarks.md):
+#   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
+#                   write the README's benchmark images to docs/images/ and its generated blocks
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
+# NGBoost pins scikit-learn below 1.7: it gets its own environment, never a downgrade of .venv.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+IMAGES := docs/images
 FIGURES ?= figures
 
-.PHONY: install examples test lint benchmarks clean
+.PHONY: install examples test lint peers benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +30,18 @@ $(STAMP): $(PY) setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
 examples: $(STAMP)
 	mkdir -p $(FIGURES)
 	for f in examples/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f --out $(FIGURES) || exit 1; done
@@ -32,10 +52,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 
-benchmarks: $(STAMP)
-	$(PY) benchmarks/bench_fit.py
-	$(PY) benchmarks/bench_probe.py
-	$(PY) benchmarks/uci.py --n-jobs 2 --gp-splits energy=5,concrete=5,wine-quality-red=3,kin8nm=3
+# uci and shift also write their blocks of README.md (between <!-- uci:start/end --> and
+# <!-- shift:start/end -->) and their figures to docs/images/.
+benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
+	$(PY) -m benchmarks.bench_fit
+	$(PY) -m benchmarks.bench_probe
+	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md
+	MPLBACKEND=Agg $(PY) -m benchmarks.shift --n-jobs 2 --figure $(IMAGES)/shift.png --readme README.md
 
 clean:
-	rm -rf $(VENV) $(FIGURES) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) $(FIGURES) build *.egg-info
