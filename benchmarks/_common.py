@@ -1,5 +1,6 @@
 """What the UCI and shift benchmarks share: estimators, option parsing, threads, caching, tables."""
 
+import contextlib
 import json
 import shlex
 import sys
@@ -70,17 +71,26 @@ def gp_latent_std(pipeline, y_fit, X):
     return np.sqrt(np.clip(std**2 - white.noise_level * scale, 0.0, None))
 
 
-# ---------------------------------------------------------------------------- worker processes
-def limit_threads():
-    """One torch and one BLAS thread in this process, so that n_jobs workers share the cores.
+# ---------------------------------------------------------------------------- threads
+@contextlib.contextmanager
+def one_thread():
+    """One torch thread and one BLAS/OpenMP thread inside the block; restored after it.
 
-    Called inside joblib worker processes only (never in the caller's process).
+    Every benchmark task runs so, in joblib workers or not: parallel tasks share the cores
+    instead of each thread pool grabbing all of them, and fit times compare across runs and
+    with ``--n-jobs``. (On the shared 2-core machine, load 5, one concrete fit took 72 s with
+    torch's default threads.)
     """
     import torch
     from threadpoolctl import threadpool_limits
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    threadpool_limits(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------- options

@@ -108,7 +108,8 @@ def per_split_table(raw):
 
 def note_lines(notes):
     lines = [f"- Command: `{notes['command']}` ({notes['wall_time']:.0f} s wall time, "
-             f"{notes['n_jobs']} job(s) on {notes['cpu_count']} CPU(s), {notes['date']}"
+             f"{notes['n_jobs']} job(s) on {notes['cpu_count']} CPU(s), {notes['date']}; every task "
+             "runs on one thread, so the times are single-threaded"
              + (f"; {notes['reused']}" if notes.get("reused") else "") + ")."]
     lines.append("- Splits: one per input feature and kind; gap = the middle third of the rows along "
                  "the feature held out, extrapolation = the bottom and top sixths; tied values never "

@@ -111,8 +111,8 @@ def per_split_nll(raw):
 
 def note_lines(notes):
     lines = [f"- Command: `{notes['command']}` ({notes['wall_time']:.0f} s wall time, "
-             f"{notes['n_jobs']} job(s) on {notes['cpu_count']} CPU(s), {notes['date']}; with "
-             "more than one job every task runs on one thread, so the times are single-threaded"
+             f"{notes['n_jobs']} job(s) on {notes['cpu_count']} CPU(s), {notes['date']}; every "
+             "task runs on one thread, NGBoost too, so the times are single-threaded"
              + (f"; {notes['reused']}" if notes.get("reused") else "") + ")."]
     lines.append(f"- GP (ARD): constant × ARD RBF + white noise, `normalize_y=True`, 2 optimizer "
                  f"restarts, trained on a random subset of at most {notes['gp_max_rows']:,} training "

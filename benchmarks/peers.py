@@ -63,7 +63,7 @@ def shown(python):
     return str(python.relative_to(root)) if python.is_relative_to(root) else str(python)
 
 
-def _run(python, args, limit_threads=False, timeout=None):
+def _run(python, args, one_thread=False, timeout=None):
     python = Path(python)
     if not python.is_file():
         raise PeersUnavailable(
@@ -71,7 +71,7 @@ def _run(python, args, limit_threads=False, timeout=None):
             f"(creates .venv-peers with ngboost), or pass --peers-python / set {ENV_VAR}."
         )
     env = dict(os.environ)
-    if limit_threads:
+    if one_thread:
         env.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
     # The repository root as the working directory: `-m benchmarks.peers` imports this file.
     result = subprocess.run(
@@ -91,8 +91,8 @@ def check(python):
     return json.loads(_run(python, ["check"]).strip().splitlines()[-1])
 
 
-def ngboost_fit_predict(python, jobs, params=None, limit_threads=False):
-    """Fit ``NGBRegressor(**NGBOOST_DEFAULTS, **params, random_state=seed)`` per job.
+def ngboost_fit_predict(python, jobs, params=None):
+    """Fit ``NGBRegressor(**NGBOOST_DEFAULTS, **params, random_state=seed)`` per job, on one thread.
 
     ``jobs``: dicts with ``X_train``, ``y_train``, ``X_test`` and ``seed``. Returns one dict
     per job with ``mean`` and ``std`` (arrays over ``X_test``), ``fit_time``, ``predict_time``.
@@ -107,7 +107,7 @@ def ngboost_fit_predict(python, jobs, params=None, limit_threads=False):
                            f"X_test_{i}": np.asarray(job["X_test"], dtype=float),
                            f"seed_{i}": np.asarray(int(job["seed"]))})
         np.savez(inputs, n_jobs=np.asarray(len(jobs)), **arrays)
-        _run(python, ["ngboost", str(inputs), str(outputs), json.dumps(params)], limit_threads)
+        _run(python, ["ngboost", str(inputs), str(outputs), json.dumps(params)], one_thread=True)
         with np.load(outputs, allow_pickle=False) as out:
             return [{"mean": out[f"mean_{i}"], "std": out[f"std_{i}"],
                      "fit_time": float(out["fit_time"][i]),

@@ -61,9 +61,9 @@ from ._common import (
     command_line,
     gp_latent_std,
     gp_rows,
-    limit_threads,
     make_gp,
     make_rpf,
+    one_thread,
     parse_counts,
     parse_json_params,
     words,
@@ -135,8 +135,6 @@ def unit_key(dataset, kind, feature, method, settings):
 # ---------------------------------------------------------------------------- tasks
 def run_in_process(data_dir, dataset, kind, feature, method, settings):
     """One split and one method of those that run in this environment: a one-row list."""
-    if settings["limit_threads"]:
-        limit_threads()
     X, y = load_dataset(data_dir, dataset)
     split = make_split(X, dataset, kind, feature)
     train = split.train
@@ -177,7 +175,7 @@ def run_ngboost(data_dir, dataset, kind, features, settings):
              "seed": s.feature} for s in splits]
     try:
         outputs = peers.ngboost_fit_predict(settings["peers_python"], jobs,
-                                            settings["ngboost_params"], settings["limit_threads"])
+                                            settings["ngboost_params"])
     except Exception as exc:  # noqa: BLE001
         return [_failed(row, exc) for row in rows]
     results = []
@@ -190,9 +188,11 @@ def run_ngboost(data_dir, dataset, kind, features, settings):
 
 
 def run_task(data_dir, dataset, kind, features, method, settings):
+    """One task, on one thread (so are NGBoost's subprocesses)."""
     if method == "ngboost":
         return run_ngboost(data_dir, dataset, kind, features, settings)
-    return run_in_process(data_dir, dataset, kind, features[0], method, settings)
+    with one_thread():
+        return run_in_process(data_dir, dataset, kind, features[0], method, settings)
 
 
 def plan_tasks(splits, methods, gp_features, settings, cache):
@@ -320,7 +320,7 @@ def main(argv=None):
     n_jobs = effective_n_jobs(args.n_jobs)
     settings = {"rpf_params": args.rpf_params, "gp_max_rows": args.gp_max_rows,
                 "ngboost_params": args.ngboost_params, "ngboost_batch": args.ngboost_batch,
-                "peers_python": args.peers_python, "limit_threads": n_jobs > 1}
+                "peers_python": args.peers_python}
     cache = ResultCache(args.out / "runs.jsonl", args.resume)
     reused = set(cache.records)
     tasks = plan_tasks(splits, args.methods, args.gp_features, settings, cache)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import make_rpf, one_thread
 from ._uci_data import DATASETS, check_data_dir, default_data_dir, inner_split, load_split
 
 SEARCH_SEED = 0
@@ -115,12 +116,12 @@ def regressor_params(config, n_train):
 
 
 def run_task(config, name, split, data_dir, kin8nm_rows):
-    import torch
+    with one_thread():  # two workers on two cores
+        return _run_task(config, name, split, data_dir, kin8nm_rows)
 
-    torch.set_num_threads(1)  # two workers on two cores
+
+def _run_task(config, name, split, data_dir, kin8nm_rows):
     from sklearn_rpf.metrics import gaussian_nll, interval_coverage
-
-    from ._common import make_rpf
 
     X_tr, y_tr, X_va, y_va = inner_split(
         data_dir, name, split, seed=SEARCH_SEED, max_rows=kin8nm_rows if name == "kin8nm" else None
@@ -144,16 +145,12 @@ def run_task(config, name, split, data_dir, kin8nm_rows):
 
 def time_full_fit(config, name, data_dir):
     """Seconds to fit on the whole outer training split 0 (no evaluation: only the cost)."""
-    import torch
-
-    torch.set_num_threads(1)
-    from ._common import make_rpf
-
     X, y, _, _ = load_split(data_dir, name, 0)
     model = make_rpf(0, regressor_params(config, len(y)))
-    start = time.perf_counter()
-    model.fit(X, y)
-    return time.perf_counter() - start
+    with one_thread():
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start
 
 
 def load_cache(path):

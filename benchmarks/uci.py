@@ -52,9 +52,9 @@ from ._common import (
     ResultCache,
     command_line,
     gp_rows,
-    limit_threads,
     make_gp,
     make_rpf,
+    one_thread,
     parse_counts,
     parse_json_params,
     words,
@@ -172,8 +172,6 @@ def _finish(unit, scores=None, error=""):
 
 def run_in_process(data_dir, dataset, split, method, settings):
     """One (dataset, split, method) of the methods that run in this environment."""
-    if settings["limit_threads"]:
-        limit_threads()
     X_train, y_train, X_test, y_test = load_split(data_dir, dataset, split)
     if method == "mapie":
         unit = _unit(dataset, split, method, settings, len(y_train), len(y_test))
@@ -211,7 +209,7 @@ def run_ngboost(data_dir, dataset, splits, settings):
             for split, d in zip(splits, data, strict=True)]
     try:
         outputs = peers.ngboost_fit_predict(settings["peers_python"], jobs,
-                                            settings["ngboost_params"], settings["limit_threads"])
+                                            settings["ngboost_params"])
     except Exception as exc:  # noqa: BLE001
         return [_finish(unit, error=f"{type(exc).__name__}: {exc}") for unit in units]
     return [_finish(unit, score(d[3], out["mean"], out["std"], out["fit_time"], out["predict_time"]))
@@ -219,9 +217,11 @@ def run_ngboost(data_dir, dataset, splits, settings):
 
 
 def run_task(data_dir, dataset, splits, method, settings):
+    """One task, on one thread (so are NGBoost's subprocesses)."""
     if method == "ngboost":
         return run_ngboost(data_dir, dataset, splits, settings)
-    return run_in_process(data_dir, dataset, splits[0], method, settings)
+    with one_thread():
+        return run_in_process(data_dir, dataset, splits[0], method, settings)
 
 
 def plan_tasks(datasets, splits, methods, limits, settings, cache, sizes):
@@ -366,7 +366,7 @@ def main(argv=None):
     settings = {"rpf_params": args.rpf_params, "rpf_variants": args.rpf_variant,
                 "gp_max_rows": args.gp_max_rows, "mapie_resamplings": args.mapie_resamplings,
                 "ngboost_params": args.ngboost_params, "ngboost_batch": args.ngboost_batch,
-                "peers_python": args.peers_python, "limit_threads": n_jobs > 1}
+                "peers_python": args.peers_python}
     cache = ResultCache(args.out / "runs.jsonl", args.resume)
     sizes = {name: len(load_split(data_dir, name, 0)[1]) for name in args.datasets}
     limits = {"gp": args.gp_splits, "mapie": args.mapie_splits}
