@@ -187,6 +187,20 @@ def _plain(value):
 
 
 # ---------------------------------------------------------------------------- tables and figures
+def ordered_frame(rows, columns, order, rank):
+    """Rows as a DataFrame sorted by ``order``: names by their ``rank``, numbers as numbers.
+
+    Tasks finish in any order; tables list data sets and methods as they were asked for.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return frame
+    return frame.sort_values(order, key=lambda column: (
+        column if pd.api.types.is_numeric_dtype(column) else column.map(rank))).reset_index(drop=True)
+
+
 def decimals(value, significant=3):
     """Decimals that show ``significant`` digits of ``value`` (2 for 0 or NaN, at most 4)."""
     if not np.isfinite(value) or value == 0:

@@ -90,3 +90,11 @@ def mapie_interval(estimator, X_train, y_train, X_test, y_test, resamplings, see
         return failed_record("mapie_jab", f"{type(exc).__name__}: {exc}")
     return interval_record("mapie_jab", y_test, bounds[:, 0, 0], bounds[:, 1, 0], fit_time,
                            predict_time)
+
+
+def mapie_note(resamplings, splits_run):
+    """How MAPIE ran, for the record (``splits_run``: data set -> number of splits)."""
+    return (f"`JackknifeAfterBootstrapRegressor(<the RPF pipeline>, confidence_level=0.95, "
+            f"method='plus', resampling={resamplings}, aggregation_method='mean')`, so "
+            f"{resamplings + 1} RPF fits per split; splits run: "
+            + ", ".join(f"{d} {c}" for d, c in splits_run.items()))

@@ -91,6 +91,22 @@ def check(python):
     return json.loads(_run(python, ["check"]).strip().splitlines()[-1])
 
 
+def resolve(explicit, params, seed):
+    """``(python, note)`` for a benchmark run: the peers' interpreter and a line for the record,
+    or ``(None, why)`` (also printed) when the environment is missing or broken."""
+    python = find_python(explicit)
+    try:
+        versions = check(python)
+    except PeersUnavailable as exc:
+        print(f"NGBoost skipped: {exc}", file=sys.stderr)
+        return None, f"skipped ({exc})"
+    params = {**NGBOOST_DEFAULTS, **params}
+    return str(python), (
+        f"`NGBRegressor({', '.join(f'{k}={v!r}' for k, v in params.items())})`, Normal, its other "
+        f"defaults, `random_state` {seed}; run in {shown(python)} (ngboost {versions['ngboost']}, "
+        f"scikit-learn {versions['scikit-learn']})")
+
+
 def ngboost_fit_predict(python, jobs, params=None):
     """Fit ``NGBRegressor(**NGBOOST_DEFAULTS, **params, random_state=seed)`` per job, on one thread.
 

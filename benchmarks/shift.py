@@ -52,7 +52,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import _readme, _shift_report, peers
 from ._common import (
@@ -64,6 +63,7 @@ from ._common import (
     make_gp,
     make_rpf,
     one_thread,
+    ordered_frame,
     parse_counts,
     parse_json_params,
     words,
@@ -215,12 +215,15 @@ def plan_tasks(splits, methods, gp_features, settings, cache):
 
 
 # ---------------------------------------------------------------------------- command line
-def _features(values, n_features):
+def _features(values, dataset, n_features):
     """A count (the first N features) or explicit feature indices."""
     chosen = [int(word) for word in words(values)]
     if len(chosen) == 1:
         return list(range(min(chosen[0], n_features)))
-    return sorted({f for f in chosen if 0 <= f < n_features})
+    outside = sorted(f for f in chosen if not 0 <= f < n_features)
+    if outside:
+        raise SystemExit(f"--features {outside}: {dataset} has features 0 to {n_features - 1}.")
+    return sorted(set(chosen))
 
 
 def parse_args(argv=None):
@@ -269,10 +272,17 @@ def parse_args(argv=None):
             parser.error(f"unknown {option} {unknown}; expected some of {list(known)}")
         setattr(args, option, list(dict.fromkeys(chosen)))
     try:
-        [int(word) for word in words(args.features)]
+        features = [int(word) for word in words(args.features)]
     except ValueError:
-        parser.error(f"--features {args.features}: expected a count or feature indices")
+        features = []
+    if not features or (len(features) == 1 and features[0] < 1):
+        parser.error(f"--features {' '.join(args.features)}: expected a positive count or "
+                     "feature indices")
     args.rpf_params = parse_json_params(args.rpf_params, "--rpf-params")
+    try:  # a misspelt parameter fails here, not in every fit of a long run
+        make_rpf(0, args.rpf_params)
+    except TypeError as exc:
+        parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
     args.gp_features = parse_counts(args.gp_features, DATASETS, "--gp-features")
     for option in ("gp_max_rows", "ngboost_batch"):
@@ -283,24 +293,6 @@ def parse_args(argv=None):
     return args
 
 
-def _peers_note(args):
-    """Drop NGBoost, saying why, when the peers' environment is not usable."""
-    if "ngboost" not in args.methods:
-        return ""
-    python = peers.find_python(args.peers_python)
-    try:
-        versions = peers.check(python)
-    except peers.PeersUnavailable as exc:
-        args.methods.remove("ngboost")
-        print(f"NGBoost skipped: {exc}", file=sys.stderr)
-        return f"skipped ({exc})"
-    args.peers_python = str(python)
-    params = {**peers.NGBOOST_DEFAULTS, **args.ngboost_params}
-    return (f"`NGBRegressor({', '.join(f'{k}={v!r}' for k, v in params.items())})`, Normal, its "
-            f"other defaults, `random_state` the feature index, in {peers.shown(python)} (ngboost "
-            f"{versions['ngboost']}, scikit-learn {versions['scikit-learn']})")
-
-
 def main(argv=None):
     """Run the benchmark; return the per-split results (one row per split and method)."""
     from joblib import Parallel, delayed, effective_n_jobs
@@ -308,11 +300,16 @@ def main(argv=None):
 
     args = parse_args(argv)
     data_dir = str(check_data_dir(args.data_dir or default_data_dir(), args.datasets))
-    ngboost_note = _peers_note(args)
+    ngboost_note = ""
+    if "ngboost" in args.methods:
+        args.peers_python, ngboost_note = peers.resolve(args.peers_python, args.ngboost_params,
+                                                        "the feature index")
+        if args.peers_python is None:
+            args.methods.remove("ngboost")
     splits, skipped = {}, []
     for dataset in args.datasets:
         X, _ = load_dataset(data_dir, dataset)
-        for split in make_splits(X, dataset, args.kinds, _features(args.features, X.shape[1])):
+        for split in make_splits(X, dataset, args.kinds, _features(args.features, dataset, X.shape[1])):
             if split.skipped:
                 skipped.append(split)
             else:
@@ -336,10 +333,8 @@ def main(argv=None):
     wanted = {unit_key(d, k, s.feature, m, settings) for (d, k), usable in splits.items()
               for m in args.methods for s in usable}
     rows = [r for key, r in cache.records.items() if key in wanted]
-    raw = pd.DataFrame(rows, columns=COLUMNS)
     rank = {name: i for i, name in enumerate([*args.datasets, *args.kinds, *args.methods])}
-    raw = raw.sort_values(["dataset", "kind", "feature", "method"], key=lambda c: (
-        c if c.name == "feature" else c.map(rank))).reset_index(drop=True)
+    raw = ordered_frame(rows, COLUMNS, ["dataset", "kind", "feature", "method"], rank)
     summary = _shift_report.summarize(raw)
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import _intervals, _readme, _uci_report, peers
 from ._common import (
@@ -55,6 +54,7 @@ from ._common import (
     make_gp,
     make_rpf,
     one_thread,
+    ordered_frame,
     parse_counts,
     parse_json_params,
     words,
@@ -315,6 +315,10 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     args.rpf_params = parse_json_params(args.rpf_params, "--rpf-params")
+    try:  # a misspelt parameter fails here, not in every fit of a long run
+        make_rpf(0, args.rpf_params)
+    except TypeError as exc:
+        parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
     variants = {}
     for item in args.rpf_variant:
@@ -333,25 +337,6 @@ def parse_args(argv=None):
     return args
 
 
-def _peers_note(args):
-    """Drop NGBoost, saying why, when the peers' environment is not usable."""
-    if "ngboost" not in args.methods:
-        return ""
-    python = peers.find_python(args.peers_python)
-    try:
-        versions = peers.check(python)
-    except peers.PeersUnavailable as exc:
-        args.methods.remove("ngboost")
-        print(f"NGBoost skipped: {exc}", file=sys.stderr)
-        return f"skipped ({exc})"
-    args.peers_python = str(python)
-    params = {**peers.NGBOOST_DEFAULTS, **args.ngboost_params}
-    return (f"`NGBRegressor({', '.join(f'{k}={v!r}' for k, v in params.items())})`, Normal, "
-            f"its other defaults, `random_state` the split index; run in {peers.shown(python)} "
-            f"(ngboost {versions['ngboost']}, scikit-learn {versions['scikit-learn']}), up to "
-            f"{args.ngboost_batch} splits per subprocess")
-
-
 def main(argv=None):
     """Run the benchmark; return the summary table (one row per data set and method)."""
     from joblib import Parallel, delayed, effective_n_jobs
@@ -359,7 +344,14 @@ def main(argv=None):
 
     args = parse_args(argv)
     data_dir = str(check_data_dir(args.data_dir or default_data_dir(), args.datasets))
-    ngboost_note = _peers_note(args)
+    ngboost_note = ""
+    if "ngboost" in args.methods:
+        args.peers_python, ngboost_note = peers.resolve(args.peers_python, args.ngboost_params,
+                                                        "the split index")
+        if args.peers_python is None:
+            args.methods.remove("ngboost")
+        else:
+            ngboost_note += f", up to {args.ngboost_batch} splits per subprocess"
     methods = args.methods + [f"rpf:{label}" for label in args.rpf_variant]
     splits = {name: _parse_splits(args.splits, n_splits(data_dir, name)) for name in args.datasets}
     n_jobs = effective_n_jobs(args.n_jobs)
@@ -389,10 +381,10 @@ def main(argv=None):
     rank = {**{name: i for i, name in enumerate(args.datasets)},
             **{method: i for i, method in enumerate(methods)},
             **{interval: i for i, interval in enumerate(_intervals.INTERVALS)}}
-    raw = _frame([row for u in units for row in u["scores"]], SCORE_COLUMNS,
-                 ["dataset", "method", "split"], rank)
-    intervals = _frame([r for u in units for r in u["intervals"]], INTERVAL_COLUMNS,
-                       ["dataset", "interval", "split"], rank)
+    raw = ordered_frame([row for u in units for row in u["scores"]], SCORE_COLUMNS,
+                        ["dataset", "method", "split"], rank)
+    intervals = ordered_frame([r for u in units for r in u["intervals"]], INTERVAL_COLUMNS,
+                              ["dataset", "interval", "split"], rank)
     summary = summarize(raw)
     interval_summary = _uci_report.summarize_intervals(intervals)
 
@@ -412,7 +404,9 @@ def main(argv=None):
                       if "gp" in methods and name in args.gp_splits
                       and args.gp_splits[name] < len(splits[name])},
         "ngboost": ngboost_note,
-        "mapie": _mapie_note(args, splits) if "mapie" in methods else "",
+        "mapie": _intervals.mapie_note(args.mapie_resamplings, {
+            name: len(splits[name][:args.mapie_splits.get(name, len(splits[name]))])
+            for name in args.datasets}) if "mapie" in methods else "",
         "rpf_params": args.rpf_params, "rpf_variants": args.rpf_variant,
     }
     labels = {m: method_label(m) for m in methods}
@@ -433,24 +427,6 @@ def main(argv=None):
           f"intervals_raw.csv and {figure}" + (f", and the uci block of {args.readme}" if args.readme else "")
           + f" in {wall_time:.0f} s ({n_jobs} job(s), {len(tasks)} task(s) run).")
     return summary
-
-
-def _mapie_note(args, splits):
-    counts = {name: len(splits[name][:args.mapie_splits.get(name, len(splits[name]))])
-              for name in args.datasets}
-    return (f"`JackknifeAfterBootstrapRegressor(<the RPF pipeline>, confidence_level=0.95, "
-            f"method='plus', resampling={args.mapie_resamplings}, aggregation_method='mean')`, "
-            f"so {args.mapie_resamplings + 1} RPF fits per split; splits run: "
-            + ", ".join(f"{d} {c}" for d, c in counts.items()))
-
-
-def _frame(rows, columns, order, rank):
-    frame = pd.DataFrame(rows, columns=columns)
-    if frame.empty:
-        return frame
-    return frame.sort_values(
-        order, key=lambda column: column if column.name == "split" else column.map(rank),
-    ).reset_index(drop=True)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,13 @@ def test_bad_shift_options_fail_early(capsys, tmp_path):
     assert "unknown kinds ['middle']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         shift.parse_args(["--features", "two"])
-    assert "expected a count or feature indices" in capsys.readouterr().err
+    assert "expected a positive count or feature indices" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        shift.parse_args(["--features", "0"])
+    assert "--features 0: expected a positive count" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--features \[9\]: yacht has features 0 to 5"):
+        shift.main(["--datasets", "yacht", "--features", "1", "9", "--no-progress",
+                    "--out", str(tmp_path)])
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="<!-- shift:start -->"):

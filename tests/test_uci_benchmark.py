@@ -139,6 +139,10 @@ def test_bad_options_fail_early_with_a_clear_message(capsys, tmp_path):
     assert "unknown data sets ['boston']" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="not valid JSON"):
         uci.parse_args(["--rpf-params", "{loss: nll}"])
+    with pytest.raises(SystemExit):
+        uci.parse_args(["--rpf-params", '{"n_estimator": 3}'])
+    assert "--rpf-params: RandomizedPriorRegressor.__init__() got an unexpected keyword argument " \
+        "'n_estimator'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         uci.main(["--datasets", "yacht", "--data-dir", "/nonexistent", "--no-progress"])
     # A README without the markers is refused before the run, not after it.
