@@ -143,7 +143,7 @@ def write_markdown(path, summary, raw, targets, notes):
 
 
 def readme_block(summary, raw, targets, notes, figure_link):
-    lines = [f"<!-- Written by `{notes['command']}`: edit the script, not this block. -->",
+    lines = ["<!-- Written by benchmarks/shift.py (command below): edit the script, not this block. -->",
              f"Command: `{notes['command']}` ({notes['wall_time']:.0f} s on {notes['n_jobs']} job(s), "
              f"{notes['date']}). Means ± standard errors over features.", "",
              *summary_table(summary), "", *comparison_table(raw), "",

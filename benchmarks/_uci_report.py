@@ -152,7 +152,7 @@ def write_markdown(path, summary, interval_summary, raw, targets, notes):
 def readme_block(summary, interval_summary, raw, targets, notes, figure_link):
     """The README's UCI section body: every figure in it comes from this run."""
     lines = [
-        f"<!-- Written by `{notes['command']}`: edit the script, not this block. -->",
+        "<!-- Written by benchmarks/uci.py (command below): edit the script, not this block. -->",
         f"Command: `{notes['command']}` ({notes['wall_time']:.0f} s on {notes['n_jobs']} job(s), "
         f"{notes['date']}). Test metrics in the target's units, mean ± standard error over "
         "splits; NLL in nats.", "",
