@@ -2,14 +2,20 @@
 #   make examples   set up .venv if missing, install everything, run every example (PNGs in docs/images/,
 #                   the README's figures; IMAGES=folder to write them elsewhere)
 #   make test       set up .venv if missing, install everything, run the whole test suite
+# and for the benchmarks (long: see notes/README_benchmarks.md):
+#   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
+#                   write the README's benchmark images to docs/images/ and its generated blocks
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-FIGURES ?= figures
+BENCH_STAMP := $(VENV)/.bench-installed
+# NGBoost pins scikit-learn below 1.7: it gets its own environment, never a downgrade of .venv.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
 IMAGES ?= docs/images
 
-.PHONY: install examples test lint benchmarks clean
+.PHONY: install examples test lint peers benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +30,18 @@ $(STAMP): $(PY) setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
 # The examples write the README's figures where the README shows them (docs/images/).
 examples: $(STAMP)
 	mkdir -p $(IMAGES)
@@ -35,10 +53,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 
-benchmarks: $(STAMP)
-	$(PY) benchmarks/bench_fit.py
-	$(PY) benchmarks/bench_probe.py
-	$(PY) benchmarks/uci.py --n-jobs 2 --gp-splits energy=5,concrete=5,wine-quality-red=3,kin8nm=3
+# uci and shift also write their blocks of README.md (between <!-- uci:start/end --> and
+# <!-- shift:start/end -->) and their figures to docs/images/.
+benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
+	$(PY) -m benchmarks.bench_fit
+	$(PY) -m benchmarks.bench_probe
+	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md
+	MPLBACKEND=Agg $(PY) -m benchmarks.shift --n-jobs 2 --figure $(IMAGES)/shift.png --readme README.md
 
 clean:
-	rm -rf $(VENV) $(FIGURES) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info

@@ -44,10 +44,34 @@ def load_dataset(data_dir, name):
     return data[:, features], data[:, target]
 
 
+def split_indices(data_dir, name, split, part):
+    """Row indices of the ``part`` ("train" or "test") of published split ``split``."""
+    return np.loadtxt(Path(data_dir) / name / f"index_{part}_{split}.txt", dtype=int, ndmin=1)
+
+
 def load_split(data_dir, name, split):
     """``(X_train, y_train, X_test, y_test)`` of published split ``split``."""
     X, y = load_dataset(str(data_dir), name)
-    folder = Path(data_dir) / name
-    train = np.loadtxt(folder / f"index_train_{split}.txt", dtype=int, ndmin=1)
-    test = np.loadtxt(folder / f"index_test_{split}.txt", dtype=int, ndmin=1)
+    train = split_indices(data_dir, name, split, "train")
+    test = split_indices(data_dir, name, split, "test")
     return X[train], y[train], X[test], y[test]
+
+
+def inner_split(data_dir, name, split, seed=0, max_rows=None, validation=0.2):
+    """``(X_fit, y_fit, X_val, y_val)`` carved out of the TRAINING part of split ``split`` only.
+
+    Inside outer training split ``split``, a seeded (``default_rng([seed, split])``) subset of
+    at most ``max_rows`` rows (all if None), then a seeded ``validation`` share held out: for
+    choosing settings without ever reading a test split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_dataset(str(data_dir), name)
+    train = split_indices(data_dir, name, split, "train")
+    rng = np.random.default_rng([seed, split])
+    if max_rows and max_rows < len(train):
+        train = rng.choice(train, size=max_rows, replace=False)
+    X_fit, X_val, y_fit, y_val = train_test_split(
+        X[train], y[train], test_size=validation, random_state=int(rng.integers(2**31 - 1))
+    )
+    return X_fit, y_fit, X_val, y_val

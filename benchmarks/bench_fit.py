@@ -1,6 +1,7 @@
 """How fast does RandomizedPriorRegressor.fit train an ensemble? (issue 3, section 5)
 
-One run, same data and same work for every variant: the 1-D two-cluster toy (40 rows), 50 members,
+One run, same data and same work for every variant: the 1-D two-cluster toy (40 rows,
+``sklearn_rpf.datasets.make_two_clusters(random_state=0)``), 50 members,
 100 full-batch epochs, Adam with the same learning rate, the regressor's default MLP (two hidden
 layers of 50, ReLU) plus a frozen prior of the same architecture, prior_scale 1, bootstrap.
 
@@ -14,7 +15,7 @@ Variants run round-robin (a, b, c, d, a, b, ...) so that a slow spell of the sha
 of them; the table shows medians. Then 10 members on 100,000 rows x 10 features with mini-batches,
 in a fresh subprocess, to measure the peak resident memory increment during fit.
 
-    python benchmarks/bench_fit.py [--repeats 5] [--slow-repeats 3] [--threads 1]
+    python -m benchmarks.bench_fit [--repeats 5] [--slow-repeats 3] [--threads 1]
 """
 
 import argparse
@@ -30,18 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from sklearn_rpf.datasets import make_two_clusters
+
 N_MEMBERS = 50
 N_EPOCHS = 100
 LR = 1e-2
 HIDDEN = (50, 50)
-
-
-def toy_data(seed=0):
-    """The 1-D toy of examples/plot_randomized_prior.py: 20 points around -1, 20 around +1."""
-    rng = np.random.default_rng(seed)
-    x = np.concatenate([rng.normal(-1.0, 0.15, 20), rng.normal(1.0, 0.15, 20)])
-    y = np.sin(2 * x) + 0.5 * x + 0.05 * rng.normal(size=x.size)
-    return x[:, None], y
 
 
 def mlp(n_in, n_out):
@@ -174,7 +169,7 @@ VARIANTS = {
 
 
 def time_variants(repeats, slow_repeats):
-    X, y = toy_data()
+    X, y = make_two_clusters(random_state=0)
     for _, fn in VARIANTS.values():  # warm-up: imports, first-call allocations
         fn(X[:8], y[:8], 0) if fn in (fit_torch_loop, fit_skorch_loop) else fn(X, y, 0)
     times = {key: [] for key in VARIANTS}

@@ -1,6 +1,6 @@
 """Throughput of BenfordDigitProbe against a naive loop, on the default SmolLM2 model.
 
-    python benchmarks/bench_probe.py [--n-prompts 256] [--repeats 3]
+    python -m benchmarks.bench_probe [--n-prompts 256] [--repeats 3]
 
 Measured in one run, side by side:
 
