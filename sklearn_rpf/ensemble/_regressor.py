@@ -18,29 +18,24 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._assembly import EnsembleSpec
-from ._bootstrap import Bag, make_bag
-from ._conformal import SCORES, OutOfBagCalibration
+from ._bootstrap import make_bag
+from ._conformal import SCORES
 from ._groups import member_groups, n_parallel_groups, train_groups
 from ._inference import FittedEnsemble, predict_rows
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
 from ._seeding import seed_from
-from ._streaming import Stream, chunk_weights, poisson_counts
+from ._streaming import Stream
 from ._training import (
     TrainingConfig,
-    TrainingData,
-    fit_net,
+    check_device,
     make_net,
     member_net,
     resolve_batch_size,
-    training_dataset,
 )
-from ._uncertainty import OutOfBag, draw_functions, ensemble_moments, fit_noise, in_sample_noise
+from ._uncertainty import calibrate, draw_functions, ensemble_moments
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
-# Range of the out-of-bag factor on the members' variance (calibrate_epistemic=True): wide enough to
-# correct a prior that is too strong or too weak, narrow enough to keep the spread's shape meaningful.
-_EPISTEMIC_SCALE_BOUNDS = (0.1, 10.0)
 
 
 @contextlib.contextmanager
@@ -53,30 +48,6 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
-
-
-def check_device(device):
-    """``device`` as a torch.device that exists here, or a clear error saying why not."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}."
-        ) from exc
-    if device.type == "cuda":
-        if torch.version.cuda is None:
-            raise ValueError(
-                f"device={str(device)!r} but this torch ({torch.__version__}) was built without "
-                "CUDA; install a CUDA build of torch or use device='cpu'."
-            )
-        if not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={str(device)!r} but torch sees {torch.cuda.device_count()} CUDA "
-                "device(s) here; use device='cpu' or another index."
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps' but the MPS backend is not available here; use 'cpu'.")
-    return device
 
 
 class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -381,24 +352,28 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 net = make_net(module.to(device), config, len(X), seed, max_epochs=0)
             fitted = FittedEnsemble(net.module_, standardizer, _DTYPES[self.dtype][1],
                                     torch.device(net.device), config.predict_rows)
-            epistemic_scale, noise, calibration = self._calibrate(fitted, X, y_norm, bag,
-                                                                  sample_weight)
-            # Everything computed: now, and only now, the estimator changes.
-            self.ensemble_ = net
-            self.in_bag_counts_ = bag.counts
-            self.epistemic_scale_ = epistemic_scale
-            with np.errstate(over="ignore", under="ignore"):  # y of 1e200: noise_ is inf
-                self.noise_ = noise * (1.0 if spec.heteroscedastic else standardizer.y_scale**2)
-            self._noise = noise  # in standardised units: what predictions use
-            self.n_epochs_ = max(n_epochs)
-            self._fitted = fitted
-            self._calibration = calibration
-            self._fitted_bootstrap = bag.bootstrap
-            for stale in ("_stream", "n_samples_seen_"):  # fit starts over: no stream to continue
-                self.__dict__.pop(stale, None)
-            self._y_ndim = y_ndim
-            self.__dict__.pop("_estimators", None)
+            calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
+                                    self.calibrate_epistemic, spec.heteroscedastic)
+            self._set_fitted_state(net, fitted, calibration, y_ndim, max(n_epochs),
+                                   in_bag_counts_=bag.counts, _fitted_bootstrap=bag.bootstrap,
+                                   _fit_params=self.get_params())
         return self
+
+    def _set_fitted_state(self, net, fitted, calibration, y_ndim, n_epochs, **more):
+        """Everything computed: now, and only now, the estimator changes."""
+        state = dict(
+            ensemble_=net, epistemic_scale_=calibration.epistemic_scale, n_epochs_=n_epochs,
+            _noise=calibration.noise,  # standardised units: what predictions use
+            _fitted=fitted, _calibration=calibration.conformal, _y_ndim=y_ndim, **more,
+        )
+        with np.errstate(over="ignore", under="ignore"):  # y of 1e200: noise_ is inf
+            state["noise_"] = calibration.noise * (
+                1.0 if self.loss == "gaussian_nll" else fitted.standardizer.y_scale**2)
+        # A fit starts over (no stream to continue, no stale member nets); a stream goes on.
+        for stale in ("_stream", "n_samples_seen_", "in_bag_counts_", "_fit_params",
+                      "_estimators"):
+            self.__dict__.pop(stale, None)
+        self.__dict__.update(state)
 
     def partial_fit(self, X, y, sample_weight=None):
         """Train on one chunk of data: one pass, for data streamed from disk or a cluster.
@@ -413,9 +388,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         far is re-scored after every call to refit the noise and the conformal calibration, so
         ``predict(X, return_std=True)`` and ``predict_interval`` work after any number of calls,
         in bounded memory. Parameters other than ``verbose`` and ``n_jobs`` may not change
-        between calls; ``partial_fit`` does not continue a model trained by ``fit``. Members are
-        trained in this process (``n_jobs`` does not apply); a failed call leaves the model as
-        it was before the call.
+        between calls. After ``fit``, ``partial_fit`` goes on training the fitted members (with
+        fit's standardisation); their noise and intervals then come from the streamed rows only.
+        Members are trained in this process (``n_jobs`` does not apply); a failed call leaves
+        the model as it was before the call.
 
         Parameters
         ----------
@@ -429,80 +405,48 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self : RandomizedPriorRegressor
         """
         stream = getattr(self, "_stream", None)
-        if stream is None:
-            if hasattr(self, "ensemble_"):
-                raise ValueError(
-                    "partial_fit continues a model built by partial_fit; this one was trained by "
-                    "fit, whose bootstrap and calibration cover one fixed data set. Start from a "
-                    "fresh estimator (sklearn.base.clone) to stream data."
-                )
-            self._validate_params()
-        else:
+        fitted_by_fit = stream is None and hasattr(self, "ensemble_")
+        if stream is not None:
             stream.check_params(self.get_params())
+        elif fitted_by_fit:
+            Stream.check_same_params(self._fit_params, self.get_params())
+        else:
+            self._validate_params()
         with _unchanged_on_failure(self):
-            X, y, sample_weight, y_ndim = self._validate_training_data(X, y, sample_weight,
-                                                                       reset=stream is None)
+            X, y, sample_weight, y_ndim = self._validate_training_data(
+                X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if stream is None:
-                stream = self._start_stream(X, y, sample_weight, y_ndim)
-            elif y_ndim != stream.y_ndim or y.shape[1] != stream.net.module_.n_targets:
-                raise ValueError(
-                    f"y has {y.shape[1]} target(s) ({y_ndim}-D) but the first partial_fit call "
-                    f"had {stream.net.module_.n_targets} ({stream.y_ndim}-D)."
-                )
+                stream = self._start_stream(X, y, sample_weight, y_ndim, fitted_by_fit)
+            stream.check_targets(y, y_ndim)
             snapshot = stream.snapshot()
             try:
-                self._stream_step(stream, X, y, sample_weight)
+                stream.train_on(X, y, sample_weight)
+                fitted = stream.fitted()
+                calibration = calibrate(fitted, *stream.calibration_set(),
+                                        self.calibrate_epistemic, self.loss == "gaussian_nll")
             except BaseException:
                 stream.restore(snapshot)
                 raise
+            self._set_fitted_state(stream.net, fitted, calibration, stream.y_ndim, stream.n_calls,
+                                   _stream=stream, n_samples_seen_=stream.n_samples_seen,
+                                   _fitted_bootstrap=True)
         return self
 
-    def _start_stream(self, X, y, sample_weight, y_ndim):
-        spec = self._ensemble_spec(X.shape[1], y.shape[1])
-        device = check_device(self.device)
-        seed = seed_from(self.random_state)
-        standardizer = Standardizer.fit(X, y, sample_weight, self.normalize_X, self.normalize_y)
-        x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
-        module = spec.build(range(self.n_estimators), seed, torch.as_tensor(x[:2]))
-        config = self._training_config(len(X), device)
-        net = make_net(module.to(device), config, len(X), seed, max_epochs=1)
-        return Stream(self.get_params(), standardizer, seed, net, config,
-                      float(sample_weight[sample_weight > 0].mean()), y_ndim)
-
-    def _stream_step(self, stream, X, y, sample_weight):
-        """Train the stream's net one pass over a chunk, then recalibrate on the sample."""
-        standardizer, config = stream.standardizer, stream.config
-        hashes, counts, weight = chunk_weights(X, y, stream.relative_weights(sample_weight),
-                                               stream.seed, self.n_estimators)
-        data = TrainingData(standardizer.transform_X(X, _DTYPES[self.dtype][1]),
-                            standardizer.transform_y(y), weight)
-        module = stream.net.module_
-        fit_net(stream.net, training_dataset(module, data, config), stream.seed, epochs=1,
-                step=stream.n_calls)
-        stream.sample.add(X, y, sample_weight, hashes)
-        sample = stream.sample
-        counts = poisson_counts(sample.hashes, stream.seed, self.n_estimators)
-        fitted = FittedEnsemble(module, standardizer, _DTYPES[self.dtype][1],
-                                torch.device(stream.net.device), config.predict_rows)
-        epistemic_scale, noise, calibration = self._calibrate(
-            fitted, sample.X, standardizer.transform_y(sample.y), Bag(counts, counts > 0, True),
-            sample.weight)
-        stream.n_calls += 1
-        stream.n_samples_seen += len(X)
-        self.ensemble_ = stream.net
-        self.epistemic_scale_ = epistemic_scale
-        with np.errstate(over="ignore", under="ignore"):
-            self.noise_ = noise * (1.0 if self.loss == "gaussian_nll" else
-                                   standardizer.y_scale**2)
-        self.n_epochs_ = stream.n_calls
-        self.n_samples_seen_ = stream.n_samples_seen
-        self._noise = noise
-        self._fitted = fitted
-        self._calibration = calibration
-        self._fitted_bootstrap = True
-        self._y_ndim = stream.y_ndim
-        self._stream = stream
-        self.__dict__.pop("_estimators", None)
+    def _start_stream(self, X, y, sample_weight, y_ndim, fitted_by_fit):
+        """A new stream, or one that continues the members a fit trained (same standardisation,
+        same net and optimizer; its calibration then comes from the streamed rows, which that fit
+        may have drawn: treat noise and intervals as approximate until new data dominates)."""
+        dtype = _DTYPES[self.dtype][1]
+        if fitted_by_fit:
+            fitted = self._fitted
+            return Stream(self._fit_params, fitted.standardizer, seed_from(self.random_state),
+                          self.ensemble_, self._training_config(len(X), fitted.device), dtype,
+                          float(sample_weight[sample_weight > 0].mean()), self._y_ndim)
+        return Stream.start(
+            self._ensemble_spec(X.shape[1], y.shape[1]),
+            self._training_config(len(X), check_device(self.device)), self.get_params(),
+            seed_from(self.random_state), X, y, sample_weight, y_ndim, self.normalize_X,
+            self.normalize_y, dtype)
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         y_dtype = np.asarray(y).dtype
@@ -542,25 +486,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             groups = [[k] for k in range(K)]
         return train_groups(spec, x, y, weight, oob_weight, config, seed, groups,
                             n_jobs=self.n_jobs, verbose=self.verbose)
-
-    def _calibrate(self, fitted, X, y_norm, bag, sample_weight):
-        """The factor on the spread and the noise, fitted on the out-of-bag rows when there are
-        enough of them, else (optimistically) on the training residuals; and the out-of-bag
-        residuals conformal intervals need (None without bootstrap)."""
-        heteroscedastic = self.loss == "gaussian_nll"
-        scales = oob = None
-        if bag.bootstrap:
-            oob = OutOfBag.from_batches(fitted.batches(X), ~bag.in_bag, fitted.n_targets)
-            bounds = _EPISTEMIC_SCALE_BOUNDS if self.calibrate_epistemic else (1.0, 1.0)
-            scales = fit_noise(y_norm, oob, sample_weight, bounds)
-        if scales is None:
-            mean = np.empty_like(y_norm)
-            for rows, means, _ in fitted.batches(X):
-                mean[rows] = means.mean(axis=0)
-            scales = in_sample_noise(y_norm, mean, sample_weight, heteroscedastic)
-        calibration = None if oob is None else OutOfBagCalibration.from_out_of_bag(
-            y_norm, oob, ~bag.in_bag, sample_weight, *scales)
-        return (*scales, calibration)
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):

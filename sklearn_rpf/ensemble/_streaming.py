@@ -19,9 +19,13 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from ._bootstrap import row_hashes, splitmix64
+from ._bootstrap import Bag, row_hashes, splitmix64
+from ._inference import FittedEnsemble
+from ._scaling import Standardizer
 from ._seeding import stream
+from ._training import TrainingData, fit_net, make_net, training_dataset
 
 # Rows kept to calibrate the noise and the conformal intervals after each partial_fit call.
 CALIBRATION_ROWS = 20_000
@@ -98,24 +102,45 @@ class Stream:
     """What ``partial_fit`` keeps between calls: the net (members and optimizer state), the
     standardisation fixed on the first chunk, the calibration sample and the parameters."""
 
-    def __init__(self, params, standardizer, seed, net, config, weight_unit, y_ndim):
+    def __init__(self, params, standardizer, seed, net, config, dtype, weight_unit, y_ndim):
         self.params = params
         self.standardizer = standardizer
         self.seed = seed
         self.net = net
         self.config = config
+        self.dtype = dtype
         self.weight_unit = weight_unit
         self.y_ndim = y_ndim
         self.sample = CalibrationSample(seed)
         self.n_calls = 0
         self.n_samples_seen = 0
 
+    @classmethod
+    def start(cls, spec, config, params, seed, X, y, sample_weight, y_ndim, normalize_X,
+              normalize_y, dtype):
+        """Build the members and fix the standardisation on the first chunk."""
+        standardizer = Standardizer.fit(X, y, sample_weight, normalize_X, normalize_y)
+        x = standardizer.transform_X(X, dtype)
+        module = spec.build(range(params["n_estimators"]), seed, torch.as_tensor(x[:2]))
+        net = make_net(module.to(config.device), config, len(X), seed, max_epochs=1)
+        return cls(params, standardizer, seed, net, config, dtype,
+                   float(sample_weight[sample_weight > 0].mean()), y_ndim)
+
+    @property
+    def n_members(self):
+        return self.net.module_.n_members
+
     def check_params(self, params):
         """A clear error when a parameter that shapes the model changed since the first call."""
+        self.check_same_params(self.params, params)
+
+    @staticmethod
+    def check_same_params(fitted_params, params):
+        """A clear error when ``params`` differ from those the model was built with."""
         for name, value in params.items():
             if name in MUTABLE_PARAMETERS:
                 continue
-            before = self.params[name]
+            before = fitted_params[name]
             same = before is value
             if not same:
                 try:
@@ -124,28 +149,60 @@ class Stream:
                     same = False
             if not same:
                 raise ValueError(
-                    f"partial_fit keeps training the model built by the first call, but "
-                    f"{name} changed from {before!r} to {value!r} since. Start over with a fresh "
+                    f"partial_fit keeps training the model already built, but {name} changed "
+                    f"from {before!r} to {value!r} since it was built. Start over with a fresh "
                     "estimator (sklearn.base.clone) or call fit."
                 )
 
-    def relative_weights(self, sample_weight):
-        """Sample weights in units of the first chunk's mean positive weight (float32-safe)."""
+    def check_targets(self, y, y_ndim):
+        n_targets = self.net.module_.n_targets
+        if y_ndim != self.y_ndim or y.shape[1] != n_targets:
+            raise ValueError(
+                f"y has {y.shape[1]} target(s) ({y_ndim}-D) but the first partial_fit call had "
+                f"{n_targets} ({self.y_ndim}-D)."
+            )
+
+    def train_on(self, X, y, sample_weight):
+        """One pass of every member over a chunk, with its Poisson weights; then the chunk joins
+        the calibration sample."""
         relative = sample_weight / self.weight_unit
         if relative.max() > 1e30:
             raise ValueError(
                 f"sample_weight reaches {sample_weight.max():.3g}, more than 1e30 times the first "
                 f"chunk's mean weight ({self.weight_unit:.3g}); rescale the weights."
             )
-        return relative
+        hashes, counts, weight = chunk_weights(X, y, relative, self.seed, self.n_members)
+        # Out-of-bag weights too, for a net that validates on them (early stopping after fit).
+        data = TrainingData(self.standardizer.transform_X(X, self.dtype),
+                            self.standardizer.transform_y(y), weight, (counts == 0) * relative[:, None])
+        fit_net(self.net, training_dataset(self.net.module_, data, self.config), self.seed,
+                epochs=1, step=self.n_calls)
+        self.sample.add(X, y, sample_weight, hashes)
+        self.n_calls += 1
+        self.n_samples_seen += len(X)
+
+    def fitted(self):
+        """The current members, ready to evaluate on raw inputs."""
+        return FittedEnsemble(self.net.module_, self.standardizer, self.dtype,
+                              torch.device(self.net.device), self.config.predict_rows)
+
+    def calibration_set(self):
+        """``(X, y_standardised, bag, weight)`` of the calibration sample, its out-of-bag
+        members given by the Poisson counts (0: never trained on the row)."""
+        sample = self.sample
+        counts = poisson_counts(sample.hashes, self.seed, self.n_members)
+        return (sample.X, self.standardizer.transform_y(sample.y), Bag(counts, counts > 0, True),
+                sample.weight)
 
     def snapshot(self):
-        """Copies of the weights and optimizer state, to undo a chunk whose training failed."""
+        """Everything a call changes, to undo a call that failed."""
         return (copy.deepcopy(self.net.module_.state_dict()),
-                copy.deepcopy(self.net.optimizer_.state_dict()), len(self.net.history))
+                copy.deepcopy(self.net.optimizer_.state_dict()), len(self.net.history),
+                copy.copy(self.sample), self.n_calls, self.n_samples_seen)
 
     def restore(self, snapshot):
-        module_state, optimizer_state, n_epochs = snapshot
+        module_state, optimizer_state, n_epochs, sample, n_calls, n_seen = snapshot
         self.net.module_.load_state_dict(module_state)
         self.net.optimizer_.load_state_dict(optimizer_state)
         del self.net.history[n_epochs:]
+        self.sample, self.n_calls, self.n_samples_seen = sample, n_calls, n_seen

@@ -377,3 +377,27 @@ def member_net(module, ensemble_net):
     )
     net.initialize()
     return net
+
+
+def check_device(device):
+    """``device`` as a torch.device that exists here, or a clear error saying why not."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}."
+        ) from exc
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(
+                f"device={str(device)!r} but this torch ({torch.__version__}) was built without "
+                "CUDA; install a CUDA build of torch or use device='cpu'."
+            )
+        if not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r} but torch sees {torch.cuda.device_count()} CUDA "
+                "device(s) here; use device='cpu' or another index."
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' but the MPS backend is not available here; use 'cpu'.")
+    return device

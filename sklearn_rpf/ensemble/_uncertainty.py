@@ -18,8 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from ._conformal import OutOfBagCalibration
+
 # A row needs at least this many members that did not train on it to estimate a spread.
 MIN_OOB_MEMBERS = 2
+# Range of the out-of-bag factor on the members' variance (calibrate_epistemic=True): wide enough to
+# correct a prior that is too strong or too weak, narrow enough to keep the spread's shape meaningful.
+EPISTEMIC_SCALE_BOUNDS = (0.1, 10.0)
 
 
 def ensemble_moments(means, variances=None):
@@ -167,3 +172,56 @@ def draw_functions(means, variances, members, epistemic_scale, noise, rng):
     aleatoric = noise if variances is None else noise * variances[members]
     draws = chosen + np.sqrt(aleatoric) * rng.standard_normal(chosen.shape)
     return draws.transpose(1, 2, 0)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What fit learns after training, in standardised target units.
+
+    Attributes
+    ----------
+    epistemic_scale : ndarray of shape (t,)
+    noise : ndarray of shape (t,)
+        Squared-error members: the noise variance; heteroscedastic members: the factor on their
+        average predicted variance.
+    conformal : OutOfBagCalibration or None
+        The out-of-bag residuals of conformal intervals (None without out-of-bag rows).
+    """
+
+    epistemic_scale: np.ndarray
+    noise: np.ndarray
+    conformal: object = None
+
+
+def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heteroscedastic=False):
+    """Fit the factor on the spread and the noise on the out-of-bag rows when there are enough of
+    them, else (optimistically) on the training residuals; keep the conformal residuals.
+
+    Parameters
+    ----------
+    fitted : FittedEnsemble
+    X : ndarray of shape (n, d)
+        Raw training inputs.
+    y : ndarray of shape (n, t)
+        Standardised training targets.
+    bag : Bag
+    sample_weight : ndarray of shape (n,)
+    calibrate_epistemic, heteroscedastic : bool
+
+    Returns
+    -------
+    calibration : Calibration
+    """
+    scales = oob = None
+    if bag.bootstrap:
+        oob = OutOfBag.from_batches(fitted.batches(X), ~bag.in_bag, fitted.n_targets)
+        bounds = EPISTEMIC_SCALE_BOUNDS if calibrate_epistemic else (1.0, 1.0)
+        scales = fit_noise(y, oob, sample_weight, bounds)
+    if scales is None:
+        mean = np.empty_like(y)
+        for rows, means, _ in fitted.batches(X):
+            mean[rows] = means.mean(axis=0)
+        scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
+    conformal = None if oob is None else OutOfBagCalibration.from_out_of_bag(
+        y, oob, ~bag.in_bag, sample_weight, *scales)
+    return Calibration(*scales, conformal)
