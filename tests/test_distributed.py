@@ -1,0 +1,90 @@
+"""The regressor on a Dask cluster: member groups on workers, grid search, Incremental."""
+
+import numpy as np
+import pytest
+from joblib import parallel_backend, parallel_config
+from sklearn.model_selection import GridSearchCV
+
+from sklearn_rpf import RandomizedPriorRegressor
+
+distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
+da = pytest.importorskip("dask.array")
+dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
+
+FAST = dict(n_estimators=4, max_epochs=15, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, worker_dashboard_address=None)
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()
+
+
+def data(n=300, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, X[:, 0] - np.sin(2 * X[:, 1]) + 0.1 * rng.normal(size=n)
+
+
+def test_workers_run_torch_on_their_own_cores(client):
+    import torch  # noqa: F401 - imported on the workers below
+
+    threads = client.run(lambda: __import__("torch").get_num_threads())
+    assert set(threads.values()) == {1}  # threads_per_worker=1: no oversubscription
+
+
+def test_members_trained_on_the_cluster_equal_a_local_fit(client, monkeypatch):
+    X, y = data()
+    local = RandomizedPriorRegressor(**FAST).fit(X, y)
+    scattered = []
+    original = client.scatter
+
+    def recording_scatter(data, *args, **kwargs):
+        scattered.append(getattr(data, "shape", None))
+        return original(data, *args, **kwargs)
+
+    monkeypatch.setattr(client, "scatter", recording_scatter)
+    with parallel_backend("dask"):
+        remote = RandomizedPriorRegressor(**dict(FAST, n_jobs=4)).fit(X, y)
+    monkeypatch.undo()
+    # 2 workers, 4 members: groups of members trained apart, joined into one ensemble.
+    assert len(remote.estimators_) == 4 and len(remote.ensemble_.history) == 0
+    np.testing.assert_allclose(remote.predict_members(X), local.predict_members(X), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(remote.predict(X, return_std=True), local.predict(X, return_std=True),
+                               rtol=1e-5, atol=1e-5)
+    # The training inputs went to the cluster once, not once per group.
+    assert scattered.count((300, 4)) == 1, scattered
+
+
+def test_grid_search_on_the_cluster(client):
+    X, y = data()
+    search = GridSearchCV(RandomizedPriorRegressor(**FAST), {"prior_scale": [0.0, 1.0]}, cv=2)
+    with parallel_backend("dask"):
+        search.fit(X, y)  # folds x candidates on the workers; members in each task's process
+    with parallel_config(n_jobs=1):
+        local = GridSearchCV(RandomizedPriorRegressor(**FAST), {"prior_scale": [0.0, 1.0]},
+                             cv=2).fit(X, y)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               local.cv_results_["mean_test_score"], rtol=1e-5)
+
+
+def test_incremental_over_a_dask_array(client):
+    X, y = data(n=800)
+    dX = da.from_array(X, chunks=(200, 4))
+    dy = da.from_array(y, chunks=200)
+    model = dask_ml_wrappers.Incremental(RandomizedPriorRegressor(**dict(FAST, batch_size=50)),
+                                         shuffle_blocks=False)
+    model.fit(dX, dy)
+    fitted = model.estimator_
+    assert fitted.n_samples_seen_ == 800 and fitted.n_epochs_ == 4
+    # The same chunks through a plain loop give the same model.
+    loop = RandomizedPriorRegressor(**dict(FAST, batch_size=50))
+    for start in range(0, 800, 200):
+        loop.partial_fit(X[start:start + 200], y[start:start + 200])
+    np.testing.assert_allclose(fitted.predict(X, return_std=True), loop.predict(X, return_std=True),
+                               rtol=1e-5, atol=1e-6)
+    assert fitted.score(X, y) > 0.3  # one pass; score through the wrapped estimator (README)

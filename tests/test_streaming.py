@@ -1,0 +1,128 @@
+"""partial_fit: the online Poisson bootstrap, chunk invariance, calibration, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from sklearn_rpf import RandomizedPriorRegressor
+from sklearn_rpf.ensemble._bootstrap import row_hashes
+from sklearn_rpf.ensemble._streaming import CalibrationSample, poisson_counts
+from sklearn_rpf.metrics import gaussian_nll
+
+FAST = dict(n_estimators=5, lr=1e-2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+
+
+def data(n=600, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return X, np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.normal(size=n)
+
+
+def stream(reg, X, y, chunk, passes=1):
+    for _ in range(passes):
+        for start in range(0, len(X), chunk):
+            reg.partial_fit(X[start:start + chunk], y[start:start + chunk])
+    return reg
+
+
+def test_poisson_counts_do_not_depend_on_the_chunking_or_order():
+    X, y = data()
+    whole = poisson_counts(row_hashes(X, y), seed=3, n_members=8)
+    chunks = np.concatenate([poisson_counts(row_hashes(X[s:s + 70], y[s:s + 70]), 3, 8)
+                             for s in range(0, 600, 70)])
+    np.testing.assert_array_equal(whole, chunks)
+    order = np.random.default_rng(1).permutation(600)
+    np.testing.assert_array_equal(poisson_counts(row_hashes(X[order], y[order]), 3, 8),
+                                  whole[order])
+    # Poisson(1): mean 1, P(0) = 1/e, and members differ.
+    assert abs(whole.mean() - 1) < 0.05 and abs((whole == 0).mean() - np.exp(-1)) < 0.03
+    assert not np.array_equal(whole[:, 0], whole[:, 1])
+    assert not np.array_equal(whole, poisson_counts(row_hashes(X, y), seed=4, n_members=8))
+
+
+def test_calibration_sample_is_the_same_however_the_rows_arrive():
+    X, y = data()
+    hashes = row_hashes(X, y)
+    one, many = CalibrationSample(0, capacity=100), CalibrationSample(0, capacity=100)
+    one.add(X, y, np.ones(600), hashes)
+    for start in range(0, 600, 45):
+        rows = slice(start, start + 45)
+        many.add(X[rows], y[rows], np.ones(len(y[rows])), hashes[rows])
+    assert len(one.hashes) == len(many.hashes) == 100
+    assert set(one.hashes.tolist()) == set(many.hashes.tolist())
+
+
+def test_partial_fit_then_predict_with_std_and_intervals():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST)
+    reg.partial_fit(X[:200], y[:200])
+    for method in ("conformal", "gaussian"):
+        lower, upper = reg.predict_interval(X[:5], method=method)
+        assert np.all(lower < upper)
+    mean, std = reg.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5,) and np.all(std > 0)
+    stream(reg, X[200:], y[200:], chunk=100, passes=3)
+    assert reg.n_samples_seen_ == 200 + 3 * 400 and reg.n_epochs_ == 1 + 12
+    assert not hasattr(reg, "in_bag_counts_")
+    X_test, y_test = data(n=400, seed=1)
+    mean, std = reg.predict(X_test, return_std=True)
+    assert reg.score(X_test, y_test) > 0.8
+    lower, upper = reg.predict_interval(X_test, confidence=0.9)
+    assert 0.8 < np.mean((lower <= y_test) & (y_test <= upper)) < 0.99
+    again = pickle.loads(pickle.dumps(reg))  # a streamed model pickles and goes on streaming
+    np.testing.assert_array_equal(again.predict(X_test), reg.predict(X_test))
+    again.partial_fit(X[:100], y[:100])
+
+
+def test_streaming_matches_fit_with_the_same_passes():
+    X, y = data(n=3000)
+    X_test, y_test = data(n=1000, seed=2)
+    kw = dict(FAST, batch_size=128)
+    fitted = RandomizedPriorRegressor(max_epochs=3, **kw).fit(X, y)
+    streamed = stream(RandomizedPriorRegressor(**kw), X, y, chunk=500, passes=3)
+    nll_fit = gaussian_nll(y_test, *fitted.predict(X_test, return_std=True))
+    nll_stream = gaussian_nll(y_test, *streamed.predict(X_test, return_std=True))
+    assert abs(nll_fit - nll_stream) < 0.15, (nll_fit, nll_stream)
+
+
+def test_partial_fit_is_reproducible():
+    X, y = data()
+    a = stream(RandomizedPriorRegressor(**FAST), X, y, chunk=150)
+    b = stream(RandomizedPriorRegressor(**FAST), X, y, chunk=150)
+    np.testing.assert_array_equal(a.predict(X, return_std=True), b.predict(X, return_std=True))
+
+
+def test_partial_fit_errors_are_clear_and_leave_the_model_intact():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).partial_fit(X[:100], y[:100])
+    before = reg.predict(X[:5], return_std=True)
+    with pytest.raises(ValueError, match="X has 2 features, but RandomizedPriorRegressor is expecting 3"):
+        reg.partial_fit(X[:50, :2], y[:50])
+    with pytest.raises(ValueError, match="y has 2 target"):
+        reg.partial_fit(X[:50], np.c_[y[:50], y[:50]])
+    reg.set_params(hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes changed from"):
+        reg.partial_fit(X[:50], y[:50])
+    reg.set_params(hidden_layer_sizes=(16,), verbose=0)  # back as built: streaming goes on
+    np.testing.assert_array_equal(reg.predict(X[:5], return_std=True), before)
+    with pytest.raises(ValueError, match="NaN"):
+        reg.partial_fit(np.r_[X[:10], np.full((1, 3), np.nan)], y[:11])
+    np.testing.assert_array_equal(reg.predict(X[:5], return_std=True), before)
+    reg.partial_fit(X[100:200], y[100:200])
+    assert reg.n_samples_seen_ == 200
+
+
+def test_partial_fit_after_fit_continues_and_fit_restarts():
+    X, y = data()
+    reg = RandomizedPriorRegressor(max_epochs=5, **FAST).fit(X[:300], y[:300])
+    first = reg.predict(X[:5])
+    reg.partial_fit(X[300:], y[300:])
+    assert reg.n_samples_seen_ == 300 and not np.allclose(reg.predict(X[:5]), first)
+    reg.set_params(n_estimators=3)
+    with pytest.raises(ValueError, match="n_estimators changed from 5 to 3"):
+        reg.partial_fit(X[300:], y[300:])
+    reg.fit(X, y)  # fit starts over, with the new parameters
+    assert not hasattr(reg, "n_samples_seen_") and len(reg.estimators_) == 3
+    assert clone(reg).get_params() == reg.get_params()
