@@ -96,10 +96,20 @@ _AFTER = {
     "calibrate_epistemic": {"calibrate_epistemic": True},
     "nll": {"loss": "gaussian_nll"},
 }
+# Issue 10: a training budget for small and large data alike (steps, schedule, width).
+_BUDGET = {
+    "cos300": {"lr_schedule": "cosine"},
+    "steps4k": {"steps": 4000, "batch_size": 200},
+    "cos_steps4k": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine"},
+    "cos_steps4k_lr1e-2": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
+    "cos_steps8k": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine"},
+    "cos_steps8k_lr1e-2": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
+}
 CONFIGS = {
     "base": {},  # the package's defaults as installed: a moving target, see the docstring
     **{name: {**SEARCH_DEFAULTS, **overrides} for name, overrides in _SEARCH.items()},
     **{name: {**SHIPPED_DEFAULTS, **overrides} for name, overrides in _AFTER.items()},
+    **{name: {**SHIPPED_DEFAULTS, **overrides} for name, overrides in _BUDGET.items()},
 }
 
 

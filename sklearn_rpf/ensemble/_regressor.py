@@ -32,6 +32,7 @@ from ._training import (
     make_net,
     member_net,
     resolve_batch_size,
+    resolve_epochs,
 )
 from ._uncertainty import calibrate, draw_functions, ensemble_moments
 
@@ -203,7 +204,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "bootstrap": ["boolean"],
         "loss": [StrOptions({"squared_error", "gaussian_nll"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [callable],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
@@ -235,6 +237,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         loss="squared_error",
         max_epochs=300,
         lr=3e-3,
+        lr_schedule="constant",
         optimizer=torch.optim.Adam,
         batch_size="auto",
         weight_decay=0.0,
@@ -261,6 +264,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.loss = loss
         self.max_epochs = max_epochs
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.weight_decay = weight_decay
@@ -298,9 +302,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _training_config(self, n_samples, device):
         widest = max(self._hidden_layer_sizes()) if self.module is None else 256
+        batch_size = resolve_batch_size(self.batch_size, n_samples)
         return TrainingConfig(
             optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs, batch_size=resolve_batch_size(self.batch_size, n_samples),
+            max_epochs=resolve_epochs(self.max_epochs, n_samples, batch_size),
+            batch_size=batch_size, lr_schedule=self.lr_schedule,
             predict_rows=predict_rows(self.n_estimators, widest),
             early_stopping=self.early_stopping, patience=self.n_iter_no_change,
             heteroscedastic=self.loss == "gaussian_nll", device=str(device),

@@ -12,6 +12,7 @@ member stops, and keeps its best weights, on its own.
 processes or machines.
 """
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -29,11 +30,26 @@ from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
 MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
 
 
+# max_epochs="auto": enough epochs for about this many optimizer steps, so that small data sets
+# are trained as long as large ones (a few hundred rows make a handful of steps per epoch), and at
+# least AUTO_MIN_EPOCHS passes over large ones. Chosen on validation splits (benchmarks/TUNING.md).
+AUTO_STEPS = 4000
+AUTO_MIN_EPOCHS = 20
+
+
 def resolve_batch_size(batch_size, n_samples):
     """The regressor's ``batch_size`` parameter as a number of rows: "auto" is min(200, n)."""
     if batch_size == "auto":
         return min(200, n_samples)
     return n_samples if batch_size is None else min(int(batch_size), n_samples)
+
+
+def resolve_epochs(max_epochs, n_samples, batch_size):
+    """The regressor's ``max_epochs`` parameter as a number: "auto" budgets optimizer steps."""
+    if max_epochs != "auto":
+        return int(max_epochs)
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    return max(AUTO_MIN_EPOCHS, math.ceil(AUTO_STEPS / steps_per_epoch))
 
 
 class TensorBatchIterator:
@@ -185,6 +201,31 @@ class EnsembleNet(NeuralNet):
                    for _, cb in self.callbacks_)
 
 
+class CosineDecay(Callback):
+    """The learning rate follows half a cosine from its initial value to 0 over ``total_steps``
+    optimizer steps (Loshchilov & Hutter's schedule without restarts): large steps first, then
+    small ones that settle each member instead of leaving it where the last large step threw it."""
+
+    def __init__(self, total_steps):
+        self.total_steps = total_steps
+
+    def on_train_begin(self, net, **kwargs):
+        self.base_lrs_ = [group["lr"] for group in net.optimizer_.param_groups]
+        self.step_ = 0
+
+    def on_batch_end(self, net, training, **kwargs):
+        if not training:
+            return
+        self.step_ += 1
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(self.step_ / self.total_steps, 1.0)))
+        for group, base in zip(net.optimizer_.param_groups, self.base_lrs_, strict=True):
+            group["lr"] = base * factor
+
+    def on_train_end(self, net, **kwargs):
+        for group, base in zip(net.optimizer_.param_groups, self.base_lrs_, strict=True):
+            group["lr"] = base  # a later partial_fit of the net starts from the set rate
+
+
 class MemberEarlyStopping(Callback):
     """Early stopping on the out-of-bag loss, member by member.
 
@@ -249,6 +290,7 @@ class TrainingConfig:
     early_stopping: bool = False
     patience: int = 20
     heteroscedastic: bool = False
+    lr_schedule: str = "constant"
     device: str = "cpu"
     verbose: int = 0
     net_params: dict = field(default_factory=dict)
@@ -275,6 +317,10 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None):
         verbose=config.verbose,
     )
     callbacks = []
+    epochs = kwargs["max_epochs"]
+    if config.lr_schedule == "cosine" and epochs > 0:
+        steps = epochs * math.ceil(n_samples / config.batch_size)
+        callbacks.append(("lr_schedule", CosineDecay(steps)))
     if config.early_stopping:
         kwargs["train_split"] = out_of_bag_split
         callbacks.append(("member_early_stopping", MemberEarlyStopping(config.patience)))
