@@ -38,7 +38,9 @@ def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net
     """One group, built from its members' streams and trained; runs on any worker."""
     module = spec.build(members, seed, torch.as_tensor(x[:2]))
     net = train_module(module, TrainingData(x, y, weight, oob_weight), config, seed)
-    return net.module_.cpu(), len(net.history), net if keep_net else None
+    if keep_net:  # the net and its module stay where they trained (a GPU, say)
+        return net.module_, len(net.history), net
+    return net.module_.cpu(), len(net.history), None
 
 
 def train_groups(spec, x, y, weight, oob_weight, config, seed, groups, n_jobs=None, verbose=0):

@@ -4,16 +4,19 @@ Member ``k``'s initial weights, its prior and its bootstrap draws come from stre
 ``(seed, purpose, k)`` only, so that a member is the same whether it is trained alone, in a group
 of three or with the whole ensemble, in this process or on another machine. The mini-batch order
 is shared by every member (one stream keyed by ``(seed, "shuffle")``): a vectorised group needs one
-batch at a time for all its members.
+batch at a time for all its members. Layers that draw at training time (dropout) draw from
+torch's global generator, forked and seeded from ``(seed, "dropout")`` for the group: their masks
+depend on the group, so such members are reproducible but not independent of the grouping.
 """
 
 import contextlib
+import threading
 
 import numpy as np
 import torch
 
 # Fixed numbers, not hash() of the names: str hashes change from one process to the next.
-_PURPOSES = {"init": 1, "prior": 2, "bootstrap": 3, "shuffle": 4, "draws": 5}
+_PURPOSES = {"init": 1, "prior": 2, "bootstrap": 3, "shuffle": 4, "draws": 5, "dropout": 6}
 
 
 def seed_from(random_state):
@@ -45,17 +48,23 @@ def torch_generator(seed, purpose, member=0):
     return torch.Generator().manual_seed(torch_seed(seed, purpose, member))
 
 
+# torch's global generator is one per process: two threads forking it at once would restore each
+# other's states. Forked blocks therefore run one at a time (per process).
+_GLOBAL_GENERATOR_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def forked_rng(device, seed):
     """Seed torch's global generator(s) for this block only, restoring the caller's state after.
 
     Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
     it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
-    generator and the one of the CUDA device in use are touched.
+    generator and the one of the CUDA device in use are touched. Blocks in different threads of
+    one process run one after the other (a lock): the generator is shared by the threads.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []):
+    with _GLOBAL_GENERATOR_LOCK, torch.random.fork_rng(devices=[device] if cuda else []):
         torch.default_generator.manual_seed(seed)
         if cuda:
             with torch.cuda.device(device):

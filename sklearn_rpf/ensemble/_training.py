@@ -168,6 +168,11 @@ class EnsembleNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         weight = X["weight"] if training else X["oob_weight"]
         totals, weights = self.criterion_(y_pred, y_true, weight)
+        if training and getattr(self, "loss_scale_", None) is not None:
+            # Each member's weighted mean over the data set, estimated on this batch: dividing
+            # by the batch's own weight sum would count a row drawn three times like a row drawn
+            # once whenever it shares a small batch with few others.
+            return (totals / self.loss_scale_).sum()
         if not training:  # pooled over the epoch's batches for member-wise early stopping
             sums = (totals.detach(), weights.detach())
             previous = getattr(self, "member_valid_sums_", None)
@@ -379,7 +384,12 @@ def fit_net(net, dataset, seed, epochs=None, step=0):
     Dropout and other layers that draw at training time use torch's global generator: it is
     forked, seeded from ``(seed, step)``, so the caller's stream is untouched.
     """
-    with forked_rng(net.device, torch_seed(seed, "shuffle", step)):
+    weight = dataset.X["weight"]
+    n = len(weight)
+    # Expected weight of a batch, per member: see EnsembleNet.get_loss.
+    net.loss_scale_ = weight.sum(dim=0).clamp_min(torch.finfo(weight.dtype).tiny) * min(
+        1.0, net.batch_size / n)
+    with forked_rng(net.device, torch_seed(seed, "dropout", step)):
         net.partial_fit(dataset, None, epochs=epochs)
     _check_convergence(net)
     return net
