@@ -36,8 +36,8 @@ def test_conformal_coverage_guarantee_over_repetitions():
             lower, upper = reg.predict_interval(X[40:], confidence=0.9, method=method)
             values.append(covered(y[40:], lower, upper).mean())
     for method, values in coverage.items():
-        assert np.mean(values) >= 0.8 - 0.02, method
-        assert np.mean(values) < 0.99, method
+        assert np.mean(values) >= 0.8 - 0.02, method  # the guarantee
+        assert 0.86 <= np.mean(values) < 0.96, method  # and close to nominal in practice
 
 
 def test_conformal_interval_is_the_jackknife_plus_quantile():
@@ -59,10 +59,71 @@ def test_conformal_interval_is_the_jackknife_plus_quantile():
     np.testing.assert_allclose([got[0][0], got[1][0]], [lower, upper], rtol=1e-5)
 
 
+def _by_hand(reg, X, y, x, alpha, weight=None, studentized=False):
+    """The weighted jackknife+ interval at one point, from members, in-bag counts and noise."""
+    members, at_x = reg.predict_members(X), reg.predict_members(x)[:, 0]
+    out = reg.in_bag_counts_ == 0
+    rows = np.flatnonzero(out.any(axis=1))
+    weight = np.ones(len(y)) if weight is None else weight
+    w = weight[rows] / weight[rows].mean()
+    scale, noise = reg.epistemic_scale_[0], reg.noise_[0]
+    low_values, high_values = [], []
+    for i in rows:
+        m = members[out[i], i]
+        k = len(m)
+        centre_x, centre_i = at_x[out[i]].mean(), m.mean()
+        residual = abs(y[i] - centre_i)
+        if studentized:
+            def s(values, k=k):
+                spread = values.var(ddof=1) * (1 + 1 / k - 1 / len(members)) if k >= 2 else 0.0
+                return np.sqrt(scale * spread + noise)
+            half = residual / s(m) * s(at_x[out[i]])
+        else:
+            half = residual
+        low_values.append(centre_x - half)
+        high_values.append(centre_x + half)
+
+    def upper_quantile(values):
+        order = np.argsort(values)
+        cumulative = np.cumsum(w[order])
+        needed = (1 - alpha) * (w.sum() + 1)
+        hit = np.flatnonzero(cumulative >= needed - 1e-9)
+        return np.asarray(values)[order][hit[0]] if len(hit) else np.inf
+
+    return -upper_quantile(-np.asarray(low_values)), upper_quantile(np.asarray(high_values))
+
+
+@pytest.mark.parametrize("studentized", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_weighted_and_studentized_intervals_by_hand(weighted, studentized):
+    X, y = heavy_tailed(60, 9)
+    weight = np.linspace(0.2, 3.0, 60) if weighted else None
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=weight)
+    x = np.array([[-0.4, 0.7]])
+    method = "conformal-studentized" if studentized else "conformal"
+    lower, upper = reg.predict_interval(x, confidence=0.8, method=method)
+    np.testing.assert_allclose([lower[0], upper[0]], _by_hand(reg, X, y, x, 0.2, weight, studentized),
+                               rtol=1e-4)
+
+
+def test_intervals_are_the_same_in_small_chunks(monkeypatch):
+    from sklearn_rpf.ensemble import _conformal
+
+    X, y = heavy_tailed(80, 10)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    whole = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
+    monkeypatch.setattr(_conformal, "_CHUNK_ELEMENTS", 200)  # a few test points per chunk
+    object.__setattr__(reg._fitted, "rows", 7)  # and small batches of member outputs
+    chunked = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
+    # Member outputs are float32: batches of another size round differently, by about 1e-7.
+    np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=1e-6)
+
+
 def test_too_few_rows_for_the_confidence_give_an_infinite_bound():
     X, y = heavy_tailed(12, 0)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
-    lower, upper = reg.predict_interval(X[:3], confidence=0.99)
+    with pytest.warns(UserWarning, match="conformal interval is infinite.*at least 99"):
+        lower, upper = reg.predict_interval(X[:3], confidence=0.99)
     assert np.isinf(lower).all() and np.isinf(upper).all()
     assert (np.sign(lower) == -1).all() and (np.sign(upper) == 1).all()
 
@@ -114,7 +175,7 @@ def test_sample_weight_scales_and_zero_weights():
 def test_weights_that_draw_every_row_leave_no_calibration_rows():
     X, y = heavy_tailed(40, 3)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=np.full(40, 1e6))
-    with pytest.raises(ValueError, match="no row is out of bag for any member"):
+    with pytest.raises(ValueError, match="no training row is out of bag for any member"):
         reg.predict_interval(X[:2])
 
 
@@ -148,6 +209,17 @@ def test_errors_for_method_and_bootstrap_false():
 
 
 # ----------------------------------------------------------------------------- sample_y
+def test_sample_y_never_draws_from_the_global_generator():
+    X, y = heavy_tailed(40, 11)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    state = np.random.get_state()  # noqa: NPY002
+    a, b = reg.sample_y(X[:3], 4, random_state=None), reg.sample_y(X[:3], 4, random_state=None)
+    assert not np.array_equal(a, b)  # fresh entropy each time
+    after = np.random.get_state()  # noqa: NPY002
+    assert np.array_equal(state[1], after[1]) and state[2:] == after[2:]
+    np.testing.assert_array_equal(reg.sample_y(X[:3], 4), reg.sample_y(X[:3], 4, random_state=0))
+
+
 def test_sample_y_shapes_and_reproducibility():
     X, y = heavy_tailed(60, 7)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)

@@ -116,6 +116,18 @@ def test_failed_refit_keeps_the_previous_fit(name, params, error):
     np.testing.assert_array_equal(reg.predict(X, return_std=True), before)
 
 
+def test_failed_refit_keeps_the_calibration_too():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict_interval(X[:5]), reg.sample_y(X[:5], 3)
+    reg.set_params(net_params={"callbacks": [("x", RaisesAtEpoch())]})
+    with pytest.raises(RuntimeError):
+        reg.fit(X, y + 100)
+    after = reg.predict_interval(X[:5]), reg.sample_y(X[:5], 3)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_interrupt_is_not_swallowed_as_a_short_fit():
     X, y = data()
     reg = RandomizedPriorRegressor(
@@ -260,15 +272,30 @@ def test_single_target_members_predict_one_dimension():
 
 
 # ----------------------------------------------------------------------------- member-wise streams
+class LinearMember(nn.Module):
+    """A custom member: nn.Linear initialises from torch's global generator."""
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
 @pytest.mark.parametrize("params", [{}, {"early_stopping": True, "n_iter_no_change": 3,
-                                         "max_epochs": 60}, {"prior": NoInitPrior}])
+                                         "max_epochs": 60}, {"prior": NoInitPrior},
+                                    {"module": LinearMember, "prior": LinearMember}])
 def test_members_do_not_depend_on_how_they_are_grouped(params):
     X, y = data()
     kw = {**FAST, "n_estimators": 5, **params}
     reference = RandomizedPriorRegressor(**kw).fit(X, y)
+    global_state = torch.get_rng_state().clone()
     for n_groups in (2, 3, 5):
+        # Threads: groups share one process and its global generator (forked under a lock).
         with parallel_config(backend="threading", n_jobs=n_groups):
             grouped = RandomizedPriorRegressor(**kw).fit(X, y)
+        assert torch.equal(torch.get_rng_state(), global_state)
         np.testing.assert_allclose(grouped.predict_members(X), reference.predict_members(X),
                                    rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(grouped.in_bag_counts_, reference.in_bag_counts_)

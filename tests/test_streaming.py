@@ -126,3 +126,64 @@ def test_partial_fit_after_fit_continues_and_fit_restarts():
     reg.fit(X, y)  # fit starts over, with the new parameters
     assert not hasattr(reg, "n_samples_seen_") and len(reg.estimators_) == 3
     assert clone(reg).get_params() == reg.get_params()
+
+
+class FailsAtBatch(__import__("skorch").callbacks.Callback):
+    def __init__(self, calls_before=1, batch=3):
+        self.calls_before, self.batch = calls_before, batch
+
+    def on_train_begin(self, net, **kwargs):
+        self.calls_ = getattr(self, "calls_", 0) + 1
+        self.batches_ = 0
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        self.batches_ += training
+        if self.calls_ > self.calls_before and self.batches_ == self.batch:
+            raise KeyboardInterrupt  # as if Ctrl-C hit in the middle of the second chunk
+
+
+def test_a_call_interrupted_mid_training_is_undone_exactly():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST, net_params={"callbacks": [("f", FailsAtBatch())]})
+    reg.partial_fit(X[:200], y[:200])
+    before = reg.predict(X, return_std=True)
+    with pytest.raises(KeyboardInterrupt):
+        reg.partial_fit(X[200:400], y[200:400])
+    np.testing.assert_array_equal(reg.predict(X, return_std=True), before)
+    assert reg.n_samples_seen_ == 200 and reg.n_epochs_ == 1
+    reg.set_params(net_params=None)  # a parameter change: not allowed mid-stream
+    with pytest.raises(ValueError, match="net_params changed"):
+        reg.partial_fit(X[200:400], y[200:400])
+
+
+def test_a_retried_call_equals_a_clean_run():
+    X, y = data()
+    clean = stream(RandomizedPriorRegressor(**FAST), X[:400], y[:400], chunk=200)
+    failing = FailsAtBatch()
+    reg = RandomizedPriorRegressor(**FAST, net_params={"callbacks": [("f", failing)]})
+    reg.partial_fit(X[:200], y[:200])
+    with pytest.raises(KeyboardInterrupt):
+        reg.partial_fit(X[200:400], y[200:400])
+    reg._stream.net.callbacks_[-1][1].calls_before = 10**6  # the cause of the failure is gone
+    reg.partial_fit(X[200:400], y[200:400])
+    np.testing.assert_allclose(reg.predict(X, return_std=True), clean.predict(X, return_std=True),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_stream_without_bootstrap_and_with_a_cosine_schedule():
+    X, y = data()
+    plain = stream(RandomizedPriorRegressor(**dict(FAST, bootstrap=False)), X, y, chunk=200)
+    with pytest.raises(ValueError, match="bootstrap=False"):
+        plain.predict_interval(X[:2])
+    assert np.all(np.subtract(*plain.predict_interval(X[:2], method="gaussian")[::-1]) > 0)
+    # A schedule cannot know where a stream ends: streams train at a constant rate.
+    cosine = stream(RandomizedPriorRegressor(**dict(FAST, lr_schedule="cosine")), X, y, chunk=200)
+    constant = stream(RandomizedPriorRegressor(**FAST), X, y, chunk=200)
+    np.testing.assert_array_equal(cosine.predict(X), constant.predict(X))
+
+
+def test_calibration_sample_holds_distinct_rows_over_passes():
+    X, y = data()
+    reg = stream(RandomizedPriorRegressor(**FAST), X, y, chunk=150, passes=3)
+    assert len(reg._stream.sample.hashes) == len(np.unique(reg._stream.sample.hashes)) == 600
+    assert reg._calibration.n_rows <= 600

@@ -175,6 +175,7 @@ class EnsembleSpec:
             if isinstance(function, nn.Module):
                 function = function.to(self.dtype)
             prior = FixedFunctionPrior(function)
+        prior.eval()  # frozen priors are always evaluated in eval mode
         _check_prior_output(prior, x, self.n_targets)
         return prior
 
@@ -198,11 +199,13 @@ class EnsembleSpec:
                 "module must be an nn.Module class or a factory returning a fresh module, so "
                 f"that each member gets its own initial weights; got the instance {self.module!r}."
             )
-        trainable = self._stack(
-            self._nets(members, seed, "init", self.n_outputs, "uniform"), x, self.vectorize)
-        _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic)
-        return RandomizedPriorEnsemble(trainable, self.build_prior(members, seed, x),
-                                       self.prior_scale, self.n_targets)
+        # The trial passes below may draw from torch's global generator (dropout): fork it.
+        with forked_rng("cpu", torch_seed(seed, "checks")):
+            trainable = self._stack(
+                self._nets(members, seed, "init", self.n_outputs, "uniform"), x, self.vectorize)
+            _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic)
+            prior = self.build_prior(members, seed, x)
+        return RandomizedPriorEnsemble(trainable, prior, self.prior_scale, self.n_targets)
 
     def vectorises(self, seed, x):
         """Whether members can be trained together (vmap or stacked weights); checked on two

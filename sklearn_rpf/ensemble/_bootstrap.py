@@ -6,7 +6,8 @@ weights, so the data is held once, not ``K`` times. Three properties matter:
 * **Member-wise.** Member ``k``'s draws come from its own stream ``(seed, "bootstrap", k)``: the
   same whatever other members are trained with it.
 * **Row-order free.** Rows are drawn in a canonical order (by a hash of their content), so
-  shuffling the training rows does not change any member.
+  shuffling the training rows does not change the draws. (It changes the mini-batches, and so
+  the trained members, unless training is full-batch.)
 * **Weights act like repeated rows.** Rows are drawn in proportion to ``sample_weight`` by
   inverting the cumulative weight, and identical rows sit next to each other in the canonical
   order: a row of integer weight ``w`` is drawn exactly as often as ``w`` copies of it would be.

@@ -16,9 +16,13 @@ Two scores are offered:
   in practice coverage is close to ``1 - alpha``.
 * ``"studentized"``: ``R_i = |y_i - mu_{-i}(x_i)| / s_{-i}(x_i)``, where ``s_{-i}`` is the predictive
   standard deviation of the same out-of-bag members (their spread plus the fitted noise), and the
-  interval is ``mu_{-i}(x) -/+ R_i s_{-i}(x)``. It is still a jackknife+ interval with a score that
-  depends only on the leave-``i``-out ensemble, so the same ``1 - 2 alpha`` argument applies; it
-  widens where the members disagree and narrows where they agree.
+  interval is ``mu_{-i}(x) -/+ R_i s_{-i}(x)``. It widens where the members disagree and narrows
+  where they agree. The ``1 - 2 alpha`` argument holds only approximately: ``s_{-i}`` includes the
+  noise level, fitted on every out-of-bag residual (row ``i``'s among them).
+
+Sample weights enter as weighted quantiles, each row counting its weight relative to the mean
+weight and the test point counting one: uniform weights give the plain method, and scaling every
+weight changes nothing.
 
 What fit keeps: each calibration row's residual (``n x t`` floats) and which members left it out
 (``n x K`` bits, packed): jackknife+ needs the second, because ``mu_{-i}`` is re-evaluated at every
@@ -102,7 +106,9 @@ class OutOfBagCalibration:
 
         Returns
         -------
-        lower, upper : lists of (rows, ndarray of shape (n_rows, t))
+        pieces : list of (rows, lower, upper)
+            For each batch, its slice of the test points and the bounds there, each of shape
+            ``(n_rows, t)``.
         """
         mask = self._mask()
         counts = mask.sum(axis=1, keepdims=True)

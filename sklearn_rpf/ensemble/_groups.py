@@ -6,17 +6,21 @@ activates ``joblib.parallel_backend("dask")``. Because member ``k`` depends only
 ``(random_state, k)`` and the shared batch order, the result is the same however the members are
 grouped. The fitted groups are joined back into one ensemble.
 
-The training arrays are sent to each worker once (see :func:`train_groups`). Each worker runs
-torch with the threads its process was given: joblib's loky workers and Dask's nanny-started
-workers set ``OMP_NUM_THREADS`` to their share of the cores, which torch follows.
+The training arrays are sent to each worker once (see :func:`train_members`). Each worker runs
+torch with the threads its process was given: joblib's loky workers set ``OMP_NUM_THREADS`` to
+their share of the cores, and Dask's nanny-started workers set it to 1 (its default
+``pre-spawn-environ``), which torch follows. Threads of one process (joblib's threading backend, a
+Dask worker with several threads) serialise the blocks that fork torch's global generator.
 """
+
+import warnings
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
 from ._priors import RandomizedPriorEnsemble
-from ._training import TrainingData, train_module
+from ._training import TrainingData, make_net, train_module
 
 
 def member_groups(n_members, n_groups):
@@ -43,8 +47,21 @@ def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net
     return net.module_.cpu(), len(net.history), None
 
 
-def train_groups(spec, x, y, weight, oob_weight, config, seed, groups, n_jobs=None, verbose=0):
-    """Train the members ``groups`` (lists of member indices) and join them into one ensemble.
+def plan_groups(spec, seed, x, n_members, n_jobs):
+    """Which members train together: one group per parallel job when the members can be
+    vectorised, else one group per member (with a warning when ``vectorize="auto"`` fell back)."""
+    if spec.vectorises(seed, torch.as_tensor(x[:2])):
+        return member_groups(n_members, n_parallel_groups(n_jobs, n_members))
+    if spec.vectorize == "auto" and n_members > 1:
+        warnings.warn(
+            "The member module could not be vectorised with torch.func.vmap; training the "
+            "members independently (n_jobs parallel).", UserWarning, stacklevel=5,
+        )
+    return [[k] for k in range(n_members)]
+
+
+def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
+    """Build and train every member, in groups, and return one net holding them all.
 
     ``x`` and ``y`` go to every task as they are: joblib's Dask backend scatters such large
     arguments once per call and every task reuses them; locally, loky memory-maps them.
@@ -57,28 +74,27 @@ def train_groups(spec, x, y, weight, oob_weight, config, seed, groups, n_jobs=No
     weight, oob_weight : ndarrays of shape (n, K) (``oob_weight`` may be None)
     config : TrainingConfig
     seed : int
-    groups : list of list of int
     n_jobs : int or None
-    verbose : int
 
     Returns
     -------
-    module : RandomizedPriorEnsemble
-        Every member, in member order, on the CPU.
-    n_epochs : list of int
-        Epochs each group ran.
-    net : EnsembleNet or None
-        The trained net when there was a single group (its history is the training log).
+    net : EnsembleNet
+        With a single group, the net that trained (its history is the training log); with
+        several, a net around the joined members (empty history).
+    n_epochs : int
+        The most epochs any group ran.
     """
+    groups = plan_groups(spec, seed, x, weight.shape[1], n_jobs)
     if len(groups) == 1:
-        module, epochs, net = _train_group(spec, groups[0], x, y, weight, oob_weight, config,
-                                           seed, keep_net=True)
-        return module, [epochs], net
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        _, epochs, net = _train_group(spec, groups[0], x, y, weight, oob_weight, config, seed,
+                                      keep_net=True)
+        return net, epochs
+    results = Parallel(n_jobs=n_jobs, verbose=config.verbose)(
         delayed(_train_group)(
             spec, group, x, y, weight[:, group],
             None if oob_weight is None else oob_weight[:, group], config, seed)
         for group in groups
     )
     module = RandomizedPriorEnsemble.concatenate([module for module, _, _ in results])
-    return module, [epochs for _, epochs, _ in results], None
+    net = make_net(module.to(config.device), config, len(x), seed, max_epochs=0)
+    return net, max(epochs for _, epochs, _ in results)

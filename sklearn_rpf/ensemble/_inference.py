@@ -40,6 +40,14 @@ class FittedEnsemble:
     device: object
     rows: int
 
+    @classmethod
+    def around(cls, net, standardizer, rows):
+        """The fitted ensemble of a trained :class:`EnsembleNet`, on the net's device."""
+        module = net.module_
+        dtype = next(module.trainable.parameters()).dtype
+        return cls(module, standardizer, torch.empty(0, dtype=dtype).numpy().dtype,
+                   torch.device(net.device), rows)
+
     @property
     def n_targets(self):
         return self.module.n_targets
@@ -50,19 +58,23 @@ class FittedEnsemble:
         ``means`` and ``variances`` (None for squared-error members) are float64 arrays of shape
         ``(K, batch_rows, n_targets)`` in standardised target units.
         """
-        rows = rows or self.rows
-        module = self.module
-        module.eval()
+        self.module.eval()
         t = self.n_targets
-        for start in range(0, len(X), rows):
-            batch = slice(start, min(start + rows, len(X)))
-            x = torch.from_numpy(self.standardizer.transform_X(X, self.dtype, batch))
+        for batch, x in self._inputs(X, rows):
             with torch.no_grad():
-                out = module(x.to(self.device)).transpose(0, 1)
+                out = self.module(x).transpose(0, 1)
                 if not torch.isfinite(out).all():
-                    self._blame(x.to(self.device), out, start)
+                    self._blame(x, out, batch.start)
             out = out.to("cpu", torch.float64).numpy()
             yield batch, out[..., :t], (out[..., t:] if out.shape[-1] > t else None)
+
+    def _inputs(self, X, rows=None):
+        """Consecutive batches of raw ``X``, standardised, as tensors on the device."""
+        rows = rows or self.rows
+        for start in range(0, len(X), rows):
+            batch = slice(start, min(start + rows, len(X)))
+            yield batch, torch.from_numpy(
+                self.standardizer.transform_X(X, self.dtype, batch)).to(self.device)
 
     def _blame(self, x, out, start):
         bad_row = start + int(torch.nonzero(~torch.isfinite(out))[0, 1])
@@ -89,10 +101,8 @@ class FittedEnsemble:
     def scaled_priors(self, X):
         """``prior_scale * p_k(X)`` in standardised target units, shape ``(K, n, t)``."""
         out = np.empty((self.module.n_members, len(X), self.n_targets))
-        for start in range(0, len(X), self.rows):
-            batch = slice(start, min(start + self.rows, len(X)))
-            x = torch.from_numpy(self.standardizer.transform_X(X, self.dtype, batch))
+        for batch, x in self._inputs(X):
             with torch.no_grad():
-                prior = self.module.scaled_prior_outputs(x.to(self.device))
+                prior = self.module.scaled_prior_outputs(x)
             out[:, batch] = prior.to("cpu", torch.float64).numpy()
         return out

@@ -36,11 +36,6 @@ ACTIVATIONS = {
 _GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
                "logistic": "sigmoid", "selu": "linear", "identity": "linear"}
 
-# Smallest variance (in normalised target units) a heteroscedastic member may predict: keeps the
-# Gaussian negative log-likelihood finite when a member fits a training point exactly.
-MIN_VARIANCE = 1e-6
-
-
 def _uniform_(tensor, bound, generator):
     """Fill ``tensor`` with U(-bound, bound) drawn from ``generator`` (never the global RNG)."""
     with torch.no_grad():
@@ -77,7 +72,20 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-class EnsembleMLP(nn.Module):
+class _StackedMembers:
+    """Members whose parameters and buffers are stacked along a first axis of length ``K``:
+    member ``k``'s state is the ``k``-th slice of each."""
+
+    def member_state(self, k):
+        return [t[k].detach().clone() for t in self._stacked_tensors()]
+
+    def load_member_state(self, k, state):
+        with torch.no_grad():
+            for tensor, value in zip(self._stacked_tensors(), state, strict=True):
+                tensor[k].copy_(value)
+
+
+class EnsembleMLP(_StackedMembers, nn.Module):
     """``n_members`` independent MLPs stored as stacked weights.
 
     The forward pass is a chain of batched matrix products, one per layer, whatever the number
@@ -162,14 +170,6 @@ class EnsembleMLP(nn.Module):
             h = torch.baddbmm(bias, self.act(h), weight)
         return h
 
-    def member_state(self, k):
-        return [t[k].detach().clone() for t in self._stacked_tensors()]
-
-    def load_member_state(self, k, state):
-        with torch.no_grad():
-            for tensor, value in zip(self._stacked_tensors(), state, strict=True):
-                tensor[k].copy_(value)
-
     def _stacked_tensors(self):
         return [*self.weights, *self.biases]
 
@@ -206,7 +206,7 @@ def _flat(name):
     return name.replace(".", "__")
 
 
-class VmapEnsemble(nn.Module):
+class VmapEnsemble(_StackedMembers, nn.Module):
     """``K`` instances of one module class evaluated together with ``torch.func.vmap``.
 
     The members' parameters are stacked along a new first axis (``stack_module_state``) and held
@@ -251,14 +251,6 @@ class VmapEnsemble(nn.Module):
 
         params, buffers = self._stacked()
         return vmap(call, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
-
-    def member_state(self, k):
-        return [t[k].detach().clone() for t in self._stacked_tensors()]
-
-    def load_member_state(self, k, state):
-        with torch.no_grad():
-            for tensor, value in zip(self._stacked_tensors(), state, strict=True):
-                tensor[k].copy_(value)
 
     def _stacked_tensors(self):
         params, buffers = self._stacked()

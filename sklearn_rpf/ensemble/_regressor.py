@@ -7,6 +7,7 @@ noise out of bag), each implemented in the module that owns the concept.
 
 import contextlib
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,8 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
-from ._conformal import SCORES
-from ._groups import member_groups, n_parallel_groups, train_groups
+from ._groups import train_members
 from ._inference import FittedEnsemble, predict_rows
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
@@ -29,7 +29,6 @@ from ._streaming import Stream
 from ._training import (
     TrainingConfig,
     check_device,
-    make_net,
     member_net,
     resolve_batch_size,
     resolve_epochs,
@@ -77,10 +76,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     activation : {"relu", "tanh", "logistic", "selu", "elu", "gelu", "identity"}, default="relu"
         Activation of the default MLP.
     prior : callable, default=None
-        The frozen prior. None: the member architecture, independently initialised for each
-        member and never trained; the default MLP prior gets variance-preserving (He) weights, so
-        that on standardised inputs its output has about unit variance and ``prior_scale`` reads
-        as the prior's standard deviation in units of the normalised target. An ``nn.Module``
+        The frozen prior. None: an MLP of ``hidden_layer_sizes`` and ``activation`` (the default
+        member architecture, whatever ``module`` is), independently initialised for each member
+        and never trained, with variance-preserving (He) weights, so that on standardised inputs
+        its output has about unit variance and ``prior_scale`` reads as the prior's standard
+        deviation in units of the normalised target. An ``nn.Module``
         class (or ``functools.partial`` of one): instantiated once per member like ``module``.
         An ``nn.Module`` instance or any other callable mapping a float tensor
         ``(n, n_features)`` to ``(n, n_targets)``: one fixed function shared by all members,
@@ -166,8 +166,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     epistemic_scale_ : ndarray of shape (n_targets,)
         Factor applied to the members' variance (1 unless ``calibrate_epistemic``).
     noise_ : ndarray of shape (n_targets,)
-        Squared-error members: noise variance per target, in the target's units squared.
-        Heteroscedastic members: the factor applied to their average predicted variance.
+        Squared-error members: noise variance per target, in the target's units squared (inf
+        past float64's range, for targets beyond about 1e154; predictions are computed in
+        standardised units and are not affected). Heteroscedastic members: the factor applied
+        to their average predicted variance.
     in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
         How many times each training row was drawn for each member (the smallest unsigned type
         that holds the counts).
@@ -352,15 +354,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
             y_norm = standardizer.transform_y(y)
             config = self._training_config(len(X), device)
-            module, n_epochs, net = self._train(spec, x, y_norm, bag.loss_weights(sample_weight),
-                                                oob_weight, config, seed)
-            if net is None:  # groups trained apart: one net holding every member, for predict
-                net = make_net(module.to(device), config, len(X), seed, max_epochs=0)
-            fitted = FittedEnsemble(net.module_, standardizer, _DTYPES[self.dtype][1],
-                                    torch.device(net.device), config.predict_rows)
+            net, n_epochs = train_members(spec, x, y_norm, bag.loss_weights(sample_weight),
+                                          oob_weight, config, seed, self.n_jobs)
+            fitted = FittedEnsemble.around(net, standardizer, config.predict_rows)
             calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
                                     self.calibrate_epistemic, spec.heteroscedastic)
-            self._set_fitted_state(net, fitted, calibration, y_ndim, max(n_epochs),
+            self._set_fitted_state(net, fitted, calibration, y_ndim, n_epochs,
                                    in_bag_counts_=bag.counts, _fitted_bootstrap=bag.bootstrap,
                                    _fit_params=self.get_params())
         return self
@@ -421,9 +420,17 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         with _unchanged_on_failure(self):
             X, y, sample_weight, y_ndim = self._validate_training_data(
                 X, y, sample_weight, reset=stream is None and not fitted_by_fit)
-            if stream is None:
-                stream = self._start_stream(X, y, sample_weight, y_ndim, fitted_by_fit)
+            if fitted_by_fit:  # go on training the members fit trained
+                stream = Stream.from_fitted(self.ensemble_, self._fitted.standardizer,
+                                            self._fit_params, seed_from(self.random_state),
+                                            self._stream_config(len(X)), self._y_ndim,
+                                            self.n_epochs_)
+            elif stream is None:
+                stream = Stream.start(
+                    self._ensemble_spec(X.shape[1], y.shape[1]), self._stream_config(len(X)),
+                    self.get_params(), seed_from(self.random_state), X, y, sample_weight, y_ndim)
             stream.check_targets(y, y_ndim)
+            stream.net.verbose = self.verbose
             snapshot = stream.snapshot()
             try:
                 stream.train_on(X, y, sample_weight)
@@ -433,26 +440,18 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             except BaseException:
                 stream.restore(snapshot)
                 raise
-            self._set_fitted_state(stream.net, fitted, calibration, stream.y_ndim, stream.n_calls,
-                                   _stream=stream, n_samples_seen_=stream.n_samples_seen,
-                                   _fitted_bootstrap=True)
+            self._set_fitted_state(stream.net, fitted, calibration, stream.y_ndim,
+                                   stream.n_epochs, _stream=stream,
+                                   n_samples_seen_=stream.n_samples_seen,
+                                   _fitted_bootstrap=self.bootstrap)
         return self
 
-    def _start_stream(self, X, y, sample_weight, y_ndim, fitted_by_fit):
-        """A new stream, or one that continues the members a fit trained (same standardisation,
-        same net and optimizer; its calibration then comes from the streamed rows, which that fit
-        may have drawn: treat noise and intervals as approximate until new data dominates)."""
-        dtype = _DTYPES[self.dtype][1]
-        if fitted_by_fit:
-            fitted = self._fitted
-            return Stream(self._fit_params, fitted.standardizer, seed_from(self.random_state),
-                          self.ensemble_, self._training_config(len(X), fitted.device), dtype,
-                          float(sample_weight[sample_weight > 0].mean()), self._y_ndim)
-        return Stream.start(
-            self._ensemble_spec(X.shape[1], y.shape[1]),
-            self._training_config(len(X), check_device(self.device)), self.get_params(),
-            seed_from(self.random_state), X, y, sample_weight, y_ndim, self.normalize_X,
-            self.normalize_y, dtype)
+    def _stream_config(self, n_samples):
+        """Streams train with a constant learning rate (no schedule can know the stream's end),
+        shuffled batches of ``batch_size`` rows ("auto": 200; None: each whole chunk)."""
+        config = self._training_config(n_samples, check_device(self.device))
+        return replace(config, lr_schedule="constant", batch_size=resolve_batch_size(
+            self.batch_size, None), max_epochs=1)
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         y_dtype = np.asarray(y).dtype
@@ -466,8 +465,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        if not np.any(sample_weight > 0):
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         for name in ("early_stopping", "calibrate_epistemic"):
             if getattr(self, name) and not self.bootstrap:
                 raise ValueError(
@@ -476,22 +473,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 )
         self._hidden_layer_sizes()
         return X, y.reshape(len(y), -1), sample_weight, y.ndim
-
-    def _train(self, spec, x, y, weight, oob_weight, config, seed):
-        """Members trained in groups: one per joblib job, or one per member when the member
-        module cannot be vectorised."""
-        K = self.n_estimators
-        if spec.vectorises(seed, torch.as_tensor(x[:2])):
-            groups = member_groups(K, n_parallel_groups(self.n_jobs, K))
-        else:
-            if self.vectorize == "auto" and K > 1:
-                warnings.warn(
-                    "The member module could not be vectorised with torch.func.vmap; training "
-                    "the members independently (n_jobs parallel).", UserWarning, stacklevel=4,
-                )
-            groups = [[k] for k in range(K)]
-        return train_groups(spec, x, y, weight, oob_weight, config, seed, groups,
-                            n_jobs=self.n_jobs, verbose=self.verbose)
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
@@ -593,8 +574,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             cannot be met with fewer than about ``1 / (1 - confidence)`` rows.
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
-            members disagree; the same guarantee holds (the score depends only on the members
-            that left each row out).
+            members disagree. The guarantee holds only approximately: the score also uses the
+            noise level fitted on all the out-of-bag rows. Sample weights count relative to
+            their mean in both variants (the test point counts as one row), so scaling every
+            weight changes nothing.
             ``"gaussian"``: ``mean -/+ z std`` from ``predict(X, return_std=True)``, with no
             guarantee beyond the Gaussian model.
 
@@ -629,16 +612,26 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self._calibration is None:
             why = ("this model was fitted with bootstrap=False (every member saw every row); "
                    "refit with bootstrap=True" if not self._fitted_bootstrap else
-                   "no row is out of bag for any member (large sample weights draw every row); "
-                   "refit with smaller weights")
+                   "no training row is out of bag for any member (every row was drawn by "
+                   "every member: too few rows of positive weight, or weights so large that "
+                   "each row is drawn many times); refit with more rows or smaller weights")
             raise ValueError(f"method={method!r} needs out-of-bag rows, but {why}, or use "
                              "method='gaussian'.")
-        score = SCORES[1] if method == "conformal-studentized" else SCORES[0]
+        score = {"conformal": "absolute", "conformal-studentized": "studentized"}[method]
         lower = np.empty((len(X), fitted.n_targets))
         upper = np.empty_like(lower)
         for rows, low, high in self._calibration.intervals(
                 fitted.batches(X), alpha, score, self.epistemic_scale_, self._noise):
             lower[rows], upper[rows] = low, high
+        if np.isinf(upper).any():
+            n_rows = self._calibration.n_rows
+            warnings.warn(
+                f"The {confidence:g} conformal interval is infinite: its bound is the "
+                f"ceil({confidence:g} * (n + 1))-th of {n_rows} out-of-bag calibration rows, "
+                f"which needs at least {int(np.ceil(confidence / (1 - confidence)))} of them. "
+                "Use a lower confidence, more training rows or more members.",
+                UserWarning, stacklevel=2,
+            )
         standardizer = fitted.standardizer
         return (self._format(standardizer.inverse_mean(lower)),
                 self._format(standardizer.inverse_mean(upper)))
@@ -653,7 +646,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         return 1.0 - float(confidence)
 
-    def sample_y(self, X, n_samples=1, random_state=None):
+    def sample_y(self, X, n_samples=1, random_state=0):
         """Draw functions from the ensemble and add noise, as ``GaussianProcessRegressor.sample_y``.
 
         Each draw picks one member at random (its spread scaled by ``epistemic_scale_`` and
@@ -667,8 +660,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples_X, n_features)
         n_samples : int, default=1
             Number of draws.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the choice of members and the noise.
+        random_state : int, RandomState instance or None, default=0
+            Seeds the choice of members and the noise (0, as in
+            ``GaussianProcessRegressor.sample_y``); None draws fresh OS entropy, never NumPy's
+            global generator.
 
         Returns
         -------
@@ -677,11 +672,13 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         X = self._validate_predict_input(X)
-        rng = check_random_state(random_state)
+        rng = check_random_state(seed_from(random_state))
         fitted = self._fitted
         members = rng.randint(fitted.module.n_members, size=n_samples)
         draws = np.empty((len(X), fitted.n_targets, n_samples))
-        for rows, means, variances in fitted.batches(X):
+        # Rows per batch so that one batch of draws stays near 4M floats, however many draws.
+        batch_rows = max(1, min(fitted.rows, 4_000_000 // (n_samples * fitted.n_targets)))
+        for rows, means, variances in fitted.batches(X, batch_rows):
             draws[rows] = draw_functions(means, variances, members, self.epistemic_scale_,
                                          self._noise, rng)
         draws = fitted.standardizer.inverse_mean(draws.transpose(0, 2, 1)).transpose(0, 2, 1)

@@ -115,6 +115,6 @@ def _offset_scale(A, weight, normalize):
     if not normalize:
         return np.zeros(A.shape[1]), np.ones(A.shape[1])
     mean, std, peak = weighted_location_scale(A, weight)
-    # A constant column keeps its own magnitude as unit: a later value is then read relative to it,
-    # not multiplied into float overflow.
-    return mean, np.where(std > peak * 1e-12, std, peak)
+    # A constant column (or one whose spread is lost in rounding) gets unit scale, as in
+    # StandardScaler and GaussianProcessRegressor(normalize_y=True).
+    return mean, np.where(std > peak * 1e-12, std, 1.0)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 # Fixed numbers, not hash() of the names: str hashes change from one process to the next.
-_PURPOSES = {"init": 1, "prior": 2, "bootstrap": 3, "shuffle": 4, "draws": 5, "dropout": 6}
+_PURPOSES = {"init": 1, "prior": 2, "bootstrap": 3, "shuffle": 4, "draws": 5, "dropout": 6,
+             "checks": 7}
 
 
 def seed_from(random_state):

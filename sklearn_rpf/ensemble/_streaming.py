@@ -56,8 +56,9 @@ def poisson_counts(hashes, seed, n_members):
 
 @dataclass
 class CalibrationSample:
-    """A bottom-k sample of the rows seen so far: uniform, and the same however they were
-    chunked. Rows are kept with their hash (which gives their Poisson counts back)."""
+    """A bottom-k sample of the distinct rows seen so far: uniform, and the same however they
+    were chunked or repeated. Rows are kept with their hash (which gives their Poisson counts
+    back)."""
 
     seed: int
     capacity: int = CALIBRATION_ROWS
@@ -74,14 +75,19 @@ class CalibrationSample:
             X, y = np.concatenate([self.X, X]), np.concatenate([self.y, y])
             weight = np.concatenate([self.weight, weight])
             hashes, ranks = np.concatenate([self.hashes, hashes]), np.concatenate([self.ranks, ranks])
+        # A row seen again (a later pass, a copy in the chunk) is still one row of the sample.
+        _, first = np.unique(hashes, return_index=True)
+        if len(first) < len(hashes):
+            X, y, weight, hashes, ranks = X[first], y[first], weight[first], hashes[first], ranks[first]
         if len(ranks) > self.capacity:
             keep = np.argpartition(ranks, self.capacity - 1)[: self.capacity]
             X, y, weight, hashes, ranks = X[keep], y[keep], weight[keep], hashes[keep], ranks[keep]
         self.X, self.y, self.weight, self.hashes, self.ranks = X, y, weight, hashes, ranks
 
 
-def chunk_weights(X, y, sample_weight, seed, n_members):
-    """Poisson counts of a chunk's rows and its per-member loss weights (counts x weights).
+def chunk_weights(X, y, sample_weight, seed, n_members, bootstrap=True):
+    """Poisson counts of a chunk's rows and its per-member loss weights (counts x weights);
+    without bootstrap, every row counts once for every member.
 
     Returns
     -------
@@ -90,7 +96,8 @@ def chunk_weights(X, y, sample_weight, seed, n_members):
     weight : ndarray of shape (n, K), float64
     """
     hashes = row_hashes(X, y)
-    counts = poisson_counts(hashes, seed, n_members)
+    counts = poisson_counts(hashes, seed, n_members) if bootstrap else \
+        np.ones((len(hashes), n_members), dtype=np.uint8)
     return hashes, counts, counts * sample_weight[:, None]
 
 
@@ -102,29 +109,41 @@ class Stream:
     """What ``partial_fit`` keeps between calls: the net (members and optimizer state), the
     standardisation fixed on the first chunk, the calibration sample and the parameters."""
 
-    def __init__(self, params, standardizer, seed, net, config, dtype, weight_unit, y_ndim):
+    def __init__(self, params, standardizer, seed, net, config, y_ndim, epochs_before=0):
         self.params = params
         self.standardizer = standardizer
         self.seed = seed
         self.net = net
         self.config = config
-        self.dtype = dtype
-        self.weight_unit = weight_unit
         self.y_ndim = y_ndim
+        self.epochs_before = epochs_before
+        self.dtype = next(net.module_.trainable.parameters()).detach().cpu().numpy().dtype
+        self.weight_unit = None  # the first chunk's mean positive weight
         self.sample = CalibrationSample(seed)
         self.n_calls = 0
         self.n_samples_seen = 0
 
     @classmethod
-    def start(cls, spec, config, params, seed, X, y, sample_weight, y_ndim, normalize_X,
-              normalize_y, dtype):
+    def start(cls, spec, config, params, seed, X, y, sample_weight, y_ndim):
         """Build the members and fix the standardisation on the first chunk."""
-        standardizer = Standardizer.fit(X, y, sample_weight, normalize_X, normalize_y)
-        x = standardizer.transform_X(X, dtype)
+        standardizer = Standardizer.fit(X, y, sample_weight, params["normalize_X"],
+                                        params["normalize_y"])
+        x = standardizer.transform_X(X, torch.empty(0, dtype=spec.dtype).numpy().dtype)
         module = spec.build(range(params["n_estimators"]), seed, torch.as_tensor(x[:2]))
-        net = make_net(module.to(config.device), config, len(X), seed, max_epochs=1)
-        return cls(params, standardizer, seed, net, config, dtype,
-                   float(sample_weight[sample_weight > 0].mean()), y_ndim)
+        net = make_net(module.to(config.device), config, len(X), seed, max_epochs=1,
+                       shuffle=True)
+        return cls(params, standardizer, seed, net, config, y_ndim)
+
+    @classmethod
+    def from_fitted(cls, net, standardizer, params, seed, config, y_ndim, epochs_before):
+        """Go on training the members a fit trained, with fit's standardisation. The optimizer
+        and the batch order start afresh, whatever groups the fit trained in."""
+        stream_net = make_net(net.module_, config, 1, seed, max_epochs=1, shuffle=True)
+        return cls(params, standardizer, seed, stream_net, config, y_ndim, epochs_before)
+
+    @property
+    def n_epochs(self):
+        return self.epochs_before + self.n_calls
 
     @property
     def n_members(self):
@@ -163,15 +182,19 @@ class Stream:
             )
 
     def train_on(self, X, y, sample_weight):
-        """One pass of every member over a chunk, with its Poisson weights; then the chunk joins
-        the calibration sample."""
+        """One pass of every member over a chunk, with its Poisson weights (or every row once,
+        without bootstrap); then the chunk joins the calibration sample."""
+        if self.weight_unit is None:
+            self.weight_unit = float(sample_weight[sample_weight > 0].mean())
         relative = sample_weight / self.weight_unit
         if relative.max() > 1e30:
             raise ValueError(
                 f"sample_weight reaches {sample_weight.max():.3g}, more than 1e30 times the first "
                 f"chunk's mean weight ({self.weight_unit:.3g}); rescale the weights."
             )
-        hashes, counts, weight = chunk_weights(X, y, relative, self.seed, self.n_members)
+        hashes, counts, weight = chunk_weights(X, y, relative, self.seed, self.n_members,
+                                               self.params["bootstrap"])
+        self.net.batch_size = self.config.batch_size or len(X)  # None: each whole chunk
         # Out-of-bag weights too, for a net that validates on them (early stopping after fit).
         data = TrainingData(self.standardizer.transform_X(X, self.dtype),
                             self.standardizer.transform_y(y), weight, (counts == 0) * relative[:, None])
@@ -183,26 +206,30 @@ class Stream:
 
     def fitted(self):
         """The current members, ready to evaluate on raw inputs."""
-        return FittedEnsemble(self.net.module_, self.standardizer, self.dtype,
-                              torch.device(self.net.device), self.config.predict_rows)
+        return FittedEnsemble.around(self.net, self.standardizer, self.config.predict_rows)
 
     def calibration_set(self):
         """``(X, y_standardised, bag, weight)`` of the calibration sample, its out-of-bag
         members given by the Poisson counts (0: never trained on the row)."""
         sample = self.sample
-        counts = poisson_counts(sample.hashes, self.seed, self.n_members)
-        return (sample.X, self.standardizer.transform_y(sample.y), Bag(counts, counts > 0, True),
-                sample.weight)
+        bootstrap = self.params["bootstrap"]
+        counts = poisson_counts(sample.hashes, self.seed, self.n_members) if bootstrap else \
+            np.ones((len(sample.hashes), self.n_members), dtype=np.uint8)
+        return (sample.X, self.standardizer.transform_y(sample.y),
+                Bag(counts, counts > 0, bootstrap), sample.weight)
 
     def snapshot(self):
         """Everything a call changes, to undo a call that failed."""
         return (copy.deepcopy(self.net.module_.state_dict()),
                 copy.deepcopy(self.net.optimizer_.state_dict()), len(self.net.history),
-                copy.copy(self.sample), self.n_calls, self.n_samples_seen)
+                self.net.iterator_train__generator.get_state(), copy.copy(self.sample),
+                self.n_calls, self.n_samples_seen, self.weight_unit)
 
     def restore(self, snapshot):
-        module_state, optimizer_state, n_epochs, sample, n_calls, n_seen = snapshot
+        module_state, optimizer_state, n_epochs, generator, sample, *counters = snapshot
         self.net.module_.load_state_dict(module_state)
         self.net.optimizer_.load_state_dict(optimizer_state)
         del self.net.history[n_epochs:]
-        self.sample, self.n_calls, self.n_samples_seen = sample, n_calls, n_seen
+        self.net.iterator_train__generator.set_state(generator)
+        self.sample = sample
+        self.n_calls, self.n_samples_seen, self.weight_unit = counters

@@ -12,6 +12,7 @@ member stops, and keeps its best weights, on its own.
 processes or machines.
 """
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +39,11 @@ AUTO_MIN_EPOCHS = 20
 
 
 def resolve_batch_size(batch_size, n_samples):
-    """The regressor's ``batch_size`` parameter as a number of rows: "auto" is min(200, n)."""
+    """The regressor's ``batch_size`` parameter as a number of rows: "auto" is min(200, n), None
+    all ``n``. For a stream (``n_samples`` None, unknown) "auto" is 200 and None stays None: each
+    whole chunk."""
+    if n_samples is None:
+        return 200 if batch_size == "auto" else batch_size
     if batch_size == "auto":
         return min(200, n_samples)
     return n_samples if batch_size is None else min(int(batch_size), n_samples)
@@ -301,8 +306,10 @@ class TrainingConfig:
     net_params: dict = field(default_factory=dict)
 
 
-def make_net(module, config, n_samples, shuffle_seed, max_epochs=None):
-    """An initialised :class:`EnsembleNet` around ``module``, set up as ``config`` says."""
+def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=None):
+    """An initialised :class:`EnsembleNet` around ``module``, set up as ``config`` says.
+
+    Batches are shuffled when they are smaller than ``n_samples`` (or as ``shuffle`` says)."""
     kwargs = dict(
         criterion=MemberLoss,
         criterion__heteroscedastic=config.heteroscedastic,
@@ -312,18 +319,19 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None):
         max_epochs=config.max_epochs if max_epochs is None else max_epochs,
         batch_size=config.batch_size,
         iterator_train=TensorBatchIterator,
-        iterator_train__shuffle=config.batch_size < n_samples,
+        iterator_train__shuffle=(shuffle if shuffle is not None else
+                                 config.batch_size is None or config.batch_size < n_samples),
         # One shuffling stream for every member: a group needs one batch at a time for all.
         iterator_train__generator=torch_generator(shuffle_seed, "shuffle"),
         iterator_valid=TensorBatchIterator,
-        iterator_valid__batch_size=max(config.batch_size, config.predict_rows),
+        iterator_valid__batch_size=max(config.batch_size or 0, config.predict_rows),
         train_split=None,
         device=config.device,
         verbose=config.verbose,
     )
     callbacks = []
     epochs = kwargs["max_epochs"]
-    if config.lr_schedule == "cosine" and epochs > 0:
+    if config.lr_schedule == "cosine" and epochs > 0 and config.batch_size is not None:
         steps = epochs * math.ceil(n_samples / config.batch_size)
         callbacks.append(("lr_schedule", CosineDecay(steps)))
     if config.early_stopping:
@@ -333,7 +341,8 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None):
         # skorch's PrintLog tabulates every epoch even when nothing is printed.
         kwargs["callbacks__print_log"] = None
     user = dict(config.net_params)
-    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
+    # The user's callback objects are copied: groups must not share (or change) one instance.
+    kwargs["callbacks"] = callbacks + copy.deepcopy(list(user.pop("callbacks", [])))
     kwargs.update(user)
     net = EnsembleNet(module=module, **kwargs)
     net.initialize()
