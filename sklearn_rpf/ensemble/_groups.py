@@ -13,7 +13,9 @@ their share of the cores, and Dask's nanny-started workers set it to 1 (its defa
 Dask worker with several threads) serialise the blocks that fork torch's global generator.
 """
 
+import copy
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -89,10 +91,12 @@ def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
         _, epochs, net = _train_group(spec, groups[0], x, y, weight, oob_weight, config, seed,
                                       keep_net=True)
         return net, epochs
+    # Each group gets its own copy of the user's callbacks (threads would share one instance).
     results = Parallel(n_jobs=n_jobs, verbose=config.verbose)(
         delayed(_train_group)(
             spec, group, x, y, weight[:, group],
-            None if oob_weight is None else oob_weight[:, group], config, seed)
+            None if oob_weight is None else oob_weight[:, group],
+            replace(config, net_params=copy.deepcopy(config.net_params)), seed)
         for group in groups
     )
     module = RandomizedPriorEnsemble.concatenate([module for module, _, _ in results])

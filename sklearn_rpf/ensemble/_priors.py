@@ -74,6 +74,8 @@ class _FrozenPriorMixin:
             self.prior.eval()
 
     def train(self, mode=True):
+        if mode == self.training:
+            return self  # skorch sets the mode at every batch: skip the walk over the submodules
         super().train(mode)
         if self.prior is not None:
             self.prior.eval()

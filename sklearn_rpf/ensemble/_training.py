@@ -12,7 +12,7 @@ member stops, and keeps its best weights, on its own.
 processes or machines.
 """
 
-import copy
+import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -185,6 +185,16 @@ class EnsembleNet(NeuralNet):
                 previous[0] + sums[0], previous[1] + sums[1])
         return _ratio(totals, weights).sum()
 
+    def get_default_callbacks(self):
+        # skorch's PassthroughScoring averages each epoch's batch losses by indexing the whole
+        # history, and scores a validation loss even when there is no validation set: on small
+        # data (many short epochs) that bookkeeping cost more than the training itself.
+        defaults = dict(super().get_default_callbacks())
+        defaults["train_loss"] = EpochLoss()
+        if self.train_split is None:
+            del defaults["valid_loss"]
+        return list(defaults.items())
+
     def get_all_learnable_params(self):
         # Frozen priors carry requires_grad=False: keep them out of the optimizer altogether.
         for name, param in super().get_all_learnable_params():
@@ -209,6 +219,24 @@ class EnsembleNet(NeuralNet):
         # skorch's own EarlyStopping (a user's, through net_params) stops with a KeyboardInterrupt
         return any(isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
                    for _, cb in self.callbacks_)
+
+
+class EpochLoss(Callback):
+    """Records ``train_loss``, the epoch's mean batch loss (weighted by batch size), in the
+    history, as skorch's default does, from a running sum instead of a history scan."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.total_, self.count_ = 0.0, 0
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if training:
+            size = len(batch[1])  # the batch's targets
+            self.total_ += loss.item() * size
+            self.count_ += size
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.count_:
+            net.history.record("train_loss", self.total_ / self.count_)
 
 
 class CosineDecay(Callback):
@@ -341,8 +369,12 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=N
         # skorch's PrintLog tabulates every epoch even when nothing is printed.
         kwargs["callbacks__print_log"] = None
     user = dict(config.net_params)
-    # The user's callback objects are copied: groups must not share (or change) one instance.
-    kwargs["callbacks"] = callbacks + copy.deepcopy(list(user.pop("callbacks", [])))
+    if not any(key in user for key in ("optimizer__fused", "optimizer__foreach")) and \
+            "fused" in inspect.signature(config.optimizer).parameters:
+        # One kernel per step instead of a Python loop over every parameter tensor: on small
+        # batches the optimizer step would otherwise cost more than the forward pass.
+        kwargs["optimizer__fused"] = True
+    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
     kwargs.update(user)
     net = EnsembleNet(module=module, **kwargs)
     net.initialize()
