@@ -19,11 +19,12 @@ predictive distribution is, with the conventions of :mod:`sklearn.metrics`:
   :data:`neg_crps_scorer` are ready to use.
 """
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.stats import norm
 from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
 __all__ = [
@@ -39,6 +40,20 @@ __all__ = [
 ]
 
 _MULTIOUTPUT_OPTIONS = ("raw_values", "uniform_average")
+# Shared by the public metrics' @validate_params; shapes and positivity are checked inside.
+_GAUSSIAN_PARAMETERS = {
+    "y_true": ["array-like"],
+    "y_mean": ["array-like"],
+    "y_std": ["array-like"],
+    "sample_weight": ["array-like", None],
+    "multioutput": [StrOptions(set(_MULTIOUTPUT_OPTIONS)), "array-like"],
+}
+_LEVEL = {"level": [Interval(Real, 0, 1, closed="neither")]}
+
+
+def _validated(extra=None):
+    return validate_params({**_GAUSSIAN_PARAMETERS, **(extra or {})},
+                           prefer_skip_nested_validation=True)
 
 
 def _as_columns(values, name):
@@ -100,12 +115,6 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
     return y_true, y_mean, y_std, sample_weight, multioutput
 
 
-def _check_level(level):
-    if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
-        raise ValueError(f"level must be a float in the open interval (0, 1); got {level!r}.")
-    return float(level)
-
-
 def _combine_outputs(per_output, multioutput):
     """Reduce per-output values of shape (..., n_outputs) as sklearn.metrics does."""
     if isinstance(multioutput, str) and multioutput == "raw_values":
@@ -119,6 +128,7 @@ def _average_per_sample(values, sample_weight, multioutput):
     return _combine_outputs(np.average(values, axis=0, weights=sample_weight), multioutput)
 
 
+@_validated()
 def gaussian_nll(y_true, y_mean, y_std, *, sample_weight=None, multioutput="uniform_average"):
     """Mean negative log-likelihood of ``y_true`` under ``N(y_mean, y_std**2)``.
 
@@ -159,6 +169,7 @@ def gaussian_nll(y_true, y_mean, y_std, *, sample_weight=None, multioutput="unif
     return _average_per_sample(per_sample, sample_weight, multioutput)
 
 
+@_validated()
 def crps_gaussian(y_true, y_mean, y_std, *, sample_weight=None, multioutput="uniform_average"):
     """Mean continuous ranked probability score of Gaussian predictions.
 
@@ -190,6 +201,7 @@ def crps_gaussian(y_true, y_mean, y_std, *, sample_weight=None, multioutput="uni
     return _average_per_sample(per_sample, sample_weight, multioutput)
 
 
+@_validated(_LEVEL)
 def interval_coverage(
     y_true, y_mean, y_std, *, level=0.95, sample_weight=None, multioutput="uniform_average"
 ):
@@ -217,7 +229,7 @@ def interval_coverage(
     >>> round(interval_coverage([0.0, 1.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]), 3)
     0.667
     """
-    level = _check_level(level)
+    level = float(level)  # in (0, 1): @validate_params
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
@@ -225,6 +237,7 @@ def interval_coverage(
     return _average_per_sample(inside.astype(np.float64), sample_weight, multioutput)
 
 
+@_validated(_LEVEL)
 def interval_width(
     y_true, y_mean, y_std, *, level=0.95, sample_weight=None, multioutput="uniform_average"
 ):
@@ -249,7 +262,7 @@ def interval_width(
     >>> round(interval_width([0.0, 1.0], [0.0, 0.0], [1.0, 2.0]), 3)
     5.88
     """
-    level = _check_level(level)
+    level = float(level)  # in (0, 1): @validate_params
     _, _, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
@@ -262,6 +275,7 @@ def _central_pit(y_true, y_mean, y_std):
     return 2 * norm.cdf(np.abs(y_true - y_mean) / y_std) - 1
 
 
+@_validated({"levels": [Interval(Integral, 1, None, closed="left"), "array-like"]})
 def calibration_curve(
     y_true, y_mean, y_std, *, levels=20, sample_weight=None, multioutput="uniform_average"
 ):
@@ -296,9 +310,7 @@ def calibration_curve(
     >>> nominal.tolist(), observed.round(3).tolist()
     ([0.25, 0.75], [0.333, 0.667])
     """
-    if isinstance(levels, Real) and not isinstance(levels, bool):
-        if levels != int(levels) or levels < 1:
-            raise ValueError(f"levels as a number must be a positive integer; got {levels!r}.")
+    if isinstance(levels, Integral) and not isinstance(levels, bool):
         nominal = (np.arange(int(levels)) + 0.5) / int(levels)
     else:
         nominal = check_array(levels, ensure_2d=False, dtype=np.float64, input_name="levels")
@@ -317,6 +329,7 @@ def calibration_curve(
     return nominal, _combine_outputs(per_output, multioutput)
 
 
+@_validated()
 def miscalibration_area(
     y_true, y_mean, y_std, *, sample_weight=None, multioutput="uniform_average"
 ):

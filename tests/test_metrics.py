@@ -273,7 +273,7 @@ GOOD = dict(y_true=[0.0, 1.0, 2.0], y_mean=[0.0, 1.0, 1.5], y_std=[1.0, 0.5, 2.0
         ({"sample_weight": [0.0, 0.0, 0.0]}, "positive sum"),
         ({"sample_weight": [[1.0]] * 3}, "sample_weight must be 1-D"),
         ({"sample_weight": [1.0, np.nan, 1.0]}, "sample_weight contains NaN"),
-        ({"multioutput": "variance_weighted"}, "multioutput must be one of"),
+        ({"multioutput": "variance_weighted"}, "'multioutput' parameter of .* must be a str among"),
         ({"multioutput": [0.5, 0.5]}, r"shape \(n_outputs,\) = \(1,\)"),
         ({"multioutput": [-1.0]}, "non-negative"),
     ],
@@ -286,15 +286,15 @@ def test_bad_input_raises_clear_error(metric, changes, message):
 @pytest.mark.parametrize("metric", [interval_coverage, interval_width])
 @pytest.mark.parametrize("level", [0, 1, -0.1, 1.5, 95, True, "0.9", np.nan])
 def test_bad_level_raises(metric, level):
-    with pytest.raises(ValueError, match=r"level must be a float in the open interval \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"'level' parameter of .* must be a float in the range \(0.0, 1.0\)"):
         metric(**GOOD, level=level)
 
 
 @pytest.mark.parametrize(
     "levels, message",
     [
-        (0, "positive integer"),
-        (2.5, "positive integer"),
+        (0, r"must be an int in the range \[1, inf\)"),
+        (2.5, r"must be an int in the range \[1, inf\) or an array-like"),
         ([0.0, 0.5], "open interval"),
         ([0.5, 1.0], "open interval"),
         ([[0.5]], "1-D array"),
