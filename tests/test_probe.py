@@ -191,7 +191,7 @@ def _count_tokens(model):
     return seen
 
 
-def testshared_prefix_groups():
+def test_shared_prefix_groups():
     seqs = [(1, 2, 3, 4, 5, 6), (1, 2, 3, 4, 5, 7, 8), (9, 9), (1, 2, 3, 4, 9), (1, 2, 3, 4, 5, 6, 1)]
     groups = {tuple(sorted(members)): prefix for prefix, members in shared_prefix_groups(seqs, 4)}
     # The three (1, 2, 3, 4, 5, ...) share 5 tokens, saving 2 * 5 = 10; with (1, 2, 3, 4, 9) four
