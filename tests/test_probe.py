@@ -427,10 +427,12 @@ NON_NUMERIC_PROMPTS = [
 
 @pytest.mark.slow
 def test_default_model_is_benford_like():
-    from sklearn_rpf.benford._lm_loading import _converted_gguf_folder, default_model_path
+    from sklearn_rpf.benford._lm_loading import default_model_path
+    from sklearn_rpf.benford._model_cache import entry_folder, entry_problem
 
     probe = BenfordDigitProbe(return_numeric_mass=True).fit(NUMERIC_PROMPTS)
-    assert (_converted_gguf_folder(default_model_path()) / "model.safetensors").is_file()
+    entry = entry_folder(default_model_path())
+    assert (entry / "model.safetensors").is_file() and entry_problem(entry) is None
     P = probe.transform(NUMERIC_PROMPTS + NON_NUMERIC_PROMPTS)
     digits = P[: len(NUMERIC_PROMPTS), :9]
     mad_benford = mean_absolute_deviation(digits).mean()
