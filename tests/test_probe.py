@@ -447,3 +447,94 @@ def test_default_model_is_benford_like():
     assert mad_benford <= 0.5 * mad_uniform
     assert np.argmax(pooled) == 0
     assert np.all(non_numeric_mass < 0.05)
+
+
+# ------------------------------------------------------------------------ templates, hostile ones
+@pytest.mark.parametrize(
+    "template, match",
+    [
+        ("{0.__class__.__new__.__globals__[sys].modules[os].environ[HOME]}", "not positional"),
+        ("{0.__class__}", "not positional"),
+        ("{0[x]}", "not positional"),
+        ("{0!r}", "conversion flag"),
+        ("{0!s:>5}", "conversion flag"),
+        ("{0:{0.real}}", "not positional"),
+        ("{0:{0!r}}", "conversion flag"),
+        ("{0:{0:{0}}}", "nested too deeply"),
+        ("{0} and {}", "mixes automatic"),
+        ("{\u0663}", "not positional"),  # an Arabic-Indic digit
+        ("{0", "not a valid format string"),
+        ("{0}\ud800", "template is not valid Unicode"),
+    ],
+)
+def test_template_takes_plain_positional_fields_only(tiny_lm_folder, template, match):
+    with pytest.raises(ValueError, match=match):
+        BenfordDigitProbe(tiny_lm_folder, template=template).fit([["Room"]])
+
+
+def test_template_cannot_walk_a_cells_attributes(tiny_lm_folder):
+    import enum
+
+    class City(enum.StrEnum):
+        SPRINGFIELD = "Springfield"
+
+    X = np.array([[City.SPRINGFIELD]], dtype=object)
+    probe = BenfordDigitProbe(tiny_lm_folder, template="{0.__class__.__init__.__globals__}")
+    with pytest.raises(ValueError, match="not positional"):
+        probe.fit(X)
+    fitted = BenfordDigitProbe(tiny_lm_folder, template="{0} has").fit(X)
+    with pytest.raises(ValueError, match="not positional"):  # set after fit: checked again
+        fitted.set_params(template="{0.__class__}").transform(X)
+    np.testing.assert_allclose(
+        fitted.set_params(template="{0} has").transform(X),
+        BenfordDigitProbe(tiny_lm_folder).fit_transform(["Springfield has"]),
+        atol=1e-12,
+    )
+
+
+def test_template_with_nested_format_spec(tiny_lm_folder):
+    X = np.array([["ab", 5], ["cd", 3]], dtype=object)
+    nested = BenfordDigitProbe(tiny_lm_folder, template="Room {0:>{1}} is").fit_transform(X)
+    plain = BenfordDigitProbe(tiny_lm_folder).fit_transform(["Room    ab is", "Room  cd is"])
+    np.testing.assert_allclose(nested, plain, atol=1e-12)
+
+
+def test_template_that_cannot_format_a_cell(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder, template="{0:.1f} people")
+    with pytest.raises(ValueError, match=r"cannot format row 1 \(\['Room'\]\).*code 'f'"):
+        probe.fit_transform(np.array([[1.5], ["Room"]], dtype=object))
+
+
+# ------------------------------------------------------------------------- more bad input
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (["a", None], ValueError, r"contains None \(row 1\)"),
+        (("a", None, "b"), ValueError, r"contains None \(row 1\)"),
+        (["\ud800"], ValueError, "Row 0 of X is not valid Unicode text.*surrogate"),
+        (np.array([["ok"], ["caf\udce9"]], dtype=object), ValueError, "Row 1 of X is not valid"),
+        (np.array([[1 + 2j]]), ValueError, "Complex data not supported"),
+        ([[1 + 2j, 3.0]], ValueError, "Complex data not supported"),
+        (np.array([["a", 1 + 2j]], dtype=object), TypeError, r"complex object \(row 0\)"),
+    ],
+)
+def test_more_bad_input_gets_a_clear_error(tiny_lm_folder, X, error, match):
+    with pytest.raises(error, match=match):
+        BenfordDigitProbe(tiny_lm_folder).fit_transform(X)
+
+
+# --------------------------------------------------------------------- set_params after fit
+def test_scoring_parameters_apply_at_transform_time(tiny_lm_folder, monkeypatch):
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=32).fit(PROMPTS)
+    seen = []
+    scoring = DigitScorer.digit_mass
+    monkeypatch.setattr(DigitScorer, "digit_mass",
+                        lambda self, ids, **kw: seen.append(kw) or scoring(self, ids, **kw))
+    exact = probe.set_params(whitespace_tol=0.0, batch_size=2).transform(PROMPTS)
+    assert seen[-1] == {"batch_size": 2, "whitespace_tol": 0.0, "verbose": False}
+    fresh = BenfordDigitProbe(tiny_lm_folder, whitespace_tol=0.0, batch_size=2).fit(PROMPTS)
+    np.testing.assert_array_equal(exact, fresh.transform(PROMPTS))
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        probe.set_params(batch_size=0).transform(PROMPTS)
