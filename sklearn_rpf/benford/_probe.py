@@ -1,10 +1,7 @@
 """BenfordDigitProbe: the first-digit distribution a causal language model gives after a prompt."""
 
-import re
-import string
 import threading
-import warnings
-from numbers import Integral, Number, Real
+from numbers import Integral, Real
 from os import PathLike
 
 import numpy as np
@@ -15,6 +12,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
 from ._lm_loading import load_language_model, reload
+from ._prompts import check_template, encode_prompts, format_prompts
 
 __all__ = ["BenfordDigitProbe"]
 
@@ -23,72 +21,7 @@ MASS_COLUMN = "numeric_mass"
 # What a fitted probe reads off its language model; a probe pickled by reference drops these and
 # rebuilds them from the model on first use.
 _FROM_THE_MODEL = ("model_", "tokenizer_", "scorer_", "token_first_digit_", "whitespace_token_ids_")
-_POSITIONAL_FIELD = re.compile(r"[0-9]*")
 _reload_lock = threading.RLock()
-
-
-def _check_text(text, what):
-    """Tokenizers take valid Unicode only: a lone surrogate (from a bad decode) is an error."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{what} is not valid Unicode text: it holds the lone surrogate "
-            f"{text[exc.start]!r} at character {exc.start} (text decoded with "
-            "errors='surrogateescape', or broken UTF-16). Repair it first, for instance with "
-            "text.encode('utf-8', 'replace').decode('utf-8')."
-        ) from None
-
-
-def check_template(template, n_features):
-    """Check that a template has only plain positional fields ``{0}``, ``{1}`` or ``{}``, each with
-    an optional format spec (which may itself hold such fields), for ``n_features`` columns.
-
-    Attribute or index access (``{0.real}``, ``{0[1]}``) and conversion flags (``{0!r}``) are
-    refused: a field would otherwise reach any attribute of a cell's value.
-    """
-    _check_text(template, "template")
-    formatter = string.Formatter()
-    hint = (
-        "use plain positional fields {0}, {1}, ... (or {}) for the columns of X, with an "
-        "optional format spec such as {0:.1f}; attribute access ({0.x}), indexing ({0[x]}) "
-        "and conversions ({0!r}) are not allowed"
-    )
-    indices, numbered, automatic = [], False, 0
-
-    def visit(text, depth):
-        nonlocal numbered, automatic
-        try:
-            fields = [(field, spec, conversion)
-                      for _, field, spec, conversion in formatter.parse(text) if field is not None]
-        except ValueError as exc:
-            raise ValueError(f"template {template!r} is not a valid format string: {exc}.") from None
-        for field, spec, conversion in fields:
-            written = "{" + field + ("!" + conversion if conversion else "") + (
-                ":" + spec if spec else "") + "}"
-            if conversion is not None or not _POSITIONAL_FIELD.fullmatch(field):
-                kind = "not positional" if conversion is None else "uses a conversion flag"
-                raise ValueError(f"template field {written} is {kind}: {hint}.")
-            if depth > 1:
-                raise ValueError(f"template field {written} is nested too deeply: {hint}.")
-            if field == "":
-                indices.append(automatic)
-                automatic += 1
-            else:
-                numbered = True
-                indices.append(int(field))
-            if spec:
-                visit(spec, depth + 1)
-
-    visit(template, 0)
-    if numbered and automatic:
-        raise ValueError(
-            f"template {template!r} mixes automatic {{}} and numbered {{0}} fields; use one kind."
-        )
-    if indices and max(indices) >= n_features:
-        raise ValueError(
-            f"template refers to column {max(indices)} but X has {n_features} column(s)."
-        )
 
 
 class BenfordDigitProbe(TransformerMixin, BaseEstimator):
@@ -305,63 +238,6 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     def _validate_X(self, X, reset):
         return validate_data(self, self._as_2d(X), dtype=None, reset=reset, ensure_all_finite=True)
 
-    def _prompts(self, X):
-        if self.template is not None:
-            check_template(self.template, X.shape[1])
-        prompts = []
-        for row_index, row in enumerate(X):
-            for value in row:
-                if value is None:
-                    raise ValueError(
-                        f"Input X contains None (row {row_index}); prompts need text or numbers "
-                        "in every cell."
-                    )
-                if not isinstance(value, (str, Number, np.bool_)) or isinstance(
-                    value, (complex, np.complexfloating)
-                ):
-                    raise TypeError(
-                        f"Input X contains a {type(value).__name__} object (row {row_index}); "
-                        "expected text (str) or real numbers in every cell."
-                    )
-                if not isinstance(value, str) and not np.isfinite(value):
-                    raise ValueError(f"Input X contains NaN or infinity (row {row_index}).")
-            if self.template is None:
-                prompt = " ".join(str(value) for value in row)
-            else:
-                try:
-                    prompt = self.template.format(*row)
-                except (ValueError, TypeError) as exc:
-                    raise ValueError(
-                        f"template {self.template!r} cannot format row {row_index} "
-                        f"({list(row)!r:.100}): {exc}."
-                    ) from None
-            if prompt == "":
-                raise ValueError(
-                    f"Row {row_index} of X gives an empty prompt; the model needs some text to "
-                    "continue."
-                )
-            _check_text(prompt, f"Row {row_index} of X")
-            prompts.append(prompt)
-        return prompts
-
-    def _encode(self, prompts):
-        encoded = self.tokenizer_(list(prompts), add_special_tokens=True)["input_ids"]
-        limit = None if self.context_length_ is None else self.context_length_ - 1
-        n_truncated = 0
-        for i, ids in enumerate(encoded):
-            if len(ids) == 0:
-                raise ValueError(f"Prompt {prompts[i]!r} encodes to no token at all.")
-            if limit is not None and len(ids) > limit:
-                encoded[i] = ids[-limit:]  # one position stays free for the whitespace step
-                n_truncated += 1
-        if n_truncated:
-            warnings.warn(
-                f"{n_truncated} prompt(s) are longer than the model's context of "
-                f"{self.context_length_} tokens; only their last {limit} tokens are used.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return encoded
 
     # --------------------------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -405,8 +281,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         self._validate_params()  # set_params after fit reaches transform
         X = self._validate_X(X, reset=False)
+        prompts = format_prompts(X, self.template)
         mass = self.scorer_.digit_mass(
-            self._encode(self._prompts(X)),
+            encode_prompts(self.tokenizer_, prompts, self.context_length_),
             batch_size=self.batch_size,
             whitespace_tol=self.whitespace_tol,
             verbose=bool(self.verbose),
