@@ -1,5 +1,6 @@
 """Tests of BenfordDigitProbe on tiny local models, and one slow test on the default SmolLM2."""
 
+import contextlib
 import copy
 import os
 import time
@@ -182,13 +183,18 @@ TEMPLATED = [
 ]
 
 
+@contextlib.contextmanager
 def _count_tokens(model):
-    """Record how many token positions each forward pass of ``model`` computes."""
+    """Record how many token positions each forward pass of ``model`` computes; the hook goes
+    when the block ends (the loaded model is shared with the other tests)."""
     seen = []
-    model.register_forward_pre_hook(
+    handle = model.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append(kwargs["input_ids"].numel()), with_kwargs=True
     )
-    return seen
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 def test_shared_prefix_groups():
@@ -216,8 +222,8 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
     shared = max(groups, key=lambda group: len(group[1]))
     assert sorted(shared[1]) == [0, 1, 2, 3] and shared[0] >= MIN_SHARED_PREFIX
     monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
-    seen = _count_tokens(probe.model_)
-    probe.transform(prompts)
+    with _count_tokens(probe.model_) as seen:
+        probe.transform(prompts)
     prefix = shared[0]
     assert seen.count(prefix) >= 1  # the one pass over the shared start
     padded = [padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
@@ -238,8 +244,8 @@ def test_no_shared_starts_with_sliding_window_attention(tiny_lm_folder, monkeypa
     model.config.sliding_window = 64
     windowed = BenfordDigitProbe((model, probe.tokenizer_), batch_size=2).fit(TEMPLATED)
     monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
-    seen = _count_tokens(model)
-    windowed.transform(TEMPLATED)
+    with _count_tokens(model) as seen:
+        windowed.transform(TEMPLATED)
     lengths = [len(ids) for ids in probe.tokenizer_(TEMPLATED)["input_ids"]]
     assert sum(seen) == sum(padded_length(n) for n in lengths)  # every prompt in full
     monkeypatch.undo()
