@@ -108,7 +108,8 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     (None) pickles by reference, in a few KB: the path (or hub id) and a fingerprint of the
     files (their sha256, or the hub commit). Where it is unpickled (a Dask worker, another
     process) it reloads the model from the same path and the local cache on first use, and
-    raises a clear error if the files are gone or differ. A probe given ``(model, tokenizer)``
+    raises a clear error if the files are gone or differ (the files are hashed once per version,
+    about 1 s per GB, and remembered in the cache folder). A probe given ``(model, tokenizer)``
     pickles the weights with it. ``sklearn.base.clone`` never copies an in-memory model: the
     clone shares it (the probe never changes it).
 
