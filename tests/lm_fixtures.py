@@ -3,15 +3,20 @@
 * :func:`save_tiny_gpt2`: a 2-layer GPT-2 with random weights and a byte-level BPE tokenizer trained
   on a few sentences with numbers, saved with ``save_pretrained`` so that tests load it through
   ``model=<folder>`` like users do.
+* :func:`save_tiny_gguf`: the same kind of model written as a GGUF file (float32 tensors), so the
+  GGUF conversion cache is tested in a fraction of a second instead of SmolLM2's 20.
 * :class:`TableLM` with :func:`table_tokenizer`: a "model" whose next-token logits are a lookup
   table, so the right digit distribution can be worked out by hand.
 """
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -51,12 +56,12 @@ def train_tiny_tokenizer():
     )
 
 
-def save_tiny_gpt2(folder, seed=0):
+def save_tiny_gpt2(folder, seed=0, n_positions=256):
     """Save a 2-layer GPT-2 (random weights drawn from a private generator) and its tokenizer."""
     tokenizer = train_tiny_tokenizer()
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=256,
+        n_positions=n_positions,
         n_embd=16,
         n_layer=2,
         n_head=2,
@@ -82,6 +87,54 @@ def save_tiny_gpt2(folder, seed=0):
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def save_tiny_gguf(path, seed=0):
+    """Write a tiny GPT-2 as a GGUF file (float32 tensors, GPT-2 byte-level BPE tokenizer)."""
+    import gguf
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as folder:
+        # transformers reads GPT-2's context from GGUF as n_ctx; the default n_positions is 1024.
+        save_tiny_gpt2(folder, seed=seed, n_positions=1024)
+        model = GPT2LMHeadModel.from_pretrained(folder)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
+        merges = json.loads((Path(folder) / "tokenizer.json").read_text())["model"]["merges"]
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "gpt2")
+    writer.add_block_count(config.n_layer)
+    writer.add_context_length(config.n_positions)
+    writer.add_embedding_length(config.n_embd)
+    writer.add_feed_forward_length(4 * config.n_embd)
+    writer.add_head_count(config.n_head)
+    writer.add_layer_norm_eps(config.layer_norm_epsilon)
+    tokens = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)
+    added = set(tokenizer.get_added_vocab().values())
+    special = set(tokenizer.all_special_ids)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if i in special else 4 if i in added else 1
+                            for i in range(len(tokens))])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GPT2, config.n_layer)
+    for name, tensor in model.state_dict().items():
+        base, suffix = name.rsplit(".", 1)
+        gguf_name = names.get_name(base)
+        if gguf_name is None:
+            continue
+        array = tensor.numpy().astype(np.float32)
+        # GGUF stores these GPT-2 (Conv1D) weights transposed; transformers transposes them back.
+        if suffix == "weight" and any(k in gguf_name for k in
+                                      ("attn_qkv", "attn_output", "ffn_up", "ffn_down")):
+            array = np.ascontiguousarray(array.T)
+        writer.add_tensor(f"{gguf_name}.{suffix}", array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 # ------------------------------------------------------------------------------------- TableLM

@@ -146,3 +146,125 @@ def test_chisquare_against_scipy():
 def test_chisquare_bad_input(counts):
     with pytest.raises(ValueError, match="counts"):
         benford_chisquare(counts)
+
+
+# ------------------------------------------------------------- exact first digits, any precision
+def test_first_digits_follow_the_shortest_decimal():
+    assert first_digit_distribution([0.0006, 0.009, 1e23], normalize=False).tolist() == [
+        1, 0, 0, 0, 0, 1, 0, 0, 1
+    ]
+    powers = [float(f"1e{k}") for k in range(-323, 309)]  # every power of ten a float64 holds
+    assert first_digit_distribution(powers, normalize=False)[0] == len(powers)
+    assert first_digit_distribution(np.array(powers) * -1, normalize=False)[0] == len(powers)
+    for m in range(1, 10):  # m * 10**k, all exponents: each float64 reads back as m...
+        values = [float(f"{m}e{k}") for k in range(-320, 308)]
+        assert first_digit_distribution(values, normalize=False)[m - 1] == len(values)
+        # ... and its two neighbours start with m (just above) or the digit below (just under)
+        above = np.nextafter(np.array(values), np.inf)
+        below = np.nextafter(np.array(values), 0)
+        assert first_digit_distribution(above, normalize=False)[m - 1] == len(values)
+        assert first_digit_distribution(below, normalize=False)[m - 2 if m > 1 else 8] == len(
+            values
+        )
+
+
+def test_float32_and_float16_are_read_in_their_own_precision():
+    one_decimal = np.float32([k / 10 for k in range(1, 11)])  # 0.1, ..., 1.0
+    np.testing.assert_array_equal(
+        first_digit_distribution(one_decimal, normalize=False), [2, 1, 1, 1, 1, 1, 1, 1, 1]
+    )
+    # float16: every positive finite value against NumPy's shortest repr in float16.
+    values = np.arange(1, 0x7C00, dtype=np.uint16).view(np.float16)
+    expected = [int(np.format_float_scientific(v, unique=True)[0]) for v in values]
+    np.testing.assert_array_equal(
+        first_digit_distribution(values, normalize=False), np.bincount(expected, minlength=10)[1:]
+    )
+    # float32: random bit patterns, one-digit decimals and their neighbours.
+    rng = np.random.default_rng(0)
+    bits = rng.integers(1, 0x7F800000, 20000, dtype=np.uint32).view(np.float32)
+    decimals = [float(f"{m}e{k}") for m in range(1, 10) for k in range(-45, 39)]
+    decimals = np.float32([d for d in decimals if d < float(np.finfo(np.float32).max)])
+    decimals = decimals[decimals > 0]
+    values = np.concatenate([bits, decimals, np.nextafter(decimals, np.float32(0)),
+                             np.nextafter(decimals, np.float32(np.inf))])
+    expected = [int(np.format_float_scientific(v, unique=True)[0]) for v in values]
+    np.testing.assert_array_equal(
+        first_digit_distribution(values, normalize=False), np.bincount(expected, minlength=10)[1:]
+    )
+
+
+@pytest.mark.parametrize(
+    "value, digit",
+    [
+        (5e-324, 5),  # the smallest float64 subnormal reads back as 5e-324
+        (2.5e-323, 2),
+        (np.float32(1e-45), 1),
+        (np.float32(7e-42), 7),
+        (np.float16(6e-8), 6),
+        (np.float16(-3e-6), 3),
+    ],
+)
+def test_subnormals(value, digit):
+    counts = first_digit_distribution(np.array([value]), normalize=False)
+    assert counts[digit - 1] == 1 and counts.sum() == 1
+
+
+def test_exact_numbers_of_any_size_and_type():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    numbers = [10**400, -(3 * 10**100), 7 * 10**5000, 2**64 + 1, Decimal("0.00300"),
+               Decimal("-8E-500"), Fraction(2, 3), Fraction(-1, 7), "1e400", "-4.5", 0, "0",
+               Decimal("NaN"), None]
+    counts = first_digit_distribution(np.array(numbers, dtype=object), normalize=False)
+    # 1, 3, 7, 1, 3, 8, 6 (0.666...), 1 (0.142...), 1, 4
+    np.testing.assert_array_equal(counts, [4, 0, 2, 1, 0, 1, 1, 1, 0])
+    mixed = first_digit_distribution([1.5, 10**400], normalize=False)
+    assert mixed[0] == 2
+    int64 = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, -9, 0], dtype=np.int64)
+    np.testing.assert_array_equal(
+        first_digit_distribution(int64, normalize=False), [0, 0, 0, 0, 0, 0, 0, 0, 3]
+    )
+    assert first_digit_distribution(np.array([2**64 - 1], dtype=np.uint64), normalize=False)[0]
+    mixed_precisions = np.array([np.float32(0.7), np.float16(0.9), 0.3], dtype=object)
+    np.testing.assert_array_equal(
+        first_digit_distribution(mixed_precisions, normalize=False), [0, 0, 1, 0, 0, 0, 1, 0, 1]
+    )
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [[1 + 2j], np.array([1.0, 2.0], dtype=complex), np.array([1, 2j], dtype=object)],
+)
+def test_complex_numbers_are_an_error(numbers):
+    with pytest.raises(ValueError, match="complex"):
+        first_digit_distribution(numbers)
+
+
+def test_statistics_reject_complex_input():
+    with pytest.raises(ValueError, match="complex"):
+        mean_absolute_deviation(UNIFORM + 1j)
+    with pytest.raises(ValueError, match="complex"):
+        kl_divergence(UNIFORM.astype(complex))
+    with pytest.raises(ValueError, match="complex"):
+        benford_chisquare(np.ones(9, dtype=complex))
+
+
+def test_huge_weights_do_not_overflow():
+    expected_mad = mean_absolute_deviation(UNIFORM)
+    assert mean_absolute_deviation(np.full(9, 1e308)) == pytest.approx(expected_mad)
+    assert kl_divergence(np.full(9, 1e308)) == pytest.approx(kl_divergence(UNIFORM))
+    rows = mean_absolute_deviation(np.vstack([np.full(9, 1e308), np.full(9, 5e-324)]))
+    np.testing.assert_allclose(rows, expected_mad)
+
+
+def test_parameters_are_validated_in_scikit_learns_words():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'normalize' parameter"):
+        first_digit_distribution([1, 2], normalize="yes")
+    with pytest.raises(InvalidParameterError, match="'p' parameter"):
+        mean_absolute_deviation("abc")
+    with pytest.raises(InvalidParameterError, match="'counts' parameter"):
+        benford_chisquare(None)
+    assert first_digit_distribution(25, normalize=False)[1] == 1  # one number is still fine

@@ -1,5 +1,6 @@
 """Tests of BenfordDigitProbe on tiny local models, and one slow test on the default SmolLM2."""
 
+import contextlib
 import copy
 import os
 import time
@@ -182,16 +183,21 @@ TEMPLATED = [
 ]
 
 
+@contextlib.contextmanager
 def _count_tokens(model):
-    """Record how many token positions each forward pass of ``model`` computes."""
+    """Record how many token positions each forward pass of ``model`` computes; the hook goes
+    when the block ends (the loaded model is shared with the other tests)."""
     seen = []
-    model.register_forward_pre_hook(
+    handle = model.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append(kwargs["input_ids"].numel()), with_kwargs=True
     )
-    return seen
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
-def testshared_prefix_groups():
+def test_shared_prefix_groups():
     seqs = [(1, 2, 3, 4, 5, 6), (1, 2, 3, 4, 5, 7, 8), (9, 9), (1, 2, 3, 4, 9), (1, 2, 3, 4, 5, 6, 1)]
     groups = {tuple(sorted(members)): prefix for prefix, members in shared_prefix_groups(seqs, 4)}
     # The three (1, 2, 3, 4, 5, ...) share 5 tokens, saving 2 * 5 = 10; with (1, 2, 3, 4, 9) four
@@ -216,8 +222,8 @@ def test_shared_prefix_and_duplicates_give_the_same_answer(tiny_lm_folder, monke
     shared = max(groups, key=lambda group: len(group[1]))
     assert sorted(shared[1]) == [0, 1, 2, 3] and shared[0] >= MIN_SHARED_PREFIX
     monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
-    seen = _count_tokens(probe.model_)
-    probe.transform(prompts)
+    with _count_tokens(probe.model_) as seen:
+        probe.transform(prompts)
     prefix = shared[0]
     assert seen.count(prefix) >= 1  # the one pass over the shared start
     padded = [padded_length(len(ids[i]) - (prefix if i < 4 else 0)) for i in range(5)]
@@ -238,8 +244,8 @@ def test_no_shared_starts_with_sliding_window_attention(tiny_lm_folder, monkeypa
     model.config.sliding_window = 64
     windowed = BenfordDigitProbe((model, probe.tokenizer_), batch_size=2).fit(TEMPLATED)
     monkeypatch.setattr(DigitScorer, "_whitespace_step", lambda *args: 0.0)
-    seen = _count_tokens(model)
-    windowed.transform(TEMPLATED)
+    with _count_tokens(model) as seen:
+        windowed.transform(TEMPLATED)
     lengths = [len(ids) for ids in probe.tokenizer_(TEMPLATED)["input_ids"]]
     assert sum(seen) == sum(padded_length(n) for n in lengths)  # every prompt in full
     monkeypatch.undo()
@@ -427,10 +433,12 @@ NON_NUMERIC_PROMPTS = [
 
 @pytest.mark.slow
 def test_default_model_is_benford_like():
-    from sklearn_rpf.benford._lm_loading import _converted_gguf_folder, default_model_path
+    from sklearn_rpf.benford._lm_loading import default_model_path
+    from sklearn_rpf.benford._model_cache import entry_folder, entry_problem
 
     probe = BenfordDigitProbe(return_numeric_mass=True).fit(NUMERIC_PROMPTS)
-    assert (_converted_gguf_folder(default_model_path()) / "model.safetensors").is_file()
+    entry = entry_folder(default_model_path())
+    assert (entry / "model.safetensors").is_file() and entry_problem(entry) is None
     P = probe.transform(NUMERIC_PROMPTS + NON_NUMERIC_PROMPTS)
     digits = P[: len(NUMERIC_PROMPTS), :9]
     mad_benford = mean_absolute_deviation(digits).mean()
@@ -445,3 +453,94 @@ def test_default_model_is_benford_like():
     assert mad_benford <= 0.5 * mad_uniform
     assert np.argmax(pooled) == 0
     assert np.all(non_numeric_mass < 0.05)
+
+
+# ------------------------------------------------------------------------ templates, hostile ones
+@pytest.mark.parametrize(
+    "template, match",
+    [
+        ("{0.__class__.__new__.__globals__[sys].modules[os].environ[HOME]}", "not positional"),
+        ("{0.__class__}", "not positional"),
+        ("{0[x]}", "not positional"),
+        ("{0!r}", "conversion flag"),
+        ("{0!s:>5}", "conversion flag"),
+        ("{0:{0.real}}", "not positional"),
+        ("{0:{0!r}}", "conversion flag"),
+        ("{0:{0:{0}}}", "nested too deeply"),
+        ("{0} and {}", "mixes automatic"),
+        ("{\u0663}", "not positional"),  # an Arabic-Indic digit
+        ("{0", "not a valid format string"),
+        ("{0}\ud800", "template is not valid Unicode"),
+    ],
+)
+def test_template_takes_plain_positional_fields_only(tiny_lm_folder, template, match):
+    with pytest.raises(ValueError, match=match):
+        BenfordDigitProbe(tiny_lm_folder, template=template).fit([["Room"]])
+
+
+def test_template_cannot_walk_a_cells_attributes(tiny_lm_folder):
+    import enum
+
+    class City(enum.StrEnum):
+        SPRINGFIELD = "Springfield"
+
+    X = np.array([[City.SPRINGFIELD]], dtype=object)
+    probe = BenfordDigitProbe(tiny_lm_folder, template="{0.__class__.__init__.__globals__}")
+    with pytest.raises(ValueError, match="not positional"):
+        probe.fit(X)
+    fitted = BenfordDigitProbe(tiny_lm_folder, template="{0} has").fit(X)
+    with pytest.raises(ValueError, match="not positional"):  # set after fit: checked again
+        fitted.set_params(template="{0.__class__}").transform(X)
+    np.testing.assert_allclose(
+        fitted.set_params(template="{0} has").transform(X),
+        BenfordDigitProbe(tiny_lm_folder).fit_transform(["Springfield has"]),
+        atol=1e-12,
+    )
+
+
+def test_template_with_nested_format_spec(tiny_lm_folder):
+    X = np.array([["ab", 5], ["cd", 3]], dtype=object)
+    nested = BenfordDigitProbe(tiny_lm_folder, template="Room {0:>{1}} is").fit_transform(X)
+    plain = BenfordDigitProbe(tiny_lm_folder).fit_transform(["Room    ab is", "Room  cd is"])
+    np.testing.assert_allclose(nested, plain, atol=1e-12)
+
+
+def test_template_that_cannot_format_a_cell(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder, template="{0:.1f} people")
+    with pytest.raises(ValueError, match=r"cannot format row 1 \(\['Room'\]\).*code 'f'"):
+        probe.fit_transform(np.array([[1.5], ["Room"]], dtype=object))
+
+
+# ------------------------------------------------------------------------- more bad input
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (["a", None], ValueError, r"contains None \(row 1\)"),
+        (("a", None, "b"), ValueError, r"contains None \(row 1\)"),
+        (["\ud800"], ValueError, "Row 0 of X is not valid Unicode text.*surrogate"),
+        (np.array([["ok"], ["caf\udce9"]], dtype=object), ValueError, "Row 1 of X is not valid"),
+        (np.array([[1 + 2j]]), ValueError, "Complex data not supported"),
+        ([[1 + 2j, 3.0]], ValueError, "Complex data not supported"),
+        (np.array([["a", 1 + 2j]], dtype=object), TypeError, r"complex object \(row 0\)"),
+    ],
+)
+def test_more_bad_input_gets_a_clear_error(tiny_lm_folder, X, error, match):
+    with pytest.raises(error, match=match):
+        BenfordDigitProbe(tiny_lm_folder).fit_transform(X)
+
+
+# --------------------------------------------------------------------- set_params after fit
+def test_scoring_parameters_apply_at_transform_time(tiny_lm_folder, monkeypatch):
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=32).fit(PROMPTS)
+    seen = []
+    scoring = DigitScorer.digit_mass
+    monkeypatch.setattr(DigitScorer, "digit_mass",
+                        lambda self, ids, **kw: seen.append(kw) or scoring(self, ids, **kw))
+    exact = probe.set_params(whitespace_tol=0.0, batch_size=2).transform(PROMPTS)
+    assert seen[-1] == {"batch_size": 2, "whitespace_tol": 0.0, "verbose": False}
+    fresh = BenfordDigitProbe(tiny_lm_folder, whitespace_tol=0.0, batch_size=2).fit(PROMPTS)
+    np.testing.assert_array_equal(exact, fresh.transform(PROMPTS))
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        probe.set_params(batch_size=0).transform(PROMPTS)

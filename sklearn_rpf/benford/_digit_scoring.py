@@ -16,8 +16,12 @@ weight is read once) on top of its per-token cost:
   prompt's cache instead of recomputing the prompt.
 """
 
+import contextlib
 import copy
+import inspect
 import itertools
+import weakref
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -33,6 +37,82 @@ MIN_SHARED_TOKENS = 32
 PAD_MULTIPLE = 8
 
 
+# ------------------------------------------------------------- what the vocabulary's tokens say
+def _surface_texts(tokenizer):
+    """Text each vocabulary entry adds when it follows other text.
+
+    Decoding a token alone loses what tokenizers strip at the start of a text (SentencePiece's
+    leading space marker), so each token is decoded after a reference token and the reference text
+    is cut off; byte-level BPE and added tokens come out exactly as they are written.
+    """
+    n_tokens = len(tokenizer)
+    reference = tokenizer.encode("a", add_special_tokens=False)
+    options = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
+    reference_text = tokenizer.decode(reference, **options) if reference else ""
+    joined = tokenizer.batch_decode([reference + [i] for i in range(n_tokens)], **options)
+    texts = []
+    for token_id, text in enumerate(joined):
+        if reference_text and text.startswith(reference_text):
+            texts.append(text[len(reference_text) :])
+        else:
+            texts.append(tokenizer.decode([token_id], **options))
+    for special_id in tokenizer.all_special_ids:
+        if 0 <= special_id < n_tokens:
+            texts[special_id] = ""  # control tokens are never part of a number nor of spacing
+    return texts
+
+
+# Decoding a 50,000-token vocabulary takes about a second; an unpickled probe (one per dask task)
+# finds the tables of the tokenizer it shares with the others here.
+_tables_by_tokenizer = weakref.WeakKeyDictionary()
+
+
+def token_tables(tokenizer):
+    """First digit (1..9, 0 for anything else) of each token after its leading whitespace, and
+    the ids of whitespace-only tokens. Remembered per tokenizer (and its size)."""
+    with_size = None
+    try:
+        with_size = _tables_by_tokenizer.get(tokenizer)
+    except TypeError:  # a tokenizer that cannot be weakly referenced is decoded every time
+        pass
+    if with_size is not None and with_size[0] == len(tokenizer):
+        return with_size[1]
+    texts = _surface_texts(tokenizer)
+    first_digit = np.zeros(len(texts), dtype=np.int64)
+    for token_id, text in enumerate(texts):
+        stripped = text.lstrip()
+        if stripped and stripped[0] in "123456789":
+            first_digit[token_id] = int(stripped[0])
+    whitespace_ids = np.array([i for i, t in enumerate(texts) if t and t.isspace()], dtype=np.int64)
+    for array in (first_digit, whitespace_ids):
+        array.flags.writeable = False  # shared between scorers
+    with contextlib.suppress(TypeError):
+        _tables_by_tokenizer[tokenizer] = (len(texts), (first_digit, whitespace_ids))
+    return first_digit, whitespace_ids
+
+
+def context_length(model, tokenizer):
+    """The longest sequence the model and tokenizer take, or None when neither says."""
+    config = getattr(model, "config", None)
+    lengths = [
+        getattr(config, name, None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
+    ]
+    lengths.append(getattr(tokenizer, "model_max_length", None))
+    # Tokenizers without a limit report a huge sentinel number.
+    lengths = [int(n) for n in lengths if isinstance(n, Integral) and 1 < n < 10**7]
+    return min(lengths) if lengths else None
+
+
+def pad_token_id(model, tokenizer):
+    """A token id for padded slots (they are masked, so any id the embedding table has will do)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    n_embeddings = getattr(embeddings, "num_embeddings", None) or len(tokenizer)
+    return next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id)
+                 if t is not None and 0 <= t < n_embeddings), 0)
+
+
+# -------------------------------------------------------------------------------- batching
 def select_cache_rows(cache, rows):
     """A new key/value cache holding the given batch rows (repeats allowed); the input is kept."""
     if isinstance(cache, tuple):  # legacy layout: one (key, value, ...) tuple per layer
@@ -103,6 +183,9 @@ def shared_prefix_groups(sequences, min_shared, min_saved=0):
 class DigitScorer:
     """Unnormalised P(first digit = d), d = 1..9, of a causal LM's continuation of token sequences.
 
+    Build it with :meth:`from_model`, which reads everything it needs off the model and the
+    tokenizer once.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -113,20 +196,25 @@ class DigitScorer:
         Tokens whose text is whitespace only.
     pad_id : int
         Token id put in padded positions (masked out).
-    batch_size : int
-    whitespace_tol : float
-        Whitespace continuations are followed from the likeliest until the probability of those
-        left out is at most this.
     keeps_last_logits : bool
         Whether the model's forward takes ``logits_to_keep``.
     context_length : int or None
         The model's context; padding never makes a sequence (plus the whitespace step) longer.
-    verbose : bool
+    batch_size : int, default=32
+        Sequences per forward pass (default for :meth:`digit_mass`).
+    whitespace_tol : float, default=1e-4
+        Whitespace continuations are followed from the likeliest until the probability of those
+        left out is at most this (default for :meth:`digit_mass`).
+    verbose : bool, default=False
+        Progress bar (default for :meth:`digit_mass`).
     """
 
-    def __init__(self, model, token_first_digit, whitespace_token_ids, *, pad_id, batch_size,
-                 whitespace_tol, keeps_last_logits, context_length=None, verbose=False):
+    def __init__(self, model, token_first_digit, whitespace_token_ids, *, pad_id,
+                 keeps_last_logits, context_length=None, batch_size=32, whitespace_tol=1e-4,
+                 verbose=False):
         self.model = model
+        self.token_first_digit = token_first_digit
+        self.whitespace_token_ids = whitespace_token_ids
         self.context_length = context_length
         # Window masks count cache slots, not positions: pads between a shared start and the
         # rest of a prompt would push real tokens out of the window, so no sharing there.
@@ -134,20 +222,40 @@ class DigitScorer:
         parameter = next(model.parameters(), None)
         self.device = parameter.device if parameter is not None else torch.device("cpu")
         self.vocabulary = len(token_first_digit)
-        self.first_digit = torch.as_tensor(token_first_digit, device=self.device)
-        self.whitespace = torch.as_tensor(whitespace_token_ids, device=self.device)
+        self.first_digit = torch.tensor(np.asarray(token_first_digit), device=self.device)
+        self.whitespace = torch.tensor(np.asarray(whitespace_token_ids), device=self.device)
         self.pad_id = pad_id
+        self.keep_last = {"logits_to_keep": 1} if keeps_last_logits else {}
         self.batch_size = batch_size
         self.whitespace_tol = whitespace_tol
-        self.keep_last = {"logits_to_keep": 1} if keeps_last_logits else {}
         self.verbose = verbose
 
-    def digit_mass(self, token_ids):
-        """Digit mass of each token sequence: ndarray of shape ``(len(token_ids), 9)``."""
+    @classmethod
+    def from_model(cls, model, tokenizer, *, batch_size=32, whitespace_tol=1e-4, verbose=False):
+        """A scorer for ``model`` and ``tokenizer``: vocabulary tables, pad id, context length and
+        whether the forward takes ``logits_to_keep`` are found here, once."""
+        first_digit, whitespace_ids = token_tables(tokenizer)
+        forward = inspect.signature(model.forward).parameters
+        return cls(
+            model, first_digit, whitespace_ids, pad_id=pad_token_id(model, tokenizer),
+            keeps_last_logits="logits_to_keep" in forward,
+            context_length=context_length(model, tokenizer), batch_size=batch_size,
+            whitespace_tol=whitespace_tol, verbose=verbose,
+        )
+
+    def digit_mass(self, token_ids, *, batch_size=None, whitespace_tol=None, verbose=None):
+        """Digit mass of each token sequence: ndarray of shape ``(len(token_ids), 9)``.
+
+        ``batch_size``, ``whitespace_tol`` and ``verbose`` override the scorer's own for this
+        call (None keeps them).
+        """
+        batch_size = self.batch_size if batch_size is None else batch_size
+        tol = self.whitespace_tol if whitespace_tol is None else whitespace_tol
+        verbose = self.verbose if verbose is None else verbose
         distinct = list(dict.fromkeys(map(tuple, token_ids)))
         position = {ids: i for i, ids in enumerate(distinct)}
         result = np.empty((len(distinct), 9))
-        progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not self.verbose)
+        progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not verbose)
         with torch.inference_mode():
             min_saved = MIN_SHARED_TOKENS if self.share_prefixes else float("inf")
             for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX, min_saved):
@@ -156,16 +264,20 @@ class DigitScorer:
                     start = torch.tensor([distinct[members[0]][:prefix]], device=self.device)
                     cache = self.model(input_ids=start, use_cache=True,
                                        **self.keep_last).past_key_values
-                for rows in self._batches(members, [len(distinct[i]) - prefix for i in members]):
+                lengths = [len(distinct[i]) - prefix for i in members]
+                # The whitespace step adds one token per (prompt, token) pair, so it takes larger
+                # chunks than prompt batches in the same memory.
+                for rows in self._batches(members, lengths, batch_size):
                     repeat = torch.zeros(len(rows), dtype=torch.long, device=self.device)
                     batch_cache = None if cache is None else select_cache_rows(cache, repeat)
                     result[rows] = self._score([distinct[i][prefix:] for i in rows], batch_cache,
-                                               prefix)
+                                               prefix, tol, 4 * batch_size)
                     progress.update(len(rows))
         progress.close()
         return result[[position[tuple(ids)] for ids in token_ids]]
 
-    def _batches(self, members, lengths):
+    @staticmethod
+    def _batches(members, lengths, batch_size):
         """``members`` in batches of one padded length, at most ``batch_size`` each."""
         width = dict(zip(members, map(padded_length, lengths), strict=True))
         size = dict(zip(members, lengths, strict=True))
@@ -173,7 +285,7 @@ class DigitScorer:
         batches = []
         for _, same in itertools.groupby(ordered, key=width.get):
             same = list(same)
-            batches += [same[b : b + self.batch_size] for b in range(0, len(same), self.batch_size)]
+            batches += [same[b : b + batch_size] for b in range(0, len(same), batch_size)]
         return batches
 
     def _digit_sums(self, logits):
@@ -185,7 +297,7 @@ class DigitScorer:
         sums = torch.zeros(probs.shape[0], 10, dtype=torch.float64, device=self.device)
         return probs, sums.index_add_(1, self.first_digit, probs)[:, 1:]
 
-    def _score(self, suffixes, cache=None, cached=0):
+    def _score(self, suffixes, cache, cached, whitespace_tol, chunk):
         """Digit mass of token rows continuing ``cache`` (``cached`` tokens long) if given.
 
         Every row is padded on the left to ``padded_length`` of its length (all rows of a batch
@@ -206,25 +318,23 @@ class DigitScorer:
         probs, mass = self._digit_sums(out.logits)
         if self.whitespace.numel():
             mass += self._whitespace_step(out.past_key_values, probs[:, self.whitespace], mask,
-                                          cached + lengths)
+                                          cached + lengths, whitespace_tol, chunk)
         return mass.cpu().numpy()
 
-    def _whitespace_step(self, cache, space_probs, mask, lengths):
+    def _whitespace_step(self, cache, space_probs, mask, lengths, whitespace_tol, chunk):
         """Digit mass reached through one whitespace-only token, from the prompts' cached state.
 
         ``mask`` is the attention mask of the padded prompts and ``lengths`` their real lengths,
-        the position of the new token.
+        the position of the new token; ``chunk`` (prompt, whitespace token) pairs per pass.
         """
         # Per prompt, follow the likeliest whitespace tokens until what is left is <= tol.
         ordered, order = torch.sort(space_probs, dim=1, descending=True)
         left_after = ordered.flip(1).cumsum(1).flip(1) - ordered  # mass of the tokens after each
         needed = torch.ones_like(ordered, dtype=torch.bool)
-        needed[:, 1:] = left_after[:, :-1] > self.whitespace_tol
+        needed[:, 1:] = left_after[:, :-1] > whitespace_tol
         needed &= ordered > 0
         pair_rows, pair_ranks = torch.nonzero(needed, as_tuple=True)
         mass = torch.zeros(space_probs.shape[0], 9, dtype=torch.float64, device=self.device)
-        # One new token per pair, so larger chunks than prompt batches fit in the same memory.
-        chunk = 4 * self.batch_size
         for start in range(0, len(pair_rows), chunk):
             rows = pair_rows[start : start + chunk]
             ranks = pair_ranks[start : start + chunk]

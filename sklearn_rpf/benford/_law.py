@@ -7,11 +7,14 @@ collection of numbers with :func:`first_digit_distribution`, then compare it wit
 """
 
 from collections import namedtuple
-from numbers import Integral
+from numbers import Number, Real
 
 import numpy as np
 from scipy import stats
 from scipy.special import rel_entr
+from sklearn.utils._param_validation import validate_params
+
+from ._first_digits import first_digits
 
 __all__ = [
     "DIGITS",
@@ -54,12 +57,23 @@ def benford_distribution():
     return np.log10(1.0 + 1.0 / DIGITS)
 
 
+def _as_real_array(values, name):
+    """float64 array of ``values``; complex input is an error, not a dropped imaginary part."""
+    try:
+        array = np.asarray(values)
+        is_complex = array.dtype.kind == "c" or array.dtype.kind == "O" and any(
+            isinstance(v, (complex, np.complexfloating)) for v in array.flat
+        )
+        if not is_complex:
+            return array.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, got {values!r:.80}.") from exc
+    raise ValueError(f"{name} must be real numbers; got complex values {values!r:.80}.")
+
+
 def _as_digit_distributions(p, name):
     """Validate rows of 9 non-negative weights and normalise each row to sum to one."""
-    try:
-        p = np.asarray(p, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, got {p!r:.80}.") from exc
+    p = _as_real_array(p, name)
     if p.ndim not in (1, 2) or p.shape[-1] != 9:
         raise ValueError(
             f"{name} must have shape (9,) or (n_samples, 9), one weight per digit 1..9; "
@@ -69,10 +83,12 @@ def _as_digit_distributions(p, name):
         raise ValueError(f"{name} contains NaN or infinity.")
     if np.any(p < 0):
         raise ValueError(f"{name} must be non-negative.")
-    total = p.sum(axis=-1, keepdims=True)
-    if np.any(total == 0):
+    largest = p.max(axis=-1, keepdims=True)
+    if np.any(largest == 0):
         raise ValueError(f"{name} has a row whose weights sum to zero; cannot normalise it.")
-    return p / total
+    # Dividing by the row's largest weight first: summing nine weights near 1e308 would overflow.
+    p = p / largest
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def _expected_distribution(expected):
@@ -85,6 +101,10 @@ def _expected_distribution(expected):
     return q
 
 
+@validate_params(
+    {"p": ["array-like"], "expected": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def mean_absolute_deviation(p, expected=None):
     """Mean absolute deviation between a first-digit distribution and Benford's law.
 
@@ -116,6 +136,10 @@ def mean_absolute_deviation(p, expected=None):
     return float(mad) if mad.ndim == 0 else mad
 
 
+@validate_params(
+    {"mad": ["array-like", Real]},
+    prefer_skip_nested_validation=True,
+)
 def nigrini_conformity(mad):
     """Nigrini's verdict for a first-digit mean absolute deviation.
 
@@ -137,7 +161,7 @@ def nigrini_conformity(mad):
     >>> nigrini_conformity(0.01)
     'acceptable conformity'
     """
-    mad_array = np.asarray(mad, dtype=np.float64)
+    mad_array = _as_real_array(mad, "mad")
     if np.any(~np.isfinite(mad_array)) or np.any(mad_array < 0):
         raise ValueError(f"mad must be finite and non-negative, got {mad!r:.80}.")
     verdicts = np.full(mad_array.shape, NONCONFORMITY, dtype=object)
@@ -147,6 +171,10 @@ def nigrini_conformity(mad):
     return str(verdicts[()]) if verdicts.ndim == 0 else verdicts
 
 
+@validate_params(
+    {"p": ["array-like"], "expected": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def kl_divergence(p, expected=None):
     """Kullback-Leibler divergence KL(p || expected) in nats, Benford's law by default.
 
@@ -173,6 +201,10 @@ def kl_divergence(p, expected=None):
     return float(kl) if kl.ndim == 0 else kl
 
 
+@validate_params(
+    {"counts": ["array-like"]},
+    prefer_skip_nested_validation=True,
+)
 def benford_chisquare(counts):
     """Pearson's chi-square test of first-digit counts against Benford's law.
 
@@ -194,7 +226,7 @@ def benford_chisquare(counts):
     >>> bool(result.pvalue > 0.05)
     True
     """
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = _as_real_array(counts, "counts")
     if counts.shape != (9,):
         raise ValueError(
             f"counts must have shape (9,), one count per digit 1..9; got {counts.shape}."
@@ -208,27 +240,25 @@ def benford_chisquare(counts):
     return BenfordChisquareResult(float(statistic), float(pvalue), 8)
 
 
-def _first_digits(numbers):
-    """First significant digit (1..9) of every finite non-zero entry of a 1-D array; others dropped."""
-    if numbers.dtype.kind in "iu" or numbers.dtype.kind == "O":  # exact integers, any size
-        return np.array([int(str(abs(int(v)))[0]) for v in numbers if v != 0], dtype=np.int64)
-    values = np.abs(numbers[np.isfinite(numbers) & (numbers != 0)])
-    if values.size == 0:
-        return np.empty(0, dtype=np.int64)
-    # 16 significant digits round away the binary representation error (0.3 is 0.2999...89 in
-    # binary), which dividing by a power of ten would not.
-    scientific = np.char.mod("%.15e", values)
-    return scientific.astype("U1").astype(np.int64)
-
-
+@validate_params(
+    {"numbers": ["array-like", Number], "normalize": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def first_digit_distribution(numbers, *, normalize=True):
     """Distribution of the first significant digit of a collection of numbers.
 
-    Zeros, NaN and infinities have no first significant digit and are left out; the sign is ignored.
+    Zeros, NaN, infinities and None have no first significant digit and are left out; the sign is
+    ignored. Each number counts with the digit it is written with: a float is read as the shortest
+    decimal that gives it back (``repr``), in its own precision (0.3 counts as 3 although its
+    binary value is 0.2999...; a float32 0.7 as 7), so the result does not depend on binary
+    rounding. Integers of any size, ``Decimal``, ``Fraction`` and numeric strings are exact.
 
     Parameters
     ----------
     numbers : array-like of numbers, any shape
+        Real numbers: floats (float16, float32, float64), integers (any size as Python ints),
+        ``Decimal``, ``Fraction``, numeric strings, or a mix of these in an object array.
+        Complex numbers are an error.
     normalize : bool, default=True
         Return frequencies that sum to one; False returns the counts.
 
@@ -247,20 +277,7 @@ def first_digit_distribution(numbers, *, normalize=True):
         array = np.asarray(numbers)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
-    array = array.ravel()
-    is_exact_integers = array.dtype.kind == "O" and all(
-        isinstance(v, Integral) and not isinstance(v, bool) for v in array
-    )
-    if array.dtype.kind not in "iuf" and not is_exact_integers:
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"numbers must be numeric; got an array of dtype {array.dtype}."
-            ) from exc
-    elif array.dtype.kind == "f":
-        array = array.astype(np.float64)
-    digits = _first_digits(array if array.size else array.astype(np.float64))
+    digits = first_digits(array.ravel())
     if digits.size == 0:
         raise ValueError("numbers has no finite non-zero value, so no first digit to count.")
     counts = np.bincount(digits, minlength=10)[1:]

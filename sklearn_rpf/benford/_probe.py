@@ -1,10 +1,7 @@
 """BenfordDigitProbe: the first-digit distribution a causal language model gives after a prompt."""
 
-import copy
-import inspect
-import string
-import warnings
-from numbers import Integral, Number, Real
+import threading
+from numbers import Integral, Real
 from os import PathLike
 
 import numpy as np
@@ -12,13 +9,20 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
-from ._lm_loading import context_length, token_tables
+from ._lm_loading import load_language_model, reload
+from ._prompts import check_template, encode_prompts, format_prompts
 
 __all__ = ["BenfordDigitProbe"]
 
 DIGIT_COLUMNS = tuple(f"digit_{d}" for d in range(1, 10))
 MASS_COLUMN = "numeric_mass"
+# What a fitted probe reads off its language model; a probe pickled by reference drops these and
+# rebuilds them from the model on first use.
+_FROM_THE_MODEL = ("model_", "tokenizer_", "scorer_", "token_first_digit_", "whitespace_token_ids_")
+_reload_lock = threading.RLock()
+
 
 class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     """Score prompts by the first-digit distribution a causal language model continues them with.
@@ -42,9 +46,11 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         id is looked up in the local hub cache first, then on the hub unless ``HF_HUB_OFFLINE``
         is set. A tuple is an already loaded causal language model and its tokenizer.
     template : str, default=None
-        Format string with positional fields ``{0}``, ``{1}``, ... turning a row of X into a
-        prompt, e.g. ``"The {0} has a population of"``. Fields receive the raw values, so
-        ``{0:.1f}`` works on numeric columns. None joins the row's values with spaces.
+        Format string with positional fields ``{0}``, ``{1}``, ... (or ``{}``) turning a row of X
+        into a prompt, e.g. ``"The {0} has a population of"``. Fields receive the raw values, so
+        ``{0:.1f}`` works on numeric columns. Only plain positional fields with an optional
+        format spec are accepted (no ``{0.attr}``, ``{0[key]}`` or ``{0!r}``). None joins the
+        row's values with spaces.
     batch_size : int, default=32
         Prompts per forward pass. Identical prompts are scored once; prompts sharing a long start
         (a template's fixed text) share one pass over it (not for models with sliding-window
@@ -77,6 +83,8 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     model_ : torch.nn.Module
         The causal language model in eval mode; do not modify it (it may be shared in memory).
     tokenizer_ : transformers tokenizer
+    scorer_ : DigitScorer
+        The scoring engine, built once in ``fit`` from the model and the tokenizer.
     model_name_ : str
         What was loaded.
     token_first_digit_ : ndarray of shape (vocabulary_size,)
@@ -88,6 +96,22 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
+
+    Notes
+    -----
+    ``fit`` loads the model; ``template``, ``batch_size``, ``whitespace_tol``,
+    ``return_numeric_mass`` and ``verbose`` are read when transforming, so ``set_params`` after
+    ``fit`` changes them at once, while ``model``, ``dtype``, ``device`` and
+    ``trust_remote_code`` take effect at the next ``fit``.
+
+    Pickling: a probe fitted on a model loaded by name, folder, ``.gguf`` file or the default
+    (None) pickles by reference, in a few KB: the path (or hub id) and a fingerprint of the
+    files (their sha256, or the hub commit). Where it is unpickled (a Dask worker, another
+    process) it reloads the model from the same path and the local cache on first use, and
+    raises a clear error if the files are gone or differ (the files are hashed once per version,
+    about 1 s per GB, and remembered in the cache folder). A probe given ``(model, tokenizer)``
+    pickles the weights with it. ``sklearn.base.clone`` never copies an in-memory model: the
+    clone shares it (the probe never changes it).
 
     Examples
     --------
@@ -144,100 +168,82 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         tags.target_tags.required = False
         return tags
 
+    # ------------------------------------------------------------------- cloning and pickling
+    def __sklearn_clone__(self):
+        """Clone as usual, but share an in-memory ``(model, tokenizer)`` instead of deep-copying
+        the weights (every grid-search fold would copy the whole model)."""
+        if not isinstance(self.model, tuple):
+            return super().__sklearn_clone__()
+        stand_in = object.__new__(type(self))
+        stand_in.__dict__.update(self.__dict__)
+        stand_in.model = None
+        clone = BaseEstimator.__sklearn_clone__(stand_in)
+        clone.model = self.model
+        return clone
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the live object keeps its model
+        if state.get("_model_reference") is not None:
+            for name in _FROM_THE_MODEL:
+                state.pop(name, None)
+        return state
+
+    def __getattr__(self, name):
+        # Only reached when an attribute is missing: after unpickling by reference, the model
+        # and what is read off it come back on first use.
+        fitted = self.__dict__
+        if name in _FROM_THE_MODEL and fitted.get("_model_reference") is not None:
+            self._reload_model()
+            return fitted[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _reload_model(self):
+        with _reload_lock:
+            if "model_" in self.__dict__:
+                return
+            dtype, device, trust_remote_code = self._load_options
+            loaded = reload(self._model_reference, dtype=dtype, device=device,
+                            trust_remote_code=trust_remote_code, verbose=bool(self.verbose))
+            self._set_model_state(loaded)
+
+    def _set_model_state(self, loaded):
+        scorer = DigitScorer.from_model(
+            loaded.model, loaded.tokenizer, batch_size=self.batch_size,
+            whitespace_tol=self.whitespace_tol, verbose=bool(self.verbose),
+        )
+        self.model_, self.tokenizer_, self.model_name_ = (
+            loaded.model, loaded.tokenizer, loaded.description)
+        self.scorer_ = scorer
+        self.token_first_digit_ = scorer.token_first_digit
+        self.whitespace_token_ids_ = scorer.whitespace_token_ids
+        self.context_length_ = scorer.context_length
+
     # ----------------------------------------------------------------------------- input handling
     @staticmethod
     def _as_2d(X):
-        """A 1-D collection of strings is one text column; anything else goes to validate_data."""
+        """A 1-D collection of text cells is one text column; anything else goes to validate_data."""
         if hasattr(X, "to_frame") and getattr(X, "ndim", None) == 1:  # pandas Series
             return X.to_frame()
         if isinstance(X, str):
             raise ValueError(
                 "Expected an array-like of prompts, got a single string; wrap it in a list: [text]."
             )
-        if isinstance(X, (list, tuple)) and all(isinstance(v, str) for v in X):
+        is_1d = isinstance(X, (list, tuple)) or (
+            isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO")
+        if is_1d and not any(isinstance(v, (list, tuple, np.ndarray)) for v in X) and (
+            len(X) == 0 or any(isinstance(v, str) for v in X)  # text, maybe with a bad cell
+        ):
             return np.asarray(X, dtype=object).reshape(-1, 1)
-        if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO":
-            if X.dtype.kind == "U" or all(isinstance(v, str) for v in X):
-                return X.reshape(-1, 1)
         return X
 
     def _validate_X(self, X, reset):
         return validate_data(self, self._as_2d(X), dtype=None, reset=reset, ensure_all_finite=True)
 
-    def _check_template(self, n_features):
-        if self.template is None:
-            return
-        automatic, indices = 0, []
-        for _, field, _, _ in string.Formatter().parse(self.template):
-            if field is None:
-                continue
-            head = field.split(".")[0].split("[")[0]
-            if head == "":
-                indices.append(automatic)
-                automatic += 1
-            elif head.isdigit():
-                indices.append(int(head))
-            else:
-                raise ValueError(
-                    f"template field {{{field}}} is not positional; use {{0}}, {{1}}, ... for the "
-                    "columns of X."
-                )
-        if indices and max(indices) >= n_features:
-            raise ValueError(
-                f"template refers to column {max(indices)} but X has {n_features} column(s)."
-            )
-
-    def _prompts(self, X):
-        prompts = []
-        for row_index, row in enumerate(X):
-            for value in row:
-                if value is None:
-                    raise ValueError(
-                        f"Input X contains None (row {row_index}); prompts need text or numbers "
-                        "in every cell."
-                    )
-                if not isinstance(value, (str, Number, np.bool_)) or isinstance(value, complex):
-                    raise TypeError(
-                        f"Input X contains a {type(value).__name__} object (row {row_index}); "
-                        "expected text (str) or real numbers in every cell."
-                    )
-                if not isinstance(value, str) and not np.isfinite(value):
-                    raise ValueError(f"Input X contains NaN or infinity (row {row_index}).")
-            if self.template is None:
-                prompt = " ".join(str(value) for value in row)
-            else:
-                prompt = self.template.format(*row)
-            if prompt == "":
-                raise ValueError(
-                    f"Row {row_index} of X gives an empty prompt; the model needs some text to "
-                    "continue."
-                )
-            prompts.append(prompt)
-        return prompts
-
-    def _encode(self, prompts):
-        encoded = self.tokenizer_(list(prompts), add_special_tokens=True)["input_ids"]
-        limit = None if self.context_length_ is None else self.context_length_ - 1
-        n_truncated = 0
-        for i, ids in enumerate(encoded):
-            if len(ids) == 0:
-                raise ValueError(f"Prompt {prompts[i]!r} encodes to no token at all.")
-            if limit is not None and len(ids) > limit:
-                encoded[i] = ids[-limit:]  # one position stays free for the whitespace step
-                n_truncated += 1
-        if n_truncated:
-            warnings.warn(
-                f"{n_truncated} prompt(s) are longer than the model's context of "
-                f"{self.context_length_} tokens; only their last {limit} tokens are used.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return encoded
 
     # --------------------------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Load the tokenizer and the model and index the vocabulary's digit and space tokens.
+        """Load the tokenizer and the model and build the scoring engine.
 
         Parameters
         ----------
@@ -250,81 +256,39 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         -------
         self : BenfordDigitProbe
         """
-        self._validate_X(X, reset=True)
-        self._check_template(self.n_features_in_)
-        self.model_, self.tokenizer_, self.model_name_ = self._load()
-        self.token_first_digit_, self.whitespace_token_ids_ = token_tables(self.tokenizer_)
-        self.context_length_ = context_length(self.model_, self.tokenizer_)
-        forward = inspect.signature(self.model_.forward).parameters
-        self._keeps_last_logits = "logits_to_keep" in forward
-        return self
-
-    def _load(self):
-        import torch
-
-        from ._lm_loading import load_language_model
-
-        if not isinstance(self.model, tuple):
-            lm, tokenizer, name = load_language_model(
+        before = dict(self.__dict__)
+        try:
+            self._validate_X(X, reset=True)
+            if self.template is not None:
+                check_template(self.template, self.n_features_in_)
+            loaded = load_language_model(
                 self.model,
                 dtype=self.dtype,
+                device=self.device,
                 trust_remote_code=self.trust_remote_code,
                 verbose=bool(self.verbose),
             )
-            if self.device is not None and str(self.device) != "cpu":
-                lm = copy.deepcopy(lm).to(self.device)  # the cached copy stays on CPU
-            return lm, tokenizer, name
-        if len(self.model) != 2:
-            raise ValueError(
-                f"model as a tuple must be (model, tokenizer); got {len(self.model)} items."
-            )
-        lm, tokenizer = self.model
-        if not isinstance(lm, torch.nn.Module):
-            raise ValueError(
-                f"model[0] must be a torch.nn.Module causal language model, got {type(lm).__name__}."
-            )
-        if tokenizer is None or not all(
-            hasattr(tokenizer, attr)
-            for attr in ("decode", "batch_decode", "encode", "all_special_ids")
-        ):
-            raise ValueError(
-                "The model has no usable tokenizer: model=(model, tokenizer) needs a Hugging Face "
-                f"tokenizer as its second item, got {type(tokenizer).__name__}."
-            )
-        wanted = {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.dtype]
-        floating = [p for p in lm.parameters() if p.is_floating_point()]
-        needs_copy = lm.training or any(p.dtype != wanted for p in floating)
-        needs_copy |= self.device is not None and any(
-            p.device != torch.device(self.device) for p in floating
-        )
-        if needs_copy:  # never change the caller's model in place
-            lm = copy.deepcopy(lm).to(dtype=wanted, device=self.device).eval()
-        lm.requires_grad_(False)
-        return lm, tokenizer, type(lm).__name__
+            self._set_model_state(loaded)
+        except BaseException:
+            self.__dict__.clear()  # a failed fit leaves the estimator as it was
+            self.__dict__.update(before)
+            raise
+        self._model_reference = loaded.reference
+        self._load_options = (self.dtype, self.device, self.trust_remote_code)
+        return self
 
     # --------------------------------------------------------------------------------- scoring
-    def _digit_mass(self, token_ids):
-        """Unnormalised P(first digit = d), d = 1..9, for lists of token ids: shape (n, 9)."""
-        from ._digit_scoring import DigitScorer
-
-        # Padded slots are masked, so any id the embedding table has will do.
-        embeddings = self.model_.get_input_embeddings() if hasattr(
-            self.model_, "get_input_embeddings") else None
-        n_embeddings = getattr(embeddings, "num_embeddings", None) or len(self.token_first_digit_)
-        pad_id = next((t for t in (self.tokenizer_.pad_token_id, self.tokenizer_.eos_token_id)
-                       if t is not None and 0 <= t < n_embeddings), 0)
-        scorer = DigitScorer(
-            self.model_, self.token_first_digit_, self.whitespace_token_ids_, pad_id=pad_id,
-            batch_size=self.batch_size, whitespace_tol=self.whitespace_tol,
-            keeps_last_logits=self._keeps_last_logits, context_length=self.context_length_,
-            verbose=bool(self.verbose),
-        )
-        return scorer.digit_mass(token_ids)
-
     def _probabilities(self, X):
         check_is_fitted(self)
+        self._validate_params()  # set_params after fit reaches transform
         X = self._validate_X(X, reset=False)
-        mass = self._digit_mass(self._encode(self._prompts(X)))
+        prompts = format_prompts(X, self.template)
+        mass = self.scorer_.digit_mass(
+            encode_prompts(self.tokenizer_, prompts, self.context_length_),
+            batch_size=self.batch_size,
+            whitespace_tol=self.whitespace_tol,
+            verbose=bool(self.verbose),
+        )
         total = mass.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             digits = np.where(total[:, None] > 0, mass / total[:, None], 1.0 / 9.0)

