@@ -98,7 +98,8 @@ def main(argv=None):
     levels = np.round(np.linspace(0.05, 0.95, 19), 2)
     CoverageDisplay.from_estimator({"RPF, Gaussian": reg, "GP (ARD), Gaussian": model}, X_test,
                                    y_test, levels=levels, ax=ax)
-    CoverageDisplay.from_estimator({"RPF, conformal": reg}, X_test, y_test, levels=levels,
+    CoverageDisplay.from_estimator({"RPF, conformal": reg}, X_test, y_test,
+                                   levels=levels[levels >= 0.5],  # conformal: level >= 0.5
                                    method="interval", interval_method="conformal", ax=ax,
                                    line_kwargs=[{"color": "C0", "linestyle": ":"}])
     ax.set_title(f"yacht split 0: coverage on {len(y_test)} test rows")

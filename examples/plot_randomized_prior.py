@@ -114,22 +114,22 @@ def draw_coverage(fitted, X_test, y_test, out):
     display = CoverageDisplay.from_estimator(
         {f"{title}, Gaussian": reg for title, reg in fitted.items()}, X_test, y_test,
         levels=LEVELS, ax=ax)
-    curves = dict(zip(display.lines_, display.observed_, strict=True))
-    conformal = {title: reg for title, reg in fitted.items() if hasattr(reg, "predict_interval")}
-    if conformal:  # drawn on the same axes, dotted, in the same colours
-        display = CoverageDisplay.from_estimator(
-            {f"{title}, conformal": reg for title, reg in conformal.items()}, X_test, y_test,
-            levels=LEVELS, method="interval", interval_method="conformal", ax=ax,
-            line_kwargs=[{"color": f"C{list(fitted).index(title)}", "linestyle": ":"}
-                         for title in conformal])
-        curves.update(zip(display.lines_, display.observed_, strict=True))
+    curves = {line: dict(zip(display.nominal_, observed, strict=True))
+              for line, observed in zip(display.lines_, display.observed_, strict=True)}
+    # Conformal intervals are defined from level 0.5 up: drawn dotted, in the same colours.
+    display = CoverageDisplay.from_estimator(
+        {f"{title}, conformal": reg for title, reg in fitted.items()}, X_test, y_test,
+        levels=LEVELS[LEVELS >= 0.5], method="interval", interval_method="conformal", ax=ax,
+        line_kwargs=[{"color": f"C{k}", "linestyle": ":"} for k in range(len(fitted))])
+    curves.update({line: dict(zip(display.nominal_, observed, strict=True))
+                   for line, observed in zip(display.lines_, display.observed_, strict=True)})
     ax.set_title(f"Coverage on {len(y_test)} held-out points")
-    columns = [int(np.flatnonzero(np.isclose(LEVELS, level))[0]) for level in PRINTED_LEVELS]
     print(f"coverage on {len(y_test)} held-out points (nominal "
           f"{' / '.join(f'{level:.2f}' for level in PRINTED_LEVELS)}):")
     width = max(len(line.get_label()) for line in curves)
     for line, observed in curves.items():
-        print(f"  {line.get_label():<{width}}" + "".join(f"   {observed[k]:.3f}" for k in columns))
+        values = [observed[min(observed, key=lambda p, q=q: abs(p - q))] for q in PRINTED_LEVELS]
+        print(f"  {line.get_label():<{width}}" + "".join(f"   {v:.3f}" for v in values))
     save(fig, out, "rpf_coverage.png")
 
 

@@ -563,7 +563,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
         confidence : float, default=0.95
-            Nominal coverage, strictly between 0 and 1.
+            Nominal coverage, strictly between 0 and 1 (at least 0.5 for the conformal
+            methods).
         method : {"conformal", "conformal-studentized", "gaussian"}, default="conformal"
             ``"conformal"``: jackknife+-after-bootstrap (Kim, Xu & Barber, NeurIPS 2020) from the
             out-of-bag residuals kept at fit time, no refit. For exchangeable data, Kim et al.
@@ -609,6 +610,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             mean, std = self.predict(X, return_std=True)
             half = norm.ppf(1 - alpha / 2) * std
             return mean - half, mean + half
+        if confidence < 0.5:
+            raise ValueError(
+                f"method={method!r} needs confidence >= 0.5; got {confidence!r}. Below it the "
+                "jackknife+ bounds (an upper quantile of lower ends, a lower quantile of upper "
+                "ends) can cross. Use method='gaussian' for narrow central intervals."
+            )
         if self._calibration is None:
             why = ("this model was fitted with bootstrap=False (every member saw every row); "
                    "refit with bootstrap=True" if not self._fitted_bootstrap else
