@@ -59,7 +59,10 @@ lint: $(STAMP)
 # <!-- shift:start/end -->) and their figures to docs/images/.
 benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.bench_fit
+	$(PY) -m benchmarks.bench_reliability
+	$(PY) -m benchmarks.bench_scale
 	$(PY) -m benchmarks.bench_probe
+	$(PY) -m benchmarks.bench_probe --dask --n-prompts 1000
 	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md
 	MPLBACKEND=Agg $(PY) -m benchmarks.shift --n-jobs 2 --figure $(IMAGES)/shift.png --readme README.md
 
