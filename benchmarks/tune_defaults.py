@@ -104,6 +104,23 @@ _BUDGET = {
     "cos_steps4k_lr1e-2": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
     "cos_steps8k": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine"},
     "cos_steps8k_lr1e-2": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
+    # round 3: batch 64, lr 1e-2, cosine; a step budget with a floor of epochs for large sets
+    "r3_s4k_e20": {"steps": 4000, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
+                   "lr": 1e-2},
+    "r3_s4k_e100": {"steps": 4000, "min_epochs": 100, "batch_size": 64, "lr_schedule": "cosine",
+                    "lr": 1e-2},
+    "r3_s6k_e100": {"steps": 6000, "min_epochs": 100, "batch_size": 64, "lr_schedule": "cosine",
+                    "lr": 1e-2},
+    # round 4: round 3's rule with weight decay
+    "r4_wd1e-4": {"steps": 4000, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
+                  "lr": 1e-2, "weight_decay": 1e-4},
+    "r4_wd1e-3": {"steps": 4000, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
+                  "lr": 1e-2, "weight_decay": 1e-3},
+    # round 5: fewer steps, for yacht's fit time
+    "r5_s2500": {"steps": 2500, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
+                 "lr": 1e-2, "weight_decay": 1e-4},
+    "r5_s3000": {"steps": 3000, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
+                 "lr": 1e-2, "weight_decay": 1e-4},
 }
 CONFIGS = {
     "base": {},  # the package's defaults as installed: a moving target, see the docstring
@@ -117,11 +134,12 @@ def regressor_params(config, n_train):
     """RandomizedPriorRegressor parameters of ``config`` for ``n_train`` training rows."""
     params = dict(CONFIGS[config])
     steps = params.pop("steps", None)
+    min_epochs = params.pop("min_epochs", 1)
     if steps is not None:
         batch = params.get("batch_size")
         if not isinstance(batch, int):
             raise ValueError(f"{config}: 'steps' needs an explicit integer batch_size; got {batch!r}.")
-        params["max_epochs"] = math.ceil(steps / math.ceil(n_train / batch))
+        params["max_epochs"] = max(min_epochs, math.ceil(steps / math.ceil(n_train / batch)))
     return params
 
 

@@ -176,7 +176,7 @@ def test_constructor_and_plot():
     [
         (dict(method="conformal"), "method must be one of"),
         (dict(interval_method="conformal"), 'interval_method only applies with method="interval"'),
-        (dict(levels=0), "levels as a number must be a positive integer"),
+        (dict(levels=0), "must be an int in the range \\[1, inf\\)"),
         (dict(levels=[0.0, 0.5]), "open interval"),
         (dict(name="x", estimator={"a": None}), "a dict's keys name its curves"),
         (dict(estimator={}), "empty dict"),

@@ -102,15 +102,23 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"squared_error"``: members predict a mean; the noise is one variance per target,
         estimated from out-of-bag residuals. ``"gaussian_nll"``: heteroscedastic members predict a
         mean and a variance and train on the Gaussian negative log-likelihood.
-    max_epochs : int, default=300
-        Passes over the data.
-    lr : float, default=3e-3
-        Learning rate.
+    max_epochs : int or "auto", default="auto"
+        Passes over the data. ``"auto"`` budgets optimizer steps rather than epochs: enough
+        epochs for 2,500 steps, and at least 20, so that a few hundred rows (a handful of batches
+        per epoch) are trained as long as a few thousand (yacht: 500 epochs; kin8nm: 22).
+    lr : float, default=1e-2
+        Initial learning rate.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: the learning rate decays along half a cosine to 0 over the
+        ``max_epochs`` epochs' steps (large steps first, then small ones that settle each
+        member). ``partial_fit`` always trains at the constant ``lr``: no schedule can know where
+        a stream ends.
     optimizer : type, default=torch.optim.Adam
-        A ``torch.optim.Optimizer`` class.
+        A ``torch.optim.Optimizer`` class (its fused implementation when it has one, unless
+        ``net_params`` sets ``optimizer__fused`` or ``optimizer__foreach``).
     batch_size : int, "auto" or None, default="auto"
-        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``, None the full data set.
-    weight_decay : float, default=0.0
+        Mini-batch size; ``"auto"`` is ``min(64, n_samples)``, None the full data set.
+    weight_decay : float, default=1e-4
         Passed to the optimizer.
     early_stopping : bool, default=False
         Member by member: a member stops counting epochs when its own out-of-bag loss has not
@@ -237,12 +245,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_estimators=10,
         bootstrap=True,
         loss="squared_error",
-        max_epochs=300,
-        lr=3e-3,
-        lr_schedule="constant",
+        max_epochs="auto",
+        lr=1e-2,
+        lr_schedule="cosine",
         optimizer=torch.optim.Adam,
         batch_size="auto",
-        weight_decay=0.0,
+        weight_decay=1e-4,
         early_stopping=False,
         n_iter_no_change=20,
         normalize_X=True,
@@ -448,7 +456,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _stream_config(self, n_samples):
         """Streams train with a constant learning rate (no schedule can know the stream's end),
-        shuffled batches of ``batch_size`` rows ("auto": 200; None: each whole chunk)."""
+        shuffled batches of ``batch_size`` rows ("auto": 64; None: each whole chunk)."""
         config = self._training_config(n_samples, check_device(self.device))
         return replace(config, lr_schedule="constant", batch_size=resolve_batch_size(
             self.batch_size, None), max_epochs=1)
