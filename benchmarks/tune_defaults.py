@@ -104,6 +104,15 @@ _BUDGET = {
     "cos_steps4k_lr1e-2": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
     "cos_steps8k": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine"},
     "cos_steps8k_lr1e-2": {"steps": 8000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2},
+    # round 2: batch size, longer budget, prior scale and weight decay at lr 1e-2, cosine
+    "cos_steps4k_lr1e-2_bs64": {"steps": 4000, "batch_size": 64, "lr_schedule": "cosine", "lr": 1e-2},
+    "cos_steps4k_lr3e-3_bs64": {"steps": 4000, "batch_size": 64, "lr_schedule": "cosine", "lr": 3e-3},
+    "cos_steps4k_lr1e-2_p0.5": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2,
+                                "prior_scale": 0.5},
+    "cos_steps4k_lr1e-2_p1": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine", "lr": 1e-2,
+                              "prior_scale": 1.0},
+    "cos_steps4k_lr1e-2_wd1e-4": {"steps": 4000, "batch_size": 200, "lr_schedule": "cosine",
+                                  "lr": 1e-2, "weight_decay": 1e-4},
     # round 3: batch 64, lr 1e-2, cosine; a step budget with a floor of epochs for large sets
     "r3_s4k_e20": {"steps": 4000, "min_epochs": 20, "batch_size": 64, "lr_schedule": "cosine",
                    "lr": 1e-2},
