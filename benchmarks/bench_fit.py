@@ -79,6 +79,7 @@ def fit_regressor(X, y, seed):
     RandomizedPriorRegressor(
         n_estimators=N_MEMBERS, max_epochs=N_EPOCHS, lr=LR, batch_size=None,
         hidden_layer_sizes=HIDDEN, early_stopping=False, random_state=seed,
+        lr_schedule="constant", weight_decay=0.0,  # the same steps as the loops below
     ).fit(X, y)
 
 
@@ -149,7 +150,7 @@ def fit_vectorised(X, y, seed):
     params = stacked_mlp(N_MEMBERS, sizes, generator)
     with torch.no_grad():
         prior = stacked_forward([p.detach() for p in stacked_mlp(N_MEMBERS, sizes, generator)], x)
-    optimizer = torch.optim.Adam(params, lr=LR)
+    optimizer = torch.optim.Adam(params, lr=LR, fused=True)  # as the regressor uses it
     total = weight.sum(dim=(1, 2))
     for _ in range(N_EPOCHS):
         optimizer.zero_grad()
@@ -220,7 +221,7 @@ def fit_vectorised_minibatch(X, y, seed):
     with torch.no_grad():
         prior = defaults["prior_scale"] * stacked_forward(
             [p.detach() for p in stacked_mlp(K, sizes, generator)], x)[..., 0].T  # (n, K)
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=defaults["weight_decay"], fused=True)
     steps_per_epoch = -(-n // batch)
     total, step = epochs * steps_per_epoch, 0
     cosine = defaults["lr_schedule"] == "cosine"
