@@ -79,7 +79,7 @@ def fit_regressor(X, y, seed):
     RandomizedPriorRegressor(
         n_estimators=N_MEMBERS, max_epochs=N_EPOCHS, lr=LR, batch_size=None,
         hidden_layer_sizes=HIDDEN, early_stopping=False, random_state=seed,
-        lr_schedule="constant", weight_decay=0.0,  # the same steps as the loops below
+        lr_schedule="constant", weight_decay=0.0, prior_scale=1.0,  # the loops' steps
     ).fit(X, y)
 
 
