@@ -154,8 +154,14 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
-        shared, so the fitted members do not depend on how they were grouped for training. The
-        global NumPy and torch generators are neither reseeded nor drawn from.
+        shared, so the fitted members do not depend on how they were grouped for training:
+        in float64 to rounding (1e-14 after 2,500 steps). In float32, the default fused Adam kernel rounds a tensor's tail
+        differently with the group size, and 2,500 steps amplify that rounding (measured up to
+        5e-2 on predictions, ``benchmarks/bench_scale.py``); the members are then equal in
+        distribution, not bitwise. Pass ``dtype="float64"``, or
+        ``net_params={"optimizer__foreach": True}`` (about 2x slower on small data; bitwise
+        equal for groups of two or more members) where equality matters. The global NumPy and
+        torch generators are neither reseeded nor drawn from.
     n_jobs : int, default=None
         Members are trained in ``n_jobs`` groups, one per joblib worker process; each group is
         vectorised. None follows the active joblib configuration (one group in this process by

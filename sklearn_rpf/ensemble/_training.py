@@ -149,7 +149,11 @@ class MemberLoss(nn.Module):
         else:
             per_row = residual**2
         per_row = per_row.mean(dim=-1)
-        return (weight * per_row).sum(dim=0), weight.sum(dim=0)
+        # Sums over rows, member by member, in an order that does not depend on how many members
+        # share the call (torch's dim-0 sum of an (n, K) tensor vectorises across K, so float32
+        # rounding would change with the grouping of members).
+        return (torch.einsum("nk,nk->k", weight, per_row),
+                torch.einsum("nk->k", weight))
 
 
 def _ratio(totals, weights):
