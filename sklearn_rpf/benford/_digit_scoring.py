@@ -198,6 +198,9 @@ class DigitScorer:
         Token id put in padded positions (masked out).
     keeps_last_logits : bool
         Whether the model's forward takes ``logits_to_keep``.
+    cache_keyword : str, default="past_key_values"
+        The forward's name for the key/value cache, in and out (transformers 5 renamed it
+        ``cache``).
     context_length : int or None
         The model's context; padding never makes a sequence (plus the whitespace step) longer.
     batch_size : int, default=32
@@ -210,9 +213,10 @@ class DigitScorer:
     """
 
     def __init__(self, model, token_first_digit, whitespace_token_ids, *, pad_id,
-                 keeps_last_logits, context_length=None, batch_size=32, whitespace_tol=1e-4,
-                 verbose=False):
+                 keeps_last_logits, cache_keyword="past_key_values", context_length=None,
+                 batch_size=32, whitespace_tol=1e-4, verbose=False):
         self.model = model
+        self.cache_keyword = cache_keyword
         self.token_first_digit = token_first_digit
         self.whitespace_token_ids = whitespace_token_ids
         self.context_length = context_length
@@ -239,6 +243,7 @@ class DigitScorer:
         return cls(
             model, first_digit, whitespace_ids, pad_id=pad_token_id(model, tokenizer),
             keeps_last_logits="logits_to_keep" in forward,
+            cache_keyword="cache" if "cache" in forward else "past_key_values",
             context_length=context_length(model, tokenizer), batch_size=batch_size,
             whitespace_tol=whitespace_tol, verbose=verbose,
         )
@@ -262,8 +267,7 @@ class DigitScorer:
                 cache = None
                 if prefix:  # one pass over the shared start, then only the rest of each prompt
                     start = torch.tensor([distinct[members[0]][:prefix]], device=self.device)
-                    cache = self.model(input_ids=start, use_cache=True,
-                                       **self.keep_last).past_key_values
+                    _, cache = self._forward(None, input_ids=start)
                 lengths = [len(distinct[i]) - prefix for i in members]
                 # The whitespace step adds one token per (prompt, token) pair, so it takes larger
                 # chunks than prompt batches in the same memory.
@@ -275,6 +279,12 @@ class DigitScorer:
                     progress.update(len(rows))
         progress.close()
         return result[[position[tuple(ids)] for ids in token_ids]]
+
+    def _forward(self, cache, **inputs):
+        """One forward pass continuing ``cache`` (None: from scratch): (logits, new cache)."""
+        out = self.model(**inputs, **{self.cache_keyword: cache}, use_cache=True,
+                         **self.keep_last)
+        return out.logits, getattr(out, self.cache_keyword)
 
     @staticmethod
     def _batches(members, lengths, batch_size):
@@ -313,11 +323,11 @@ class DigitScorer:
         new = torch.arange(width, device=self.device)[None, :] >= (width - lengths)[:, None]
         mask = torch.cat([new.new_ones(len(suffixes), cached), new], dim=1).long()
         positions = (cached + new.long().cumsum(1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, **self.keep_last)
-        probs, mass = self._digit_sums(out.logits)
+        logits, cache = self._forward(cache, input_ids=input_ids, attention_mask=mask,
+                                      position_ids=positions)
+        probs, mass = self._digit_sums(logits)
         if self.whitespace.numel():
-            mass += self._whitespace_step(out.past_key_values, probs[:, self.whitespace], mask,
+            mass += self._whitespace_step(cache, probs[:, self.whitespace], mask,
                                           cached + lengths, whitespace_tol, chunk)
         return mass.cpu().numpy()
 
@@ -338,14 +348,12 @@ class DigitScorer:
         for start in range(0, len(pair_rows), chunk):
             rows = pair_rows[start : start + chunk]
             ranks = pair_ranks[start : start + chunk]
-            out = self.model(
+            logits, _ = self._forward(
+                select_cache_rows(cache, rows),
                 input_ids=self.whitespace[order[rows, ranks]][:, None],
                 attention_mask=torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1),
                 position_ids=lengths[rows, None],
-                past_key_values=select_cache_rows(cache, rows),
-                use_cache=True,
-                **self.keep_last,
             )
-            _, next_mass = self._digit_sums(out.logits)
+            _, next_mass = self._digit_sums(logits)
             mass.index_add_(0, rows, ordered[rows, ranks, None] * next_mass)
         return mass
