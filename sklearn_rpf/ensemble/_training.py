@@ -401,7 +401,14 @@ def _cached_prior(module, x, rows):
     """Prior outputs of every training row, rows first, computed ``rows`` at a time (chunking
     bounds memory: a prior's hidden activations for every row at once would dwarf its outputs)."""
     with torch.no_grad():
-        prior = torch.cat([module.prior_outputs(chunk) for chunk in torch.split(x, rows)], dim=-2)
+        # Written into one tensor allocated up front: chunk results kept alive between the
+        # chunks' freed activations fragment glibc's heap (measured +2 GB for 1,000,000 rows).
+        prior = None
+        for start in range(0, x.shape[0], rows):
+            chunk = module.prior_outputs(x[start : start + rows])
+            if prior is None:
+                prior = chunk.new_empty(*chunk.shape[:-2], x.shape[0], chunk.shape[-1])
+            prior[..., start : start + chunk.shape[-2], :] = chunk
     if not torch.isfinite(prior).all():
         raise ValueError(
             "The prior returned NaN or infinity on the training data; a prior must give finite "
