@@ -80,6 +80,16 @@ def report_spread(reg, X):
           f"({far / near:.0f}x larger)")
 
 
+def report_draws(reg, grid, n_draws=2000):
+    """Print how close the moments of sample_y's draws come to predict(return_std=True)."""
+    draws = reg.sample_y(grid, n_samples=n_draws, random_state=0)
+    mean, std = reg.predict(grid, return_std=True)
+    std_error = np.abs(draws.std(axis=1) / std - 1).max()
+    mean_error = (np.abs(draws.mean(axis=1) - mean) / std).max()
+    print(f"  sample_y, {n_draws} draws on {len(grid)} points of [-3, 3]: std within "
+          f"{100 * std_error:.1f}%, mean within {100 * mean_error:.1f}% of a std, of predict's")
+
+
 def save(fig, out, name):
     path = out / name
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -148,6 +158,7 @@ def main(argv=None):
         print(f"{title}:")
         reg = fit(X, y, prior)
         report_spread(reg, X)
+        report_draws(reg, grid)
         draw(reg, X, y, grid, args.out, tag, title)
         fitted[title] = reg
     draw_coverage(fitted, X_test, y_test, args.out)
