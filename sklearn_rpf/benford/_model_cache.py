@@ -324,6 +324,19 @@ def write_entry(target, model, tokenizer, source):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _load_checked(target, load_entry):
+    """``(loaded, None)`` for a sound entry, ``(None, what is wrong)`` otherwise."""
+    problem = entry_problem(target)
+    if problem is not None:
+        return None, problem
+    try:
+        return load_entry(target), None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read the entry is corruption
+        return None, f"loading it failed with {type(exc).__name__}: {exc}"
+
+
 def cached_conversion(gguf_path, convert, load_entry):
     """``(model, tokenizer)`` for a GGUF file: from its cache entry, else converted and saved.
 
@@ -333,14 +346,9 @@ def cached_conversion(gguf_path, convert, load_entry):
     """
     target = entry_folder(gguf_path)
     if target.exists():
-        problem = entry_problem(target)
+        loaded, problem = _load_checked(target, load_entry)
         if problem is None:
-            try:
-                return load_entry(target)
-            except (MemoryError, RecursionError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure to read the entry is corruption
-                problem = f"loading it failed with {type(exc).__name__}: {exc}"
+            return loaded
         warnings.warn(
             f"The cached conversion of {gguf_path.name} at {target} is corrupt ({problem}); "
             "deleting it and converting the GGUF file again.",
@@ -351,14 +359,9 @@ def cached_conversion(gguf_path, convert, load_entry):
     model, tokenizer = convert()
     if not write_entry(target, model, tokenizer, gguf_path):
         return model, tokenizer
-    problem = entry_problem(target)
+    loaded, problem = _load_checked(target, load_entry)
     if problem is None:
-        try:
-            return load_entry(target)
-        except (MemoryError, RecursionError):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            problem = f"loading it failed with {type(exc).__name__}: {exc}"
+        return loaded
     raise ModelCacheError(
         f"The converted model cache entry {target} is still unusable after being rebuilt "
         f"({problem}). Check that the disk is not full and the folder is writable, delete "
