@@ -249,3 +249,15 @@ class TinyGPT2Folder(os.PathLike):
 
     def __hash__(self):
         return hash(TinyGPT2Folder)
+
+
+# Prompts of many lengths, with and without numbers, shared by the probe's tests.
+MIXED_PROMPTS = [
+    "The city has a population of",
+    "Room",
+    "In 1990 the company made 3 million dollars and",
+    "She ran 42 km in",
+    "Prices: 19.99, 24.50,",
+    "There are 9 planets, 8 moons, 6 rivers and",
+    "The bridge is",
+]

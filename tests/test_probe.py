@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from lm_fixtures import TableLM, TinyGPT2Folder, save_tiny_gpt2, table_tokenizer
+from lm_fixtures import MIXED_PROMPTS, TableLM, TinyGPT2Folder, save_tiny_gpt2, table_tokenizer
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -25,15 +25,7 @@ from sklearn_rpf.benford._digit_scoring import (
 )
 from sklearn_rpf.benford._lm_loading import ModelNotFoundError
 
-PROMPTS = [
-    "The city has a population of",
-    "Room",
-    "In 1990 the company made 3 million dollars and",
-    "She ran 42 km in",
-    "Prices: 19.99, 24.50,",
-    "There are 9 planets, 8 moons, 6 rivers and",
-    "The bridge is",
-]
+PROMPTS = MIXED_PROMPTS
 
 
 @parametrize_with_checks([BenfordDigitProbe(model=TinyGPT2Folder(), batch_size=8)])

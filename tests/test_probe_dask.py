@@ -19,22 +19,14 @@ import cloudpickle  # noqa: E402
 import dask.bag as db  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
+from lm_fixtures import MIXED_PROMPTS  # noqa: E402
 
 from sklearn_rpf.benford import BenfordDigitProbe, _lm_loading  # noqa: E402
 
 # Helpers defined here run on the workers, which cannot import this test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-PROMPTS = [
-    "The city has a population of",
-    "Room",
-    "In 1990 the company made 3 million dollars and",
-    "She ran 42 km in",
-    "Prices: 19.99, 24.50,",
-    "There are 9 planets, 8 moons, 6 rivers and",
-    "The bridge is",
-    "The lake has a surface area of",
-] * 3
+PROMPTS = [*MIXED_PROMPTS, "The lake has a surface area of"] * 3
 
 
 @pytest.fixture(scope="module")
