@@ -93,6 +93,52 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+# ---------------------------------------------------------------------------- a benchmark run
+def resolve_inputs(args, seed_label):
+    """The checked data folder and NGBoost's note; NGBoost leaves ``args.methods`` when no peers'
+    interpreter is found (the scripts then say so instead of failing)."""
+    from . import peers
+    from ._uci_data import check_data_dir, default_data_dir
+
+    data_dir = str(check_data_dir(args.data_dir or default_data_dir(), args.datasets))
+    note = ""
+    if "ngboost" in args.methods:
+        args.peers_python, note = peers.resolve(args.peers_python, args.ngboost_params, seed_label)
+        if args.peers_python is None:
+            args.methods.remove("ngboost")
+    return data_dir, note
+
+
+def run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, desc, quiet):
+    """Run ``run_task(data_dir, *task, settings)`` for every task on ``n_jobs`` workers, adding
+    each result to ``cache`` as it arrives; returns the wall time in seconds."""
+    import time
+
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(run_task)(data_dir, *task, settings) for task in tasks)
+    for result in tqdm(results, total=len(tasks), desc=desc, disable=quiet, file=sys.stderr):
+        cache.add(result)
+    return time.perf_counter() - start
+
+
+def run_notes(module, argv, wall_time, n_jobs, n_reused, n_results):
+    """What every report says of its run: the command, when, how long, on how many jobs."""
+    import datetime
+    import os
+
+    return {
+        "command": command_line(module, argv), "wall_time": wall_time,
+        "n_jobs": n_jobs, "cpu_count": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "reused": (f"{n_reused} of {n_results} results reused from an earlier run"
+                   if n_reused else ""),
+    }
+
+
 # ---------------------------------------------------------------------------- options
 def words(values):
     """``["a,b", "c"]`` -> ``["a", "b", "c"]``: accept commas and spaces alike."""

@@ -44,9 +44,7 @@ between ``<!-- shift:start -->`` and ``<!-- shift:end -->``.
 """
 
 import argparse
-import datetime
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -57,7 +55,6 @@ from . import _readme, _shift_report, peers
 from ._common import (
     DEFAULT_GP_MAX_ROWS,
     ResultCache,
-    command_line,
     gp_latent_std,
     gp_rows,
     make_gp,
@@ -66,10 +63,13 @@ from ._common import (
     ordered_frame,
     parse_counts,
     parse_json_params,
+    resolve_inputs,
+    run_notes,
+    run_tasks,
     words,
 )
 from ._shift_splits import KINDS, make_split, make_splits
-from ._uci_data import DATASETS, check_data_dir, default_data_dir, load_dataset
+from ._uci_data import DATASETS, load_dataset
 
 METHODS = {
     "rpf": "RPF (defaults)",
@@ -295,17 +295,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Run the benchmark; return the per-split results (one row per split and method)."""
-    from joblib import Parallel, delayed, effective_n_jobs
-    from tqdm.auto import tqdm
+    from joblib import effective_n_jobs
 
     args = parse_args(argv)
-    data_dir = str(check_data_dir(args.data_dir or default_data_dir(), args.datasets))
-    ngboost_note = ""
-    if "ngboost" in args.methods:
-        args.peers_python, ngboost_note = peers.resolve(args.peers_python, args.ngboost_params,
-                                                        "the feature index")
-        if args.peers_python is None:
-            args.methods.remove("ngboost")
+    data_dir, ngboost_note = resolve_inputs(args, "the feature index")
     splits, skipped = {}, []
     for dataset in args.datasets:
         X, _ = load_dataset(data_dir, dataset)
@@ -322,13 +315,8 @@ def main(argv=None):
     reused = set(cache.records)
     tasks = plan_tasks(splits, args.methods, args.gp_features, settings, cache)
 
-    start = time.perf_counter()
-    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(run_task)(data_dir, *task, settings) for task in tasks)
-    for rows in tqdm(results, total=len(tasks), desc="shift tasks", disable=args.no_progress,
-                     file=sys.stderr):
-        cache.add(rows)
-    wall_time = time.perf_counter() - start
+    wall_time = run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, "shift tasks",
+                          args.no_progress)
 
     wanted = {unit_key(d, k, s.feature, m, settings) for (d, k), usable in splits.items()
               for m in args.methods for s in usable}
@@ -342,10 +330,7 @@ def main(argv=None):
     summary.to_csv(args.out / "shift.csv", index=False)
     n_reused = sum(r["key"] in reused for r in rows)
     notes = {
-        "command": command_line("benchmarks.shift", argv), "wall_time": wall_time,
-        "n_jobs": n_jobs, "cpu_count": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "reused": f"{n_reused} of {len(rows)} results reused from an earlier run" if n_reused else "",
+        **run_notes("benchmarks.shift", argv, wall_time, n_jobs, n_reused, len(rows)),
         "skipped": [f"{s.dataset} {s.kind} feature {s.feature}: {s.skipped}" for s in skipped],
         "ngboost": ngboost_note, "gp_max_rows": args.gp_max_rows, "gp_features": args.gp_features,
         "rpf_params": args.rpf_params,

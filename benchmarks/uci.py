@@ -36,9 +36,7 @@ numbers (see issue 5, section 3).
 """
 
 import argparse
-import datetime
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -49,7 +47,6 @@ from . import _intervals, _readme, _uci_report, peers
 from ._common import (
     DEFAULT_GP_MAX_ROWS,
     ResultCache,
-    command_line,
     gp_rows,
     make_gp,
     make_rpf,
@@ -57,9 +54,12 @@ from ._common import (
     ordered_frame,
     parse_counts,
     parse_json_params,
+    resolve_inputs,
+    run_notes,
+    run_tasks,
     words,
 )
-from ._uci_data import DATASETS, check_data_dir, default_data_dir, load_split, n_splits
+from ._uci_data import DATASETS, load_split, n_splits
 from ._uci_report import METRICS, summarize
 
 METHODS = {
@@ -339,19 +339,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Run the benchmark; return the summary table (one row per data set and method)."""
-    from joblib import Parallel, delayed, effective_n_jobs
-    from tqdm.auto import tqdm
+    from joblib import effective_n_jobs
 
     args = parse_args(argv)
-    data_dir = str(check_data_dir(args.data_dir or default_data_dir(), args.datasets))
-    ngboost_note = ""
+    data_dir, ngboost_note = resolve_inputs(args, "the split index")
     if "ngboost" in args.methods:
-        args.peers_python, ngboost_note = peers.resolve(args.peers_python, args.ngboost_params,
-                                                        "the split index")
-        if args.peers_python is None:
-            args.methods.remove("ngboost")
-        else:
-            ngboost_note += f", up to {args.ngboost_batch} splits per subprocess"
+        ngboost_note += f", up to {args.ngboost_batch} splits per subprocess"
     methods = args.methods + [f"rpf:{label}" for label in args.rpf_variant]
     splits = {name: _parse_splits(args.splits, n_splits(data_dir, name)) for name in args.datasets}
     n_jobs = effective_n_jobs(args.n_jobs)
@@ -365,13 +358,8 @@ def main(argv=None):
     tasks = plan_tasks(args.datasets, splits, methods, limits, settings, cache, sizes)
     reused = set(cache.records)
 
-    start = time.perf_counter()
-    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(run_task)(data_dir, *task, settings) for task in tasks)
-    for units in tqdm(results, total=len(tasks), desc="UCI tasks", disable=args.no_progress,
-                      file=sys.stderr):
-        cache.add(units)
-    wall_time = time.perf_counter() - start
+    wall_time = run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, "UCI tasks",
+                          args.no_progress)
 
     chosen = {(d, s, m) for d in args.datasets for m in methods
               for s in splits[d][:limits.get(m, {}).get(d, len(splits[d]))]}
@@ -395,10 +383,7 @@ def main(argv=None):
     interval_summary.to_csv(args.out / "intervals.csv", index=False)
     targets = _uci_report.target_summary(raw, intervals)
     notes = {
-        "command": command_line("benchmarks.uci", argv), "wall_time": wall_time,
-        "reused": f"{n_reused} of {len(units)} results reused from an earlier run" if n_reused else "",
-        "n_jobs": n_jobs, "cpu_count": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **run_notes("benchmarks.uci", argv, wall_time, n_jobs, n_reused, len(units)),
         "gp_max_rows": args.gp_max_rows,
         "gp_splits": {name: len(splits[name][:args.gp_splits[name]]) for name in args.datasets
                       if "gp" in methods and name in args.gp_splits
