@@ -88,3 +88,35 @@ def test_incremental_over_a_dask_array(client):
     np.testing.assert_allclose(fitted.predict(X, return_std=True), loop.predict(X, return_std=True),
                                rtol=1e-5, atol=1e-6)
     assert fitted.score(X, y) > 0.3  # one pass; score through the wrapped estimator (README)
+
+
+@pytest.mark.parametrize("env, changed", [({"MALLOC_TRIM_THRESHOLD_": "65536"}, True),
+                                          ({}, False),
+                                          ({"MALLOC_TRIM_THRESHOLD_": "65536",
+                                            "MALLOC_MMAP_THRESHOLD_": "131072"}, False)])
+def test_worker_malloc_is_relaxed_only_where_dask_froze_it(env, changed):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which freezes glibc's mmap threshold at 128 KiB
+    # (training ran 2x slower); a user's own MALLOC_MMAP_THRESHOLD_ is left alone.
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    code = "from sklearn_rpf._workers import relax_worker_malloc as r; print(r(), r())"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == [str(changed)] * 2
+
+
+def test_cluster_workers_get_the_relaxed_malloc(client):
+    X, y = data()
+    with parallel_backend("dask"):
+        RandomizedPriorRegressor(**dict(FAST, n_jobs=2)).fit(X, y)
+    from sklearn_rpf._workers import relax_worker_malloc
+
+    called = client.run(lambda: relax_worker_malloc.cache_info().currsize)
+    assert max(called.values()) == 1  # the workers that trained a group called it
+    # and there it acted: Dask's nanny set the trim threshold in every worker
+    assert set(client.run(relax_worker_malloc).values()) == {True}

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from .._workers import relax_worker_malloc
 from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
 from ._lm_loading import load_language_model, reload
@@ -283,6 +284,7 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         self._validate_params()  # set_params after fit reaches transform
         X = self._validate_X(X, reset=False)
         prompts = format_prompts(X, self.template)
+        relax_worker_malloc()  # in a Dask worker, forward passes otherwise page-fault each time
         mass = self.scorer_.digit_mass(
             encode_prompts(self.tokenizer_, prompts, self.context_length_),
             batch_size=self.batch_size,
