@@ -2,7 +2,7 @@
 #   make examples   set up .venv if missing, install everything, run every example (PNGs in docs/images/,
 #                   the README's figures; IMAGES=folder to write them elsewhere)
 #   make test       set up .venv if missing, install everything, run the whole test suite
-# and for the benchmarks (long: see notes/README_benchmarks.md):
+# and for the benchmarks (about an hour and a half: see the README, "Benchmarks"):
 #   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
 #                   write the README's benchmark images to docs/images/ and its generated blocks
 PYTHON ?= python3
