@@ -1,7 +1,8 @@
 # Two entry points for a newcomer:
 #   make examples   set up .venv if missing, install everything, run every example (PNGs in docs/images/,
 #                   the README's figures; IMAGES=folder to write them elsewhere)
-#   make test       set up .venv if missing, install everything, run the whole test suite
+#   make test       set up .venv (and .venv-peers for NGBoost) if missing, install everything,
+#                   run ruff and the whole test suite
 # and for the benchmarks (about an hour and a half: see the README, "Benchmarks"):
 #   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
 #                   write the README's benchmark images to docs/images/ and its generated blocks
@@ -48,7 +49,8 @@ examples: $(STAMP)
 	for f in examples/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f --out $(IMAGES) || exit 1; done
 
 # Lint, then every test and every docstring example (testpaths and --doctest-modules: setup.cfg).
-test: $(STAMP)
+# .venv-peers (NGBoost, about 40 s to create) lets the benchmark tests run NGBoost's side too.
+test: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 	$(PY) -m pytest -n 2
 
