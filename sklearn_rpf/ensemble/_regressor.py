@@ -369,7 +369,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             y_norm = standardizer.transform_y(y)
             config = self._training_config(len(X), device)
             net, n_epochs = train_members(spec, x, y_norm, bag.loss_weights(sample_weight),
-                                          oob_weight, config, seed, self.n_jobs)
+                                          # only early stopping validates out of bag: no
+                                          # fifth tensor sliced per batch without it
+                                          oob_weight if self.early_stopping else None,
+                                          config, seed, self.n_jobs)
             fitted = FittedEnsemble.around(net, standardizer, config.predict_rows)
             calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
                                     self.calibrate_epistemic, spec.heteroscedastic)
