@@ -17,7 +17,7 @@ FAST = dict(n_estimators=4, max_epochs=15, lr=1e-2, hidden_layer_sizes=(16,), ra
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, worker_dashboard_address=None)
+                                       dashboard_address=":0", worker_dashboard_address=":0")
     with distributed.Client(cluster) as client:
         yield client
     cluster.close()

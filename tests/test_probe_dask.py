@@ -32,7 +32,7 @@ PROMPTS = [*MIXED_PROMPTS, "The lake has a surface area of"] * 3
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, worker_dashboard_address=None,
+                      dashboard_address=":0", worker_dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster:
         with Client(cluster) as client:
             yield client
