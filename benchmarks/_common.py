@@ -1,9 +1,12 @@
 """What the UCI and shift benchmarks share: estimators, option parsing, threads, caching, tables."""
 
 import contextlib
+import datetime
 import json
+import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +115,6 @@ def resolve_inputs(args, seed_label):
 def run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, desc, quiet):
     """Run ``run_task(data_dir, *task, settings)`` for every task on ``n_jobs`` workers, adding
     each result to ``cache`` as it arrives; returns the wall time in seconds."""
-    import time
-
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
@@ -127,9 +128,6 @@ def run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, desc, quiet):
 
 def run_notes(module, argv, wall_time, n_jobs, n_reused, n_results):
     """What every report says of its run: the command, when, how long, on how many jobs."""
-    import datetime
-    import os
-
     return {
         "command": command_line(module, argv), "wall_time": wall_time,
         "n_jobs": n_jobs, "cpu_count": os.cpu_count(),

@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 
 from ._common import make_rpf, one_thread
+from ._intervals import interval_record
 from ._uci_data import DATASETS, check_data_dir, default_data_dir, inner_split
 
 METHODS = ("conformal", "conformal-studentized", "gaussian")
@@ -39,10 +40,10 @@ def score_split(data_dir, name, split):
             for method in METHODS:
                 lower, upper = model[-1].predict_interval(model[:-1].transform(X_val),
                                                           confidence, method=method)
+                record = interval_record(method, y_val, lower, upper, np.nan, np.nan)
                 rows.append({
                     "dataset": name, "split": split, "confidence": confidence, "method": method,
-                    "coverage": float(np.mean((lower <= y_val) & (y_val <= upper))),
-                    "width": float(np.mean(upper - lower)),
+                    "coverage": record["coverage"], "width": record["width"],
                     "score": interval_score(y_val, lower, upper, 1 - confidence),
                 })
     return rows

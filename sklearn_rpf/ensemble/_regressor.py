@@ -156,11 +156,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
         shared, so the fitted members do not depend on how they were grouped for training:
         in float64 to rounding (1e-14 after 2,500 steps). In float32, the default fused Adam kernel rounds a tensor's tail
-        differently with the group size, and 2,500 steps amplify that rounding (measured up to
-        5e-2 on predictions, ``benchmarks/bench_scale.py``); the members are then equal in
+        differently with the group size, and 2,500 steps amplify that rounding (3.7e-3 on
+        predictions in ``benchmarks/bench_scale.py``); the members are then equal in
         distribution, not bitwise. Pass ``dtype="float64"``, or
-        ``net_params={"optimizer__foreach": True}`` (about 2x slower on small data; bitwise
-        equal for groups of two or more members) where equality matters. The global NumPy and
+        ``net_params={"optimizer__foreach": True}`` (slower, unfused updates; bitwise equal for
+        groups of two or more members) where equality matters. The global NumPy and
         torch generators are neither reseeded nor drawn from.
     n_jobs : int, default=None
         Members are trained in ``n_jobs`` groups, one per joblib worker process; each group is
@@ -358,7 +358,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                             self.normalize_y)
             seed = seed_from(self.random_state)
             bag = make_bag(X, y, sample_weight, self.n_estimators, seed, self.bootstrap)
-            oob_weight = bag.out_of_bag_weights(sample_weight)
+            # Only early stopping validates out of bag; without it no (n, K) weights are built,
+            # nor sliced into every batch.
+            oob_weight = bag.out_of_bag_weights(sample_weight) if self.early_stopping else None
             if self.early_stopping and not oob_weight.any():
                 raise ValueError(
                     "early_stopping=True but no row is out of bag for any member (large integer "
@@ -369,10 +371,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             y_norm = standardizer.transform_y(y)
             config = self._training_config(len(X), device)
             net, n_epochs = train_members(spec, x, y_norm, bag.loss_weights(sample_weight),
-                                          # only early stopping validates out of bag: no
-                                          # fifth tensor sliced per batch without it
-                                          oob_weight if self.early_stopping else None,
-                                          config, seed, self.n_jobs)
+                                          oob_weight, config, seed, self.n_jobs)
             fitted = FittedEnsemble.around(net, standardizer, config.predict_rows)
             calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
                                     self.calibrate_epistemic, spec.heteroscedastic)
