@@ -119,6 +119,73 @@ def test_intervals_are_the_same_in_small_chunks(monkeypatch):
     np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=1e-6)
 
 
+def _full_search(members, residual, average, weight, alpha):
+    """Every calibration row at every test point: the reference for the pruned search."""
+    from sklearn_rpf.ensemble._conformal import _upper_quantile
+
+    centre = average.T @ members  # (n, m)
+    weight = np.ones(len(residual)) if weight is None else weight
+    return (-_upper_quantile(-(centre - residual[:, None]), weight, alpha),
+            _upper_quantile(centre + residual[:, None], weight, alpha))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.5])
+def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
+    # The pruned search evaluates only the rows that can reach each end; it must give exactly
+    # the ends of the full search, for test points where the members agree (few rows) and where
+    # they disagree wildly (every row), with tied residuals, and in small chunks.
+    from sklearn_rpf.ensemble import _conformal
+
+    rng = np.random.default_rng(int(alpha * 100) + weighted)
+    n, K, m = 400, 7, 300
+    out = rng.random((n, K)) < 0.37
+    out[~out.any(axis=1), 0] = True
+    average = out / out.sum(axis=1, keepdims=True)
+    residual = np.round(np.abs(rng.standard_t(2, size=n)), 1)  # many ties
+    order = np.argsort(-residual, kind="stable")
+    residual, average = residual[order], np.ascontiguousarray(average[order].T)
+    weight = rng.uniform(0.1, 3.0, size=n) if weighted else None
+    if weighted:
+        weight /= weight.mean()
+    spread = np.geomspace(0.01, 30.0, m)  # from agreement to wild disagreement
+    members = rng.normal(size=m) + spread * rng.normal(size=(K, m))
+    expected = _full_search(members, residual, average, weight, alpha)
+    for chunk in (500_000, 50):
+        _conformal._CHUNK_ELEMENTS, saved = chunk, _conformal._CHUNK_ELEMENTS
+        try:
+            got = _conformal._absolute_bounds(members, residual, average, weight, alpha)
+        finally:
+            _conformal._CHUNK_ELEMENTS = saved
+        # The same row chosen at every point: equal up to the products' summation order.
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
+
+
+def test_pruned_search_in_float32_matches_float64():
+    X, y = heavy_tailed(300, 11)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    calibration, fitted = reg._calibration, reg._fitted
+    X_new = np.r_[X[:50], 40 * X[:10]]  # far away too, where every row can matter
+    pieces = {dtype: calibration.intervals(fitted.batches(X_new), 0.1, "absolute",
+                                           reg.epistemic_scale_, reg._noise, dtype)
+              for dtype in (np.float32, np.float64)}
+    for (_, low32, high32), (_, low64, high64) in zip(pieces[np.float32], pieces[np.float64]):
+        np.testing.assert_allclose(low32, low64, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(high32, high64, rtol=1e-5, atol=1e-5)
+
+
+def test_search_order_is_not_pickled():
+    X, y = heavy_tailed(200, 12)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    size = len(pickle.dumps(reg._calibration))
+    first = reg.predict_interval(X[:5])
+    assert "_by_residual" in reg._calibration.__dict__
+    assert len(pickle.dumps(reg._calibration)) == size  # O(n x t) stays O(n x t)
+    again = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(np.asarray(again.predict_interval(X[:5])), np.asarray(first))
+
+
 def test_too_few_rows_for_the_confidence_give_an_infinite_bound():
     X, y = heavy_tailed(12, 0)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)

@@ -27,14 +27,23 @@ weight changes nothing.
 What fit keeps: each calibration row's residual (``n x t`` floats) and which members left it out
 (``n x K`` bits, packed): jackknife+ needs the second, because ``mu_{-i}`` is re-evaluated at every
 test point. Rows that every member drew have no out-of-bag prediction and are left out.
+
+Cost at predict time. Done naively, each test point needs all ``n`` values ``mu_{-i}(x) +/- R_i``
+and a selection among them. For the absolute score most rows cannot matter: ``mu_{-i}(x)`` lies
+between the smallest and largest member output at ``x``, so with the rows sorted by ``R_i`` a lower
+bound on the upper end (the same quantile over the rows of largest ``R_i`` alone) rules out every
+row whose ``R_i`` is too small to reach it. Only the remaining rows, a prefix of that order, are
+evaluated; the bounds are exactly those of the full computation (``_upper_end``).
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import torch
 
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
-_CHUNK_ELEMENTS = 2_000_000
+_CHUNK_ELEMENTS = 500_000
 SCORES = ("absolute", "studentized")
 
 
@@ -92,7 +101,27 @@ class OutOfBagCalibration:
     def _mask(self):
         return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(np.float64)
 
-    def intervals(self, batches, alpha, score, epistemic_scale, noise):
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_by_residual", None)  # rebuilt on demand: pickles stay O(n x t)
+        return state
+
+    @cached_property
+    def _by_residual(self):
+        """Per target: ``|R_i|`` in decreasing order, the out-of-bag averaging weights ``(K, n)``
+        and the sample weights (None when uniform) of the rows in that order."""
+        mask = self._mask()
+        average = mask / mask.sum(axis=1, keepdims=True)
+        uniform = bool(np.all(self.weight == 1.0))
+        sorted_rows = []
+        for j in range(self.residuals.shape[1]):
+            magnitude = np.abs(self.residuals[:, j])
+            order = np.argsort(-magnitude, kind="stable")
+            sorted_rows.append((magnitude[order], np.ascontiguousarray(average[order].T),
+                                None if uniform else self.weight[order]))
+        return sorted_rows
+
+    def intervals(self, batches, alpha, score, epistemic_scale, noise, dtype=np.float64):
         """Lower and upper bounds (standardised units) for batches of test points.
 
         Parameters
@@ -103,6 +132,9 @@ class OutOfBagCalibration:
             1 - confidence.
         score : {"absolute", "studentized"}
         epistemic_scale, noise : ndarrays of shape (t,)
+        dtype : numpy dtype
+            The members' precision; the absolute score is evaluated in it (float32 halves the
+            memory traffic of the selection, and the members are no more precise than that).
 
         Returns
         -------
@@ -110,30 +142,130 @@ class OutOfBagCalibration:
             For each batch, its slice of the test points and the bounds there, each of shape
             ``(n_rows, t)``.
         """
+        pieces = []
+        for rows, means, variances in batches:
+            if score == "absolute":
+                lower = np.empty(means.shape[1:])
+                upper = np.empty(means.shape[1:])
+                for j, (residual, average, weight) in enumerate(self._by_residual):
+                    lower[:, j], upper[:, j] = _absolute_bounds(
+                        means[:, :, j].astype(dtype), residual.astype(dtype),
+                        average.astype(dtype), weight, alpha)
+            else:
+                lower, upper = self._studentized(means, variances, alpha, epistemic_scale, noise)
+            pieces.append((rows, lower, upper))
+        return pieces
+
+    def _studentized(self, means, variances, alpha, epistemic_scale, noise):
         mask = self._mask()
         counts = mask.sum(axis=1, keepdims=True)
         average = mask / counts  # mu_{-i}(x) = average @ member outputs
-        pieces = []
         chunk = max(1, _CHUNK_ELEMENTS // self.n_rows)
-        for rows, means, variances in batches:
-            lower = np.empty(means.shape[1:])
-            upper = np.empty(means.shape[1:])
-            for start in range(0, means.shape[1], chunk):
-                part = slice(start, start + chunk)
-                for j in range(means.shape[2]):
-                    M = means[:, part, j]  # (K, m)
-                    centre = average @ M  # (n_cal, m)
-                    if score == "absolute":
-                        half = np.abs(self.residuals[:, j])[:, None]
-                    else:
-                        spread = _leave_out_spread(average, counts, M, centre)
-                        base = None if variances is None else average @ variances[:, part, j]
-                        s = _predictive_std(spread, epistemic_scale[j], noise[j], base)
-                        half = np.abs(self.residuals[:, j] / self.scales[:, j])[:, None] * s
-                    lower[part, j] = -_upper_quantile(-(centre - half), self.weight, alpha)
-                    upper[part, j] = _upper_quantile(centre + half, self.weight, alpha)
-            pieces.append((rows, lower, upper))
-        return pieces
+        lower = np.empty(means.shape[1:])
+        upper = np.empty(means.shape[1:])
+        for start in range(0, means.shape[1], chunk):
+            part = slice(start, start + chunk)
+            for j in range(means.shape[2]):
+                M = means[:, part, j]  # (K, m)
+                centre = average @ M  # (n_cal, m)
+                spread = _leave_out_spread(average, counts, M, centre)
+                base = None if variances is None else average @ variances[:, part, j]
+                s = _predictive_std(spread, epistemic_scale[j], noise[j], base)
+                half = np.abs(self.residuals[:, j] / self.scales[:, j])[:, None] * s
+                lower[part, j] = -_upper_quantile(-(centre - half), self.weight, alpha)
+                upper[part, j] = _upper_quantile(centre + half, self.weight, alpha)
+        return lower, upper
+
+
+def _absolute_bounds(members, residual, average, weight, alpha):
+    """Jackknife+ ends at ``m`` test points for the absolute score: ``(lower, upper)``, each of
+    shape ``(m,)``.
+
+    ``members`` is ``(K, m)``; ``residual`` holds ``|R_i|`` in decreasing order, ``average`` the
+    ``(K, n)`` out-of-bag averaging weights and ``weight`` the sample weights (None: uniform) of
+    the rows in that order. The lower end is minus the upper end of the negated members.
+    """
+    n, m = len(residual), members.shape[1]
+    needed_share = 1 - alpha
+    if weight is None:
+        rank = n - int(np.ceil(needed_share * (n + 1) - 1e-9)) + 1
+        if rank < 1:
+            return np.full(m, -np.inf), np.full(m, np.inf)
+        budget, head = None, min(n, 2 * rank)
+    else:
+        total = weight.sum()
+        budget = total - needed_share * (total + 1)
+        if budget < -1e-9:
+            return np.full(m, -np.inf), np.full(m, np.inf)
+        rank = None
+        head = min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1)
+    rows = (residual, average, weight, rank, budget, head)
+    return -_upper_end(-members, *rows), _upper_end(members, *rows)
+
+
+def _upper_end(members, residual, average, weight, rank, budget, head):
+    """The top quantile of ``v_i = mu_{-i}(x) + R_i`` at each test point, over the rows that can
+    reach it.
+
+    The quantile is the value at which the weight of the values, summed from the largest down,
+    first exceeds ``budget`` (uniform weights: the ``rank``-th largest). Since ``mu_{-i}(x)`` is an
+    average of member outputs, ``v_i <= R_i + max_k f_k(x)``. The same quantile over any subset
+    of the rows is at most the full one, so the ``head`` rows of largest ``R_i`` give a floor; a
+    row whose bound is below the floor lies below the quantile and, removed, changes neither the
+    walk down to it nor the budget. The rest are a prefix of the rows, longer where the members
+    disagree.
+    """
+    m = members.shape[1]
+
+    def quantile(points, length):
+        values = _product(members[:, points].T, average[:, :length])
+        values += residual[:length]
+        return _top_quantile(values, None if weight is None else weight[:length], rank, budget)
+
+    floor = np.empty(m)
+    step = max(1, _CHUNK_ELEMENTS // head)
+    for start in range(0, m, step):
+        points = np.arange(start, min(start + step, m))
+        floor[points] = quantile(points, head)
+    # Slack for rounding in the members' precision: a few more rows, never one too few.
+    top = members.max(axis=0)
+    threshold = floor - top - 1e-4 * (residual[0] + np.abs(members).max(axis=0))
+    length = np.maximum(np.searchsorted(-residual, -threshold, side="right"), head)
+
+    end = np.empty(m)
+    by_length = np.argsort(-length, kind="stable")
+    start = 0
+    while start < m:
+        longest = int(length[by_length[start]])
+        points = by_length[start:start + max(1, _CHUNK_ELEMENTS // longest)]
+        end[points] = quantile(points, longest)
+        start += len(points)
+    return end
+
+
+def _product(a, b):
+    """``a @ b`` through torch: NumPy's BLAS threads keep spinning after a call and then slow
+    the members' next torch forward pass several-fold on a small machine."""
+    return torch.from_numpy(np.ascontiguousarray(a)).mm(
+        torch.from_numpy(np.ascontiguousarray(b))).numpy()
+
+
+def _top_quantile(values, weight, rank, budget):
+    """Per row of ``values`` ``(m, S)``: the ``rank``-th largest value (``weight`` None), or the
+    value at which the weight, summed from the largest value down, first exceeds ``budget``;
+    ``-inf`` where it never does."""
+    size = values.shape[1]
+    if weight is None:
+        if rank > size:
+            return np.full(len(values), -np.inf)
+        values.partition(size - rank, axis=1)
+        return values[:, size - rank].astype(np.float64)
+    order = np.argsort(-values, axis=1)
+    cumulative = np.cumsum(weight[order], axis=1)
+    exceeded = cumulative > budget + 1e-9
+    first = np.argmax(exceeded, axis=1)
+    chosen = np.take_along_axis(values, np.take_along_axis(order, first[:, None], axis=1), axis=1)
+    return np.where(exceeded[:, -1], chosen[:, 0].astype(np.float64), -np.inf)
 
 
 def _spread(mask, oob, rows):

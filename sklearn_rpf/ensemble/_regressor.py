@@ -644,7 +644,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         lower = np.empty((len(X), fitted.n_targets))
         upper = np.empty_like(lower)
         for rows, low, high in self._calibration.intervals(
-                fitted.batches(X), alpha, score, self.epistemic_scale_, self._noise):
+                fitted.batches(X), alpha, score, self.epistemic_scale_, self._noise,
+                fitted.dtype):
             lower[rows], upper[rows] = low, high
         if np.isinf(upper).any():
             n_rows = self._calibration.n_rows
