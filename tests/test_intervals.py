@@ -307,7 +307,22 @@ def test_sample_y_moments_approach_predict(loss):
     grid = np.c_[np.linspace(-3, 3, 7), np.zeros(7)]  # in and far outside the data
     draws = reg.sample_y(grid, n_samples=4000, random_state=0)
     mean, std = reg.predict(grid, return_std=True)
-    # Members are drawn with replacement from 8: the draws' mean carries the finite-draw error of
-    # the member choice; their std matches predict's ddof=1 spread plus noise.
+    # Members are picked in balanced rounds (500 draws each of 8): what is left is the noise's
+    # sampling error; the std matches predict's ddof=1 spread plus noise.
     np.testing.assert_allclose(draws.std(axis=1), std, rtol=0.06)
     assert np.all(np.abs(draws.mean(axis=1) - mean) < 0.1 * std)
+
+
+def test_balanced_picks_use_every_member_equally_and_each_draw_uniformly():
+    from sklearn_rpf.ensemble._uncertainty import balanced_picks
+
+    rng = np.random.default_rng(0)
+    picks = balanced_picks(5, 23, rng)
+    counts = np.bincount(picks, minlength=5)
+    assert counts.sum() == 23 and set(counts) == {4, 5}  # 4 rounds, then 3 distinct members
+    # Over many calls every position is uniform over the members (no member favoured first).
+    first = np.array([balanced_picks(5, 7, rng)[:3] for _ in range(4000)])
+    for position in first.T:
+        frequencies = np.bincount(position, minlength=5) / len(position)
+        np.testing.assert_allclose(frequencies, 0.2, atol=0.025)
+    assert len({int(balanced_picks(4, 1, rng)[0]) for _ in range(200)}) == 4  # one draw: any

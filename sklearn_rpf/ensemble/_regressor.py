@@ -33,7 +33,7 @@ from ._training import (
     resolve_batch_size,
     resolve_epochs,
 )
-from ._uncertainty import calibrate, draw_functions, ensemble_moments
+from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
 
@@ -673,11 +673,16 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def sample_y(self, X, n_samples=1, random_state=0):
         """Draw functions from the ensemble and add noise, as ``GaussianProcessRegressor.sample_y``.
 
-        Each draw picks one member at random (its spread scaled by ``epistemic_scale_`` and
-        corrected so that draws have the ensemble's ``ddof=1`` variance) and adds Gaussian noise
-        of the fitted variance at every point, so the draws' mean and standard deviation approach
-        ``predict(X, return_std=True)``. Unlike a GP's, the draws come from a finite ensemble: at
-        most ``n_estimators`` distinct functions, each a network fitted to a bootstrap resample.
+        Each draw is one member (its spread scaled by ``epistemic_scale_`` and corrected so that
+        draws have the ensemble's ``ddof=1`` variance) plus Gaussian noise of the fitted variance
+        at every point, so the draws' mean and standard deviation approach
+        ``predict(X, return_std=True)``. Members are picked in balanced rounds: each member
+        appears ``n_samples // n_estimators`` times, the remaining draws take distinct members,
+        all in random order. Each draw alone is a uniformly random member, as with independent
+        picks, but no member is over- or under-represented, so the draws' moments carry only the
+        noise's sampling error (stratified sampling). Unlike a GP's, the draws come from a finite
+        ensemble: at most ``n_estimators`` distinct functions, each a network fitted to a
+        bootstrap resample.
 
         Parameters
         ----------
@@ -698,7 +703,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         rng = check_random_state(seed_from(random_state))
         fitted = self._fitted
-        members = rng.randint(fitted.module.n_members, size=n_samples)
+        members = balanced_picks(fitted.module.n_members, n_samples, rng)
         draws = np.empty((len(X), fitted.n_targets, n_samples))
         # Rows per batch so that one batch of draws stays near 4M floats, however many draws.
         batch_rows = max(1, min(fitted.rows, 4_000_000 // (n_samples * fitted.n_targets)))

@@ -157,6 +157,15 @@ def in_sample_noise(y, mean, sample_weight, heteroscedastic):
     return np.ones(n_targets), np.average((y - mean) ** 2, axis=0, weights=weight)
 
 
+def balanced_picks(n_members, n_draws, rng):
+    """Members for ``n_draws`` draws: every member ``n_draws // n_members`` times, the rest
+    distinct members, shuffled. By symmetry each draw is uniform over the members."""
+    rounds, rest = divmod(n_draws, n_members)
+    picks = np.concatenate([np.tile(np.arange(n_members), rounds),
+                            rng.choice(n_members, size=rest, replace=False)])
+    return rng.permutation(picks)
+
+
 def draw_functions(means, variances, members, epistemic_scale, noise, rng):
     """Draws of ``y`` at a batch of points: member ``members[s]`` plus noise, for each draw ``s``.
 
