@@ -37,7 +37,6 @@ evaluated; the bounds are exactly those of the full computation (``_upper_end``)
 """
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -101,25 +100,20 @@ class OutOfBagCalibration:
     def _mask(self):
         return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(np.float64)
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_by_residual", None)  # rebuilt on demand: pickles stay O(n x t)
-        return state
-
-    @cached_property
-    def _by_residual(self):
-        """Per target: ``|R_i|`` in decreasing order, the out-of-bag averaging weights ``(K, n)``
-        and the sample weights (None when uniform) of the rows in that order."""
+    def _search_order(self, dtype):
+        """What the pruned search reads: the out-of-bag averaging weights ``(K, n)`` in
+        ``dtype`` and, per target, the rows by decreasing ``|R_i|`` (order, ``|R_i|``, weights or
+        None when uniform). Built per call, not kept: a fitted model stays O(n x t)."""
         mask = self._mask()
-        average = mask / mask.sum(axis=1, keepdims=True)
+        average = np.ascontiguousarray((mask / mask.sum(axis=1, keepdims=True)).T, dtype=dtype)
         uniform = bool(np.all(self.weight == 1.0))
-        sorted_rows = []
+        targets = []
         for j in range(self.residuals.shape[1]):
             magnitude = np.abs(self.residuals[:, j])
             order = np.argsort(-magnitude, kind="stable")
-            sorted_rows.append((magnitude[order], np.ascontiguousarray(average[order].T),
-                                None if uniform else self.weight[order]))
-        return sorted_rows
+            targets.append((order, magnitude[order].astype(dtype),
+                            None if uniform else self.weight[order]))
+        return average, targets
 
     def intervals(self, batches, alpha, score, epistemic_scale, noise, dtype=np.float64):
         """Lower and upper bounds (standardised units) for batches of test points.
@@ -143,14 +137,14 @@ class OutOfBagCalibration:
             ``(n_rows, t)``.
         """
         pieces = []
+        average, targets = self._search_order(dtype) if score == "absolute" else (None, None)
         for rows, means, variances in batches:
             if score == "absolute":
                 lower = np.empty(means.shape[1:])
                 upper = np.empty(means.shape[1:])
-                for j, (residual, average, weight) in enumerate(self._by_residual):
+                for j, (order, residual, weight) in enumerate(targets):
                     lower[:, j], upper[:, j] = _absolute_bounds(
-                        means[:, :, j].astype(dtype), residual.astype(dtype),
-                        average.astype(dtype), weight, alpha)
+                        means[:, :, j].astype(dtype), residual, average, order, weight, alpha)
             else:
                 lower, upper = self._studentized(means, variances, alpha, epistemic_scale, noise)
             pieces.append((rows, lower, upper))
@@ -177,13 +171,14 @@ class OutOfBagCalibration:
         return lower, upper
 
 
-def _absolute_bounds(members, residual, average, weight, alpha):
+def _absolute_bounds(members, residual, average, order, weight, alpha):
     """Jackknife+ ends at ``m`` test points for the absolute score: ``(lower, upper)``, each of
     shape ``(m,)``.
 
-    ``members`` is ``(K, m)``; ``residual`` holds ``|R_i|`` in decreasing order, ``average`` the
-    ``(K, n)`` out-of-bag averaging weights and ``weight`` the sample weights (None: uniform) of
-    the rows in that order. The lower end is minus the upper end of the negated members.
+    ``members`` is ``(K, m)``; ``average`` the ``(K, n)`` out-of-bag averaging weights of the
+    calibration rows; ``order`` the rows by decreasing ``|R_i|``, and ``residual`` and ``weight``
+    (None: uniform) the residuals and sample weights in that order. The lower end is minus the
+    upper end of the negated members.
     """
     n, m = len(residual), members.shape[1]
     needed_share = 1 - alpha
@@ -199,11 +194,11 @@ def _absolute_bounds(members, residual, average, weight, alpha):
             return np.full(m, -np.inf), np.full(m, np.inf)
         rank = None
         head = min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1)
-    rows = (residual, average, weight, rank, budget, head)
+    rows = (residual, average, order, weight, rank, budget, head)
     return -_upper_end(-members, *rows), _upper_end(members, *rows)
 
 
-def _upper_end(members, residual, average, weight, rank, budget, head):
+def _upper_end(members, residual, average, order, weight, rank, budget, head):
     """The top quantile of ``v_i = mu_{-i}(x) + R_i`` at each test point, over the rows that can
     reach it.
 
@@ -218,7 +213,7 @@ def _upper_end(members, residual, average, weight, rank, budget, head):
     m = members.shape[1]
 
     def quantile(points, length):
-        values = _product(members[:, points].T, average[:, :length])
+        values = _product(members[:, points].T, average[:, order[:length]])
         values += residual[:length]
         return _top_quantile(values, None if weight is None else weight[:length], rank, budget)
 
