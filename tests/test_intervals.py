@@ -113,6 +113,7 @@ def test_intervals_are_the_same_in_small_chunks(monkeypatch):
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     whole = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
     monkeypatch.setattr(_conformal, "_CHUNK_ELEMENTS", 200)  # a few test points per chunk
+    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)  # and the pruned search, not one pass
     object.__setattr__(reg._fitted, "rows", 7)  # and small batches of member outputs
     chunked = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
     # Member outputs are float32: batches of another size round differently, by about 1e-7.
@@ -151,19 +152,24 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     spread = np.geomspace(0.01, 30.0, m)  # from agreement to wild disagreement
     members = rng.normal(size=m) + spread * rng.normal(size=(K, m))
     expected = _full_search(members, residual, average, weight, alpha)
-    for chunk in (500_000, 50):
-        _conformal._CHUNK_ELEMENTS, saved = chunk, _conformal._CHUNK_ELEMENTS
+    # Pruned in one chunk, pruned in small chunks, and the one-pass search of small problems.
+    for chunk, small in ((500_000, 0), (50, 0), (500_000, n * m)):
+        saved = _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH
+        _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = chunk, small
         try:
             got = _conformal._absolute_bounds(members, residual[order], average, order,
                                               None if weight is None else weight[order], alpha)
         finally:
-            _conformal._CHUNK_ELEMENTS = saved
+            _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = saved
         # The same row chosen at every point: equal up to the products' summation order.
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
 
 
-def test_pruned_search_in_float32_matches_float64():
+def test_pruned_search_in_float32_matches_float64(monkeypatch):
+    from sklearn_rpf.ensemble import _conformal
+
+    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
     X, y = heavy_tailed(300, 11)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     calibration, fitted = reg._calibration, reg._fitted
@@ -171,7 +177,8 @@ def test_pruned_search_in_float32_matches_float64():
     pieces = {dtype: calibration.intervals(fitted.batches(X_new), 0.1, "absolute",
                                            reg.epistemic_scale_, reg._noise, dtype)
               for dtype in (np.float32, np.float64)}
-    for (_, low32, high32), (_, low64, high64) in zip(pieces[np.float32], pieces[np.float64]):
+    for (_, low32, high32), (_, low64, high64) in zip(pieces[np.float32], pieces[np.float64],
+                                                      strict=True):
         np.testing.assert_allclose(low32, low64, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(high32, high64, rtol=1e-5, atol=1e-5)
 

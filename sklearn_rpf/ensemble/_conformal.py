@@ -33,7 +33,9 @@ and a selection among them. For the absolute score most rows cannot matter: ``mu
 between the smallest and largest member output at ``x``, so with the rows sorted by ``R_i`` a lower
 bound on the upper end (the same quantile over the rows of largest ``R_i`` alone) rules out every
 row whose ``R_i`` is too small to reach it. Only the remaining rows, a prefix of that order, are
-evaluated; the bounds are exactly those of the full computation (``_upper_end``).
+evaluated; the bounds are those of the full computation (``_upper_end``), up to the rounding of
+the products in the members' precision. Below ``_SMALL_SEARCH`` (rows x test points) one pass over
+every row is cheaper than pruning's two, and is what runs.
 """
 
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ import torch
 
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
 _CHUNK_ELEMENTS = 500_000
+# Below this many (rows x test points) the pruned search is not worth its first pass.
+_SMALL_SEARCH = 250_000
 SCORES = ("absolute", "studentized")
 
 
@@ -137,7 +141,12 @@ class OutOfBagCalibration:
             ``(n_rows, t)``.
         """
         pieces = []
-        average, targets = self._search_order(dtype) if score == "absolute" else (None, None)
+        if score == "absolute":
+            average, targets = self._search_order(dtype)
+        else:
+            mask = self._mask()
+            counts = mask.sum(axis=1, keepdims=True)
+            average = mask / counts  # mu_{-i}(x) = average @ member outputs
         for rows, means, variances in batches:
             if score == "absolute":
                 lower = np.empty(means.shape[1:])
@@ -146,14 +155,12 @@ class OutOfBagCalibration:
                     lower[:, j], upper[:, j] = _absolute_bounds(
                         means[:, :, j].astype(dtype), residual, average, order, weight, alpha)
             else:
-                lower, upper = self._studentized(means, variances, alpha, epistemic_scale, noise)
+                lower, upper = self._studentized(means, variances, average, counts, alpha,
+                                                 epistemic_scale, noise)
             pieces.append((rows, lower, upper))
         return pieces
 
-    def _studentized(self, means, variances, alpha, epistemic_scale, noise):
-        mask = self._mask()
-        counts = mask.sum(axis=1, keepdims=True)
-        average = mask / counts  # mu_{-i}(x) = average @ member outputs
+    def _studentized(self, means, variances, average, counts, alpha, epistemic_scale, noise):
         chunk = max(1, _CHUNK_ELEMENTS // self.n_rows)
         lower = np.empty(means.shape[1:])
         upper = np.empty(means.shape[1:])
@@ -194,6 +201,11 @@ def _absolute_bounds(members, residual, average, order, weight, alpha):
             return np.full(m, -np.inf), np.full(m, np.inf)
         rank = None
         head = min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1)
+    if n * m <= _SMALL_SEARCH:  # one pass over every row, for both ends, costs less here
+        values = _product(members.T, average[:, order])
+        upper = _top_quantile(values + residual, weight, rank, budget)
+        np.subtract(residual, values, out=values)
+        return -_top_quantile(values, weight, rank, budget), upper
     rows = (residual, average, order, weight, rank, budget, head)
     return -_upper_end(-members, *rows), _upper_end(members, *rows)
 

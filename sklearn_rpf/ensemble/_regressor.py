@@ -679,8 +679,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``predict(X, return_std=True)``. Members are picked in balanced rounds: each member
         appears ``n_samples // n_estimators`` times, the remaining draws take distinct members,
         all in random order. Each draw alone is a uniformly random member, as with independent
-        picks, but no member is over- or under-represented, so the draws' moments carry only the
-        noise's sampling error (stratified sampling). Unlike a GP's, the draws come from a finite
+        picks, but no member is over- or under-represented (stratified sampling): when
+        ``n_samples`` is a multiple of ``n_estimators`` the draws' moments carry only the noise's
+        sampling error, otherwise the last, partial round adds a little. Unlike a GP's, the draws come from a finite
         ensemble: at most ``n_estimators`` distinct functions, each a network fitted to a
         bootstrap resample.
 
