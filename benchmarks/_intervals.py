@@ -12,7 +12,8 @@
   resamples; 20 is the default here (``--mapie-resamplings``), to keep the run affordable.
 
 Each gives a record with coverage and mean width on the test rows and the seconds it took to
-fit and to predict.
+fit and to predict. The Gaussian and conformal predict times, whose ratio is the interval's extra
+cost, are medians of warm, alternating calls (``warm_predict_times``); MAPIE's is its one call.
 """
 
 import time
@@ -23,6 +24,8 @@ from scipy.stats import norm
 
 CONFIDENCE = 0.95
 DEFAULT_MAPIE_RESAMPLINGS = 20
+# Timed calls of each of predict and predict_interval (after one untimed call each).
+WARM_ROUNDS = 5
 INTERVALS = {
     "gaussian": "RPF, Gaussian (mean ± 1.96 std)",
     "conformal": "RPF, conformal (predict_interval, J+aB from out-of-bag rows)",
@@ -50,8 +53,17 @@ def gaussian_interval(y_test, mean, std, fit_time, predict_time):
     return interval_record("gaussian", y_test, mean - half, mean + half, fit_time, predict_time)
 
 
-def conformal_interval(pipeline, X_test, y_test, fit_time):
-    """The estimator's own conformal interval, or a "skipped" record if it has none."""
+def _conformal(pipeline, X_test):
+    return pipeline[-1].predict_interval(pipeline[:-1].transform(X_test), confidence=CONFIDENCE,
+                                         method="conformal")
+
+
+def conformal_interval(pipeline, X_test, y_test, fit_time, predict_time=None):
+    """The estimator's own conformal interval, or a "skipped" record if it has none.
+
+    ``predict_time``: seconds to record (e.g. from :func:`warm_predict_times`); by default this
+    one call is timed.
+    """
     regressor = pipeline[-1]
     if not hasattr(regressor, "predict_interval"):
         return failed_record(
@@ -59,12 +71,32 @@ def conformal_interval(pipeline, X_test, y_test, fit_time):
             "version (issue 11)")
     try:
         start = time.perf_counter()
-        lower, upper = regressor.predict_interval(
-            pipeline[:-1].transform(X_test), confidence=CONFIDENCE, method="conformal")
-        predict_time = time.perf_counter() - start
+        lower, upper = _conformal(pipeline, X_test)
+        elapsed = time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - a failed interval must not lose the run
         return failed_record("conformal", f"{type(exc).__name__}: {exc}")
-    return interval_record("conformal", y_test, lower, upper, fit_time, predict_time)
+    return interval_record("conformal", y_test, lower, upper, fit_time,
+                           elapsed if predict_time is None else predict_time)
+
+
+def warm_predict_times(pipeline, X_test, rounds=WARM_ROUNDS):
+    """Median seconds of ``predict(X, return_std=True)`` and of the conformal ``predict_interval``
+    on a fitted pipeline, for the extra cost of the interval: each called once untimed first (the
+    first call after fit pays one-off costs), then alternately, so that a slow spell of the machine
+    hits both. The conformal time is NaN where the estimator has no ``predict_interval``."""
+    calls = {"gaussian": lambda: pipeline.predict(X_test, return_std=True)}
+    if hasattr(pipeline[-1], "predict_interval"):
+        calls["conformal"] = lambda: _conformal(pipeline, X_test)
+    times = {name: [] for name in calls}
+    for call in calls.values():
+        call()
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return (float(np.median(times["gaussian"])),
+            float(np.median(times["conformal"])) if "conformal" in times else np.nan)
 
 
 def mapie_interval(estimator, X_train, y_train, X_test, y_test, resamplings, seed):

@@ -205,6 +205,15 @@ def test_conformal_interval_is_scored_where_the_estimator_has_one_and_skipped_wh
     assert record["error"].startswith("skipped: LinearRegression has no predict_interval")
     assert np.isnan(record["coverage"])
 
+    gaussian_time, conformal_time = _intervals.warm_predict_times(with_interval, X, rounds=3)
+    assert gaussian_time > 0 and conformal_time > 0
+    record = _intervals.conformal_interval(with_interval, X, y, 1.5, predict_time=conformal_time)
+    assert record["predict_time"] == conformal_time
+    from sklearn.linear_model import BayesianRidge
+
+    no_interval = make_pipeline(StandardScaler(), BayesianRidge()).fit(X, y)
+    assert np.isnan(_intervals.warm_predict_times(no_interval, X, rounds=2)[1])
+
     gaussian = _intervals.gaussian_interval(y, np.zeros(8), np.full(8, 1.0), 1.0, 0.1)
     assert gaussian["width"] == pytest.approx(2 * 1.959964, rel=1e-6)
     assert gaussian["coverage"] == pytest.approx(5 / 8)  # all but 2.0, -2.0 and 3.0
