@@ -59,6 +59,16 @@ def test_conformal_interval_is_the_jackknife_plus_quantile():
     np.testing.assert_allclose([got[0][0], got[1][0]], [lower, upper], rtol=1e-5)
 
 
+def _upper_quantile(values, w, alpha):
+    """The weighted jackknife+ upper end of 1-D ``values``, by sorting: the smallest value with
+    ``(1 - alpha) (sum(w) + 1)`` of the weight at or below it; infinity if there is none."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(w[order])
+    needed = (1 - alpha) * (w.sum() + 1)
+    hit = np.flatnonzero(cumulative >= needed - 1e-9)
+    return np.asarray(values)[order][hit[0]] if len(hit) else np.inf
+
+
 def _by_hand(reg, X, y, x, alpha, weight=None, studentized=False):
     """The weighted jackknife+ interval at one point, from members, in-bag counts and noise."""
     members, at_x = reg.predict_members(X), reg.predict_members(x)[:, 0]
@@ -83,14 +93,8 @@ def _by_hand(reg, X, y, x, alpha, weight=None, studentized=False):
         low_values.append(centre_x - half)
         high_values.append(centre_x + half)
 
-    def upper_quantile(values):
-        order = np.argsort(values)
-        cumulative = np.cumsum(w[order])
-        needed = (1 - alpha) * (w.sum() + 1)
-        hit = np.flatnonzero(cumulative >= needed - 1e-9)
-        return np.asarray(values)[order][hit[0]] if len(hit) else np.inf
-
-    return -upper_quantile(-np.asarray(low_values)), upper_quantile(np.asarray(high_values))
+    return (-_upper_quantile(-np.asarray(low_values), w, alpha),
+            _upper_quantile(np.asarray(high_values), w, alpha))
 
 
 @pytest.mark.parametrize("studentized", [False, True])
@@ -121,13 +125,11 @@ def test_intervals_are_the_same_in_small_chunks(monkeypatch):
 
 
 def _full_search(members, residual, average, weight, alpha):
-    """Every calibration row at every test point: the reference for the pruned search."""
-    from sklearn_rpf.ensemble._conformal import _upper_quantile
-
+    """Every calibration row at every test point, sorted: the reference for the pruned search."""
     centre = average.T @ members  # (n, m)
     weight = np.ones(len(residual)) if weight is None else weight
-    return (-_upper_quantile(-(centre - residual[:, None]), weight, alpha),
-            _upper_quantile(centre + residual[:, None], weight, alpha))
+    return (np.array([-_upper_quantile(residual - c, weight, alpha) for c in centre.T]),
+            np.array([_upper_quantile(c + residual, weight, alpha) for c in centre.T]))
 
 
 @pytest.mark.parametrize("weighted", [False, True])

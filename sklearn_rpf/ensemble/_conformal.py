@@ -140,27 +140,28 @@ class OutOfBagCalibration:
             For each batch, its slice of the test points and the bounds there, each of shape
             ``(n_rows, t)``.
         """
-        pieces = []
         if score == "absolute":
             average, targets = self._search_order(dtype)
-        else:
-            mask = self._mask()
-            counts = mask.sum(axis=1, keepdims=True)
-            average = mask / counts  # mu_{-i}(x) = average @ member outputs
-        for rows, means, variances in batches:
-            if score == "absolute":
+
+            def bounds(means, variances):
                 lower = np.empty(means.shape[1:])
                 upper = np.empty(means.shape[1:])
                 for j, (order, residual, weight) in enumerate(targets):
                     lower[:, j], upper[:, j] = _absolute_bounds(
                         means[:, :, j].astype(dtype), residual, average, order, weight, alpha)
-            else:
-                lower, upper = self._studentized(means, variances, average, counts, alpha,
-                                                 epistemic_scale, noise)
-            pieces.append((rows, lower, upper))
-        return pieces
+                return lower, upper
+        else:
+            mask = self._mask()
+            counts = mask.sum(axis=1, keepdims=True)
+            average = mask / counts  # mu_{-i}(x) = average @ member outputs
+
+            def bounds(means, variances):
+                return self._studentized(means, variances, average, counts, alpha,
+                                         epistemic_scale, noise)
+        return [(rows, *bounds(means, variances)) for rows, means, variances in batches]
 
     def _studentized(self, means, variances, average, counts, alpha, epistemic_scale, noise):
+        weight = None if np.all(self.weight == 1.0) else self.weight
         chunk = max(1, _CHUNK_ELEMENTS // self.n_rows)
         lower = np.empty(means.shape[1:])
         upper = np.empty(means.shape[1:])
@@ -173,8 +174,8 @@ class OutOfBagCalibration:
                 base = None if variances is None else average @ variances[:, part, j]
                 s = _predictive_std(spread, epistemic_scale[j], noise[j], base)
                 half = np.abs(self.residuals[:, j] / self.scales[:, j])[:, None] * s
-                lower[part, j] = -_upper_quantile(-(centre - half), self.weight, alpha)
-                upper[part, j] = _upper_quantile(centre + half, self.weight, alpha)
+                lower[part, j] = -_jackknife_plus_end((half - centre).T, weight, alpha)
+                upper[part, j] = _jackknife_plus_end((centre + half).T, weight, alpha)
         return lower, upper
 
 
@@ -188,19 +189,12 @@ def _absolute_bounds(members, residual, average, order, weight, alpha):
     upper end of the negated members.
     """
     n, m = len(residual), members.shape[1]
-    needed_share = 1 - alpha
-    if weight is None:
-        rank = n - int(np.ceil(needed_share * (n + 1) - 1e-9)) + 1
-        if rank < 1:
-            return np.full(m, -np.inf), np.full(m, np.inf)
-        budget, head = None, min(n, 2 * rank)
-    else:
-        total = weight.sum()
-        budget = total - needed_share * (total + 1)
-        if budget < -1e-9:
-            return np.full(m, -np.inf), np.full(m, np.inf)
-        rank = None
-        head = min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1)
+    selection = _selection(weight, n, alpha)
+    if selection is None:
+        return np.full(m, -np.inf), np.full(m, np.inf)
+    rank, budget = selection
+    head = (min(n, 2 * rank) if weight is None else
+            min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1))
     if n * m <= _SMALL_SEARCH:  # one pass over every row, for both ends, costs less here
         values = _product(members.T, average[:, order])
         upper = _top_quantile(values + residual, weight, rank, budget)
@@ -257,6 +251,29 @@ def _product(a, b):
         torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 
+def _selection(weight, n, alpha):
+    """What the jackknife+ end selects among ``n`` calibration values: ``(rank, None)``, the
+    ``rank``-th largest (uniform weights, ``weight`` None), or ``(None, budget)``, the value at
+    which the weight summed from the largest down first exceeds ``budget``. The end needs
+    ``1 - alpha`` of the total weight plus one (the test point, at infinity) at or below it;
+    None when the rows are too few for that (the end is infinite)."""
+    if weight is None:
+        rank = n - int(np.ceil((1 - alpha) * (n + 1) - 1e-9)) + 1
+        return (rank, None) if rank >= 1 else None
+    total = weight.sum()
+    budget = total - (1 - alpha) * (total + 1)
+    return (None, budget) if budget >= -1e-9 else None
+
+
+def _jackknife_plus_end(values, weight, alpha):
+    """The upper jackknife+ end at each test point from all ``values`` ``(m, n)``; ``+inf`` where
+    the calibration rows are too few for ``1 - alpha``."""
+    selection = _selection(weight, values.shape[1], alpha)
+    if selection is None:
+        return np.full(len(values), np.inf)
+    return _top_quantile(np.array(values), weight, *selection)
+
+
 def _top_quantile(values, weight, rank, budget):
     """Per row of ``values`` ``(m, S)``: the ``rank``-th largest value (``weight`` None), or the
     value at which the weight, summed from the largest value down, first exceeds ``budget``;
@@ -296,24 +313,3 @@ def _leave_out_spread(average, counts, M, centre):
 def _predictive_std(spread, epistemic_scale, noise, base):
     aleatoric = noise if base is None else noise * base
     return np.sqrt(epistemic_scale * spread + aleatoric)
-
-
-def _upper_quantile(values, weight, alpha):
-    """The jackknife+ upper bound: the smallest ``v`` with at least ``(1 - alpha)`` of the total
-    weight, counting one extra point at infinity, at or below it; infinity if there is none.
-
-    ``values`` has shape ``(n_cal, m)``; ``weight`` shape ``(n_cal,)`` (relative to the mean).
-    """
-    n = len(weight)
-    needed = (1 - alpha) * (weight.sum() + 1.0)
-    if np.all(weight == 1.0):  # the common case: a partial sort, O(n) per test point
-        k = int(np.ceil(needed - 1e-9))
-        if k > n:
-            return np.full(values.shape[1], np.inf)
-        return np.partition(values, k - 1, axis=0)[k - 1]
-    order = np.argsort(values, axis=0)
-    cumulative = np.cumsum(weight[order], axis=0)
-    first = np.argmax(cumulative >= needed - 1e-9, axis=0)
-    reached = cumulative[-1] >= needed - 1e-9
-    chosen = np.take_along_axis(values, np.take_along_axis(order, first[None], axis=0), axis=0)[0]
-    return np.where(reached, chosen, np.inf)

@@ -681,9 +681,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         all in random order. Each draw alone is a uniformly random member, as with independent
         picks, but no member is over- or under-represented (stratified sampling): when
         ``n_samples`` is a multiple of ``n_estimators`` the draws' moments carry only the noise's
-        sampling error, otherwise the last, partial round adds a little. Unlike a GP's, the draws come from a finite
-        ensemble: at most ``n_estimators`` distinct functions, each a network fitted to a
-        bootstrap resample.
+        sampling error, otherwise the last, partial round adds a little. Unlike a GP's, the draws
+        come from a finite ensemble: at most ``n_estimators`` distinct functions, each a network
+        fitted to a bootstrap resample.
 
         Parameters
         ----------
