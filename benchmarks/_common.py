@@ -27,7 +27,11 @@ def make_rpf(seed, params, prior=True):
 
     from sklearn_rpf import RandomizedPriorRegressor
 
+    from ._prior_shapes import resolve
+
     params = {"random_state": seed, **params}
+    if "prior" in params:  # a named shape of benchmarks/_prior_shapes.py
+        params["prior"] = resolve(params["prior"])
     if not prior:
         params["prior_scale"] = 0.0
     return make_pipeline(StandardScaler(), RandomizedPriorRegressor(**params))

@@ -1,0 +1,51 @@
+"""The benchmarks' alternative prior shapes (``benchmarks/_prior_shapes.py``) used by the
+prior-shape study of issue 10: a random-Fourier-feature draw from an RBF Gaussian process."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks._common import make_rpf
+from benchmarks._prior_shapes import RandomFourierPrior, resolve
+
+
+def test_fourier_prior_is_stationary_with_unit_variance_and_its_length_scale():
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        priors = [RandomFourierPrior(2, 1, length_scale=1.0, n_components=512) for _ in range(200)]
+    x = torch.randn(300, 2, generator=generator)
+    far = x + 20.0  # far from the origin: a ReLU MLP grows there, a stationary prior does not
+    near_out = torch.stack([p(x) for p in priors]).squeeze(-1)
+    far_out = torch.stack([p(far) for p in priors]).squeeze(-1)
+    assert near_out.var().item() == pytest.approx(1.0, abs=0.15)
+    assert far_out.var().item() == pytest.approx(1.0, abs=0.15)
+    # The covariance of two points at distance r is exp(-r**2 / 2) for length scale 1.
+    r = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    pairs = torch.stack([p(r).squeeze(-1) for p in priors])
+    assert np.corrcoef(pairs.T.numpy())[0, 1] == pytest.approx(np.exp(-0.5), abs=0.15)
+
+
+def test_resolve_names_the_shape_and_leaves_other_priors_alone():
+    factory = resolve("fourier:2.5")
+    prior = factory(3, 2)
+    assert isinstance(prior, RandomFourierPrior) and prior(torch.zeros(4, 3)).shape == (4, 2)
+    assert prior.frequencies.std().item() == pytest.approx(1 / 2.5, rel=0.2)
+    assert resolve(None) is None and resolve(torch.sin) is torch.sin
+    with pytest.raises(ValueError, match="Unknown prior shape 'gauss:1'"):
+        resolve("gauss:1")
+
+
+def test_make_rpf_with_a_named_shape_fits_reproducibly():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=60)
+    params = {"prior": "fourier:1", "n_estimators": 3, "max_epochs": 5}
+    first = make_rpf(1, params).fit(X, y).predict(X, return_std=True)
+    second = make_rpf(1, params).fit(X, y).predict(X, return_std=True)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert params["prior"] == "fourier:1"  # the caller's settings are not rewritten
+    members = make_rpf(1, params).fit(X, y)[-1]
+    assert np.all(np.isfinite(first[1])) and first[1].min() > 0
+    assert members.get_params()["prior"].func is RandomFourierPrior
