@@ -27,13 +27,20 @@ def make_rpf(seed, params, prior=True):
 
     from sklearn_rpf import RandomizedPriorRegressor
 
-    from ._prior_shapes import resolve
+    from ._prior_shapes import EvidencePriorRegressor, resolve
 
     params = {"random_state": seed, **params}
-    if "prior" in params:  # a named shape of benchmarks/_prior_shapes.py
-        params["prior"] = resolve(params["prior"])
+    shape = params.pop("prior", None)
     if not prior:
-        params["prior_scale"] = 0.0
+        shape, params["prior_scale"] = None, 0.0
+    if isinstance(shape, str) and shape.startswith("evidence:"):
+        # A prior drawn from a GP fitted to the training rows: built at fit time.
+        params.pop("prior_scale", None)
+        seed = params.pop("random_state")
+        return make_pipeline(StandardScaler(), EvidencePriorRegressor(
+            float(shape.partition(":")[2]), params=params, random_state=seed))
+    if shape is not None:  # a named shape of benchmarks/_prior_shapes.py, or a module
+        params["prior"] = resolve(shape)
     return make_pipeline(StandardScaler(), RandomizedPriorRegressor(**params))
 
 

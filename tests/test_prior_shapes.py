@@ -1,12 +1,16 @@
 """The benchmarks' alternative prior shapes (``benchmarks/_prior_shapes.py``) used by the
-prior-shape study of issue 10: a random-Fourier-feature draw from an RBF Gaussian process."""
+prior-shape study of issue 10 (a random-Fourier-feature draw from an RBF Gaussian process, and
+one from an ARD GP fitted to the data), and the study itself on two features of yacht."""
+
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from benchmarks._common import make_rpf
-from benchmarks._prior_shapes import RandomFourierPrior, resolve
+from benchmarks._prior_shapes import EvidencePriorRegressor, RandomFourierPrior, resolve
 
 
 def test_fourier_prior_is_stationary_with_unit_variance_and_its_length_scale():
@@ -49,3 +53,45 @@ def test_make_rpf_with_a_named_shape_fits_reproducibly():
     members = make_rpf(1, params).fit(X, y)[-1]
     assert np.all(np.isfinite(first[1])) and first[1].min() > 0
     assert members.get_params()["prior"].func is RandomFourierPrior
+
+
+def test_evidence_prior_fits_length_scales_that_ignore_an_irrelevant_feature():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 2))
+    y = np.sin(2 * X[:, 0]) + 0.05 * rng.normal(size=120)  # feature 1 is noise
+    model = make_rpf(3, {"prior": "evidence:0.5", "n_estimators": 3, "max_epochs": 5}).fit(X, y)
+    evidence = model[-1]
+    assert isinstance(evidence, EvidencePriorRegressor)
+    assert evidence.length_scale_[1] > 10 * evidence.length_scale_[0]
+    assert evidence.regressor_.prior_scale == pytest.approx(0.5 * evidence.amplitude_)
+    mean, std = model.predict(X[:5], return_std=True)
+    again = make_rpf(3, {"prior": "evidence:0.5", "n_estimators": 3, "max_epochs": 5}).fit(X, y)
+    np.testing.assert_array_equal(again.predict(X[:5], return_std=True)[1], std)
+    # The bootstrap ensemble of the same settings has no prior at all.
+    assert make_rpf(3, {"prior": "evidence:0.5"}, prior=False)[-1].prior_scale == 0.0
+
+
+def test_prior_study_on_two_features_of_yacht(tmp_path):
+    from benchmarks import prior_study
+
+    readme = tmp_path / "README.md"
+    readme.write_text("Intro.\n<!-- prior-study:start -->\nold\n<!-- prior-study:end -->\nEnd.\n")
+    tables = prior_study.main([
+        "--datasets", "yacht", "--features", "0", "5", "--configs", "mlp-0.3", "evidence-0.3",
+        "--rpf-params", json.dumps({"n_estimators": 3, "max_epochs": 5}),
+        "--out", str(tmp_path / "out"), "--readme", str(readme), "--no-progress",
+    ])
+    raw = pd.read_csv(tmp_path / "out" / "prior_study_raw.csv")
+    assert sorted(raw["config"].unique()) == ["bootstrap", "evidence-0.3", "mlp-0.3"]
+    assert len(raw) == 3 * 2 * 2  # configurations x features x kinds
+    for column in prior_study.MEASURES:
+        assert tables[column].shape == (2, 1) and np.isfinite(tables[column].to_numpy()).all()
+    # The gain is the mean over splits of bootstrap minus configuration, by hand.
+    base = raw[raw["config"] == "bootstrap"].set_index(["kind", "feature"])["nll_ood"]
+    mine = raw[raw["config"] == "mlp-0.3"].set_index(["kind", "feature"])["nll_ood"]
+    assert tables["nll_ood"].loc["mlp-0.3", "yacht"] == pytest.approx((base - mine).mean())
+    text = readme.read_text()
+    assert text.startswith("Intro.\n<!-- prior-study:start -->\nCommand: `python -m "
+                           "benchmarks.prior_study --datasets yacht")
+    assert "ARD-GP draw fitted to the data" in text and "| better on |" in text
+    assert text.endswith("<!-- prior-study:end -->\nEnd.\n") and "old" not in text

@@ -1,0 +1,136 @@
+"""Why the prior does not win on the shift splits: its shape, scale and calibration, side by side.
+
+Issue 10 asks, where the prior cannot win away from the data, to find out why (prior shape,
+scale, input normalisation). This runs ``benchmarks.shift`` (RPF only, every feature, gap and
+extrapolation splits) once per prior configuration below, plus the bootstrap ensemble, and
+reports per data set, pooled over both split kinds and every feature, against the bootstrap
+ensemble on the same splits:
+
+- the held-out (OOD) NLL gain (bootstrap minus configuration: positive is better);
+- the epistemic-std AUROC gain (configuration minus bootstrap: positive is better);
+- the in-distribution NLL cost (configuration minus bootstrap: positive is worse).
+
+Configurations (``--rpf-params`` of ``benchmarks.shift``; shapes in ``benchmarks/_prior_shapes.py``):
+the default MLP prior at scales 0.3 (the default) and 1 with ``calibrate_epistemic``; a stationary
+random-Fourier-feature prior (a draw from an RBF GP on the standardised inputs) of length scale 1
+and 2; and the "evidence" prior, a random-Fourier draw from an ARD GP fitted to the training rows
+(one length scale per feature, so that it does not vary along features the target ignores).
+
+    python -m benchmarks.prior_study --n-jobs 2 --readme README.md
+
+Each configuration's runs go to ``<out>/<name>/`` (``--resume`` reuses finished splits); the
+table to ``<out>/prior_study.md`` and, with ``--readme``, between ``<!-- prior-study:start -->``
+and ``<!-- prior-study:end -->``. About 25 minutes on 2 cores.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from . import _readme, shift
+from ._common import REPO_ROOT, command_line
+from ._uci_data import DATASETS
+
+BOOTSTRAP = "bootstrap"
+CONFIGS = {  # name -> (label, --rpf-params)
+    "mlp-0.3": ("MLP prior, scale 0.3 (default)", {}),
+    "mlp-1-cal": ("MLP prior, scale 1, calibrate_epistemic", {"prior_scale": 1.0,
+                                                             "calibrate_epistemic": True}),
+    "fourier-1": ("RBF-GP draw, length 1, scale 0.3", {"prior": "fourier:1", "prior_scale": 0.3}),
+    "fourier-2": ("RBF-GP draw, length 2, scale 0.3", {"prior": "fourier:2", "prior_scale": 0.3}),
+    "fourier-2-1-cal": ("RBF-GP draw, length 2, scale 1, calibrate_epistemic",
+                        {"prior": "fourier:2", "prior_scale": 1.0, "calibrate_epistemic": True}),
+    "evidence-0.3": ("ARD-GP draw fitted to the data, 0.3 x its amplitude",
+                     {"prior": "evidence:0.3"}),
+}
+MEASURES = {  # column of shift_raw.csv -> (title, sign that makes "better" positive)
+    "nll_ood": ("Held-out NLL gain over the bootstrap ensemble (nats; + is better)", -1),
+    "auroc_epistemic": ("Epistemic-std AUROC gain over the bootstrap ensemble (+ is better)", 1),
+    "nll_id": ("In-distribution NLL gain over the bootstrap ensemble (nats; + is better)", -1),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--features", nargs="+", default=None,
+                        help="passed to benchmarks.shift (default: every feature)")
+    parser.add_argument("--rpf-params", type=json.loads, default={},
+                        help="JSON object merged under every configuration (e.g. a small test)")
+    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "prior_study")
+    parser.add_argument("--readme", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def run_config(args, name, method, params):
+    """One configuration through ``benchmarks.shift``: its per-split rows."""
+    argv = ["--datasets", *args.datasets, "--methods", method, "--n-jobs", str(args.n_jobs),
+            "--rpf-params", json.dumps({**args.rpf_params, **params}),
+            "--out", str(args.out / name)]
+    if args.features:
+        argv += ["--features", *args.features]
+    argv += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
+    raw = shift.main(argv)
+    return raw.assign(config=name)
+
+
+def gains(raw):
+    """Per (measure, configuration, data set): the mean over splits of the configuration's
+    difference to the bootstrap ensemble on the same split, signed so that + is better."""
+    keys = ["dataset", "kind", "feature"]
+    base = raw[raw["config"] == BOOTSTRAP].set_index(keys)
+    tables = {}
+    for column, (_, sign) in MEASURES.items():
+        per_split = raw[raw["config"] != BOOTSTRAP].set_index(keys)
+        diff = sign * (per_split[column] - base[column].reindex(per_split.index))
+        frame = per_split.assign(diff=diff.to_numpy()).reset_index()
+        tables[column] = frame.pivot_table(index="config", columns="dataset", values="diff",
+                                           aggfunc="mean", sort=False)
+    return tables
+
+
+def markdown(tables, datasets, configs, command, seconds):
+    lines = [f"Command: `{command}` ({seconds:.0f} s). Gap and extrapolation splits pooled, "
+             "each data set's mean over its splits; the same splits and seeds for every row.", ""]
+    for column, (title, _) in MEASURES.items():
+        table = tables[column].reindex(index=configs, columns=datasets)
+        lines += [f"**{title}**", "", "| prior | " + " | ".join(datasets) + " | better on |",
+                  "|---" * (len(datasets) + 2) + "|"]
+        for name in configs:
+            row = table.loc[name]
+            cells = " | ".join("–" if pd.isna(v) else f"{v:+.3f}" for v in row)
+            lines.append(f"| {CONFIGS[name][0]} | {cells} | {int((row > 0).sum())} of "
+                         f"{int(row.notna().sum())} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.readme:
+        _readme.check_block(args.readme, "prior-study")
+    start = time.perf_counter()
+    frames = [run_config(args, BOOTSTRAP, "bootstrap", {})]
+    frames += [run_config(args, name, "rpf", CONFIGS[name][1]) for name in args.configs]
+    raw = pd.concat(frames, ignore_index=True)
+    tables = gains(raw)
+    text = markdown(tables, args.datasets, args.configs,
+                    command_line("benchmarks.prior_study", argv), time.perf_counter() - start)
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw.to_csv(args.out / "prior_study_raw.csv", index=False)
+    (args.out / "prior_study.md").write_text(text)
+    if args.readme:
+        _readme.write_block(args.readme, "prior-study", text)
+    print(text)
+    return tables
+
+
+if __name__ == "__main__":
+    main()
