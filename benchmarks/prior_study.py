@@ -96,9 +96,12 @@ def gains(raw):
     return tables
 
 
-def markdown(tables, datasets, configs, command, seconds):
-    lines = [f"Command: `{command}` ({seconds:.0f} s). Gap and extrapolation splits pooled, "
-             "each data set's mean over its splits; the same splits and seeds for every row.", ""]
+def markdown(tables, datasets, configs, command, seconds, fit_seconds, resumed):
+    reuse = ", some or all of them reused from earlier runs by `--resume`" if resumed else ""
+    lines = [f"Command: `{command}` ({seconds:.0f} s; the fits behind the table took "
+             f"{fit_seconds / 60:.0f} min of one core{reuse}). Gap and extrapolation splits "
+             "pooled, each data set's mean over its splits; the same splits and seeds for every "
+             "row.", ""]
     for column, (title, _) in MEASURES.items():
         table = tables[column].reindex(index=configs, columns=datasets)
         lines += [f"**{title}**", "", "| prior | " + " | ".join(datasets) + " | better on |",
@@ -122,7 +125,8 @@ def main(argv=None):
     raw = pd.concat(frames, ignore_index=True)
     tables = gains(raw)
     text = markdown(tables, args.datasets, args.configs,
-                    command_line("benchmarks.prior_study", argv), time.perf_counter() - start)
+                    command_line("benchmarks.prior_study", argv), time.perf_counter() - start,
+                    raw["fit_time"].sum(), args.resume)
     args.out.mkdir(parents=True, exist_ok=True)
     raw.to_csv(args.out / "prior_study_raw.csv", index=False)
     (args.out / "prior_study.md").write_text(text)
