@@ -27,7 +27,7 @@ def make_rpf(seed, params, prior=True):
 
     from sklearn_rpf import RandomizedPriorRegressor
 
-    from ._prior_shapes import EvidencePriorRegressor, resolve
+    from ._prior_shapes import EvidencePriorRegressor, parse, resolve
 
     params = {"random_state": seed, **params}
     shape = params.pop("prior", None)
@@ -38,10 +38,21 @@ def make_rpf(seed, params, prior=True):
         params.pop("prior_scale", None)
         seed = params.pop("random_state")
         return make_pipeline(StandardScaler(), EvidencePriorRegressor(
-            float(shape.partition(":")[2]), params=params, random_state=seed))
+            parse(shape)[1], params=params, random_state=seed))
     if shape is not None:  # a named shape of benchmarks/_prior_shapes.py, or a module
         params["prior"] = resolve(shape)
     return make_pipeline(StandardScaler(), RandomizedPriorRegressor(**params))
+
+
+def check_rpf_params(params):
+    """Fail before a long run, not in every fit of it: a misspelt name, a bad value or an
+    unknown prior shape raises TypeError or ValueError here."""
+    from sklearn_rpf import RandomizedPriorRegressor
+
+    make_rpf(0, params)
+    plain = {key: value for key, value in params.items()
+             if not (key == "prior" and isinstance(value, str))}  # checked by make_rpf
+    RandomizedPriorRegressor(**plain)._validate_params()
 
 
 def make_gp(n_features, seed):

@@ -88,11 +88,28 @@ class EvidencePriorRegressor(RegressorMixin, BaseEstimator):
         return self.regressor_.predict(X, **kwargs)
 
 
+def parse(spec):
+    """``"<shape>:<number>"`` -> ``(shape, number)``, with a clear error for anything else."""
+    name, _, value = spec.partition(":")
+    if name not in ("fourier", "evidence"):
+        raise ValueError(f"Unknown prior shape {spec!r}; expected 'fourier:<length scale>' or "
+                         "'evidence:<factor of the fitted amplitude>', e.g. 'fourier:1.0'.")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"Prior shape {spec!r}: the number after '{name}:' must be positive and "
+                         f"finite, e.g. '{name}:1.0'; got {value!r}.")
+    return name, number
+
+
 def resolve(spec):
-    """``"fourier:<length scale>"`` -> a factory; anything else is returned unchanged."""
+    """``"fourier:<length scale>"`` -> a factory; anything else but a string is returned
+    unchanged (``"evidence:..."`` is built at fit time, by ``make_rpf``)."""
     if not isinstance(spec, str):
         return spec
-    name, _, value = spec.partition(":")
-    if name == "fourier":
-        return functools.partial(RandomFourierPrior, length_scale=float(value or 1.0))
-    raise ValueError(f"Unknown prior shape {spec!r}; expected 'fourier:<length scale>'.")
+    name, number = parse(spec)
+    if name != "fourier":
+        raise ValueError(f"Prior shape {spec!r} is built at fit time: use make_rpf.")
+    return functools.partial(RandomFourierPrior, length_scale=number)

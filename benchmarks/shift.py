@@ -55,6 +55,7 @@ from . import _readme, _shift_report, peers
 from ._common import (
     DEFAULT_GP_MAX_ROWS,
     ResultCache,
+    check_rpf_params,
     gp_latent_std,
     gp_rows,
     make_gp,
@@ -279,9 +280,9 @@ def parse_args(argv=None):
         parser.error(f"--features {' '.join(args.features)}: expected a positive count or "
                      "feature indices")
     args.rpf_params = parse_json_params(args.rpf_params, "--rpf-params")
-    try:  # a misspelt parameter fails here, not in every fit of a long run
-        make_rpf(0, args.rpf_params)
-    except TypeError as exc:
+    try:  # a misspelt parameter or a bad value fails here, not in every fit of a long run
+        check_rpf_params(args.rpf_params)
+    except (TypeError, ValueError) as exc:
         parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
     args.gp_features = parse_counts(args.gp_features, DATASETS, "--gp-features")

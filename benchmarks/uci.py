@@ -47,6 +47,7 @@ from . import _intervals, _readme, _uci_report, peers
 from ._common import (
     DEFAULT_GP_MAX_ROWS,
     ResultCache,
+    check_rpf_params,
     gp_rows,
     make_gp,
     make_rpf,
@@ -317,9 +318,9 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     args.rpf_params = parse_json_params(args.rpf_params, "--rpf-params")
-    try:  # a misspelt parameter fails here, not in every fit of a long run
-        make_rpf(0, args.rpf_params)
-    except TypeError as exc:
+    try:  # a misspelt parameter or a bad value fails here, not in every fit of a long run
+        check_rpf_params(args.rpf_params)
+    except (TypeError, ValueError) as exc:
         parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
     variants = {}

@@ -38,6 +38,10 @@ def test_resolve_names_the_shape_and_leaves_other_priors_alone():
     assert resolve(None) is None and resolve(torch.sin) is torch.sin
     with pytest.raises(ValueError, match="Unknown prior shape 'gauss:1'"):
         resolve("gauss:1")
+    for bad in ("fourier:", "fourier:abc", "fourier:0", "fourier:-1", "fourier:nan",
+                "evidence:inf"):
+        with pytest.raises(ValueError, match="must be positive and finite"):
+            make_rpf(0, {"prior": bad})
 
 
 def test_make_rpf_with_a_named_shape_fits_reproducibly():

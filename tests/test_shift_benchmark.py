@@ -165,3 +165,20 @@ def test_bad_shift_options_fail_early(capsys, tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="<!-- shift:start -->"):
         shift.parse_args(["--readme", str(readme)])
+
+
+@pytest.mark.parametrize("module", ["shift", "uci"])
+@pytest.mark.parametrize(("params", "message"), [
+    ('{"n_estimators": -1}', "'n_estimators' parameter of RandomizedPriorRegressor must be an int"),
+    ('{"n_estimator": 3}', "unexpected keyword argument 'n_estimator'"),
+    ('{"prior": "fourier:x"}', "the number after 'fourier:' must be positive and finite"),
+    ('{"prior": "evidence:0.3", "lr": "fast"}', "'lr' parameter of RandomizedPriorRegressor"),
+])
+def test_bad_rpf_params_fail_before_any_fit(module, params, message, capsys):
+    from benchmarks import uci
+
+    parse_args = {"shift": shift, "uci": uci}[module].parse_args
+    with pytest.raises(SystemExit):
+        parse_args(["--datasets", "yacht", "--rpf-params", params])
+    err = capsys.readouterr().err
+    assert "--rpf-params: " in err and message in err
