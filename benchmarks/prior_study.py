@@ -16,10 +16,15 @@ random-Fourier-feature prior (a draw from an RBF GP on the standardised inputs) 
 and 2; and the "evidence" prior, a random-Fourier draw from an ARD GP fitted to the training rows
 (one length scale per feature, so that it does not vary along features the target ignores).
 
+A second table says where the prior's in-distribution cost comes from: on the gap splits of the
+first ``--spread-features`` features of each set, with the default MLP prior at scales 0, 0.3
+and 1, the mean epistemic std on the training rows, the in-distribution test rows and the
+held-out rows, and the fitted noise std (out-of-bag residuals), each over the target's std.
+
     python -m benchmarks.prior_study --n-jobs 2 --readme README.md
 
 Each configuration's runs go to ``<out>/<name>/`` (``--resume`` reuses finished splits); the
-table to ``<out>/prior_study.md`` and, with ``--readme``, between ``<!-- prior-study:start -->``
+tables to ``<out>/prior_study.md`` (the second one's rows to ``prior_spread_raw.csv``) and, with ``--readme``, between ``<!-- prior-study:start -->``
 and ``<!-- prior-study:end -->``. About 25 minutes on 2 cores.
 """
 
@@ -28,11 +33,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from . import _readme, shift
 from ._common import REPO_ROOT, command_line
-from ._uci_data import DATASETS
+from ._uci_data import DATASETS, default_data_dir, load_dataset
 
 BOOTSTRAP = "bootstrap"
 CONFIGS = {  # name -> (label, --rpf-params)
@@ -46,6 +53,7 @@ CONFIGS = {  # name -> (label, --rpf-params)
     "evidence-0.3": ("ARD-GP draw fitted to the data, 0.3 x its amplitude",
                      {"prior": "evidence:0.3"}),
 }
+SPREAD_SCALES = (0.0, 0.3, 1.0)
 MEASURES = {  # column of shift_raw.csv -> (title, sign that makes "better" positive)
     "nll_ood": ("Held-out NLL gain over the bootstrap ensemble (nats; + is better)", -1),
     "auroc_epistemic": ("Epistemic-std AUROC gain over the bootstrap ensemble (+ is better)", 1),
@@ -61,6 +69,9 @@ def parse_args(argv=None):
                         help="passed to benchmarks.shift (default: every feature)")
     parser.add_argument("--rpf-params", type=json.loads, default={},
                         help="JSON object merged under every configuration (e.g. a small test)")
+    parser.add_argument("--spread-features", type=int, default=3,
+                        help="gap splits of this many first features per set for the table of "
+                             "where the in-distribution cost comes from (default: 3)")
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "prior_study")
     parser.add_argument("--readme", type=Path, default=None)
@@ -96,6 +107,48 @@ def gains(raw):
     return tables
 
 
+def spread_on_the_data(dataset, feature, scales, data_dir, params):
+    """Where the in-distribution cost comes from, on one gap split: for each prior scale, the mean
+    epistemic std on the training rows, the in-distribution test rows and the held-out rows, and
+    the fitted noise std, all over the target's std."""
+    from ._common import make_rpf, one_thread
+    from ._shift_splits import make_split
+    from ._uci_data import load_dataset
+
+    X, y = load_dataset(data_dir, dataset)
+    split = make_split(X, dataset, "gap", feature)
+    if split.skipped:
+        return []
+    rows = []
+    with one_thread():
+        for scale in scales:
+            model = make_rpf(feature, {**params, "prior_scale": scale})
+            model.fit(X[split.train], y[split.train])
+            std = {part: model.predict(X[index], return_std=True, epistemic=True)[1].mean()
+                   for part, index in (("train", split.train), ("in-dist", split.id_test),
+                                       ("held-out", split.ood))}
+            rows.append({"dataset": dataset, "feature": feature, "scale": scale,
+                         **{part: value / y.std() for part, value in std.items()},
+                         "noise": float(np.sqrt(model[-1].noise_[0])) / y.std()})
+    return rows
+
+
+def spread_table(frame, datasets, scales):
+    means = frame.groupby(["dataset", "scale"]).mean(numeric_only=True)
+    lines = ["**Where the in-distribution cost comes from** (gap splits of the first "
+             f"{frame.groupby('dataset')['feature'].nunique().max()} features; mean epistemic std "
+             "on each kind of row, and the fitted noise std, over the target's std; MLP prior)", "",
+             "| set | prior_scale | epistemic std: training rows | in-distribution test rows | "
+             "held-out rows | noise std |", "|---|---|---|---|---|---|"]
+    for dataset in datasets:
+        for scale in scales:
+            if (dataset, scale) in means.index:
+                row = means.loc[(dataset, scale)]
+                lines.append(f"| {dataset} | {scale:g} | {row['train']:.3f} | {row['in-dist']:.3f} "
+                             f"| {row['held-out']:.3f} | {row['noise']:.3f} |")
+    return "\n".join(lines + [""])
+
+
 def markdown(tables, datasets, configs, command, seconds, fit_seconds, resumed):
     reuse = ", some or all of them reused from earlier runs by `--resume`" if resumed else ""
     lines = [f"Command: `{command}` ({seconds:.0f} s; the fits behind the table took "
@@ -120,14 +173,22 @@ def main(argv=None):
     if args.readme:
         _readme.check_block(args.readme, "prior-study")
     start = time.perf_counter()
+    data_dir = str(default_data_dir())
+    args.out.mkdir(parents=True, exist_ok=True)
     frames = [run_config(args, BOOTSTRAP, "bootstrap", {})]
     frames += [run_config(args, name, "rpf", CONFIGS[name][1]) for name in args.configs]
     raw = pd.concat(frames, ignore_index=True)
     tables = gains(raw)
-    text = markdown(tables, args.datasets, args.configs,
-                    command_line("benchmarks.prior_study", argv), time.perf_counter() - start,
-                    raw["fit_time"].sum(), args.resume)
-    args.out.mkdir(parents=True, exist_ok=True)
+    jobs = [(dataset, feature) for dataset in args.datasets
+            for feature in range(min(args.spread_features, load_dataset(data_dir, dataset)[0].shape[1]))]
+    spread = pd.DataFrame([row for rows in Parallel(n_jobs=args.n_jobs)(
+        delayed(spread_on_the_data)(dataset, feature, SPREAD_SCALES, data_dir, args.rpf_params)
+        for dataset, feature in jobs) for row in rows])
+    text = (markdown(tables, args.datasets, args.configs,
+                     command_line("benchmarks.prior_study", argv), time.perf_counter() - start,
+                     raw["fit_time"].sum(), args.resume)
+            + "\n" + spread_table(spread, args.datasets, SPREAD_SCALES))
+    spread.to_csv(args.out / "prior_spread_raw.csv", index=False)
     raw.to_csv(args.out / "prior_study_raw.csv", index=False)
     (args.out / "prior_study.md").write_text(text)
     if args.readme:

@@ -82,6 +82,7 @@ def test_prior_study_on_two_features_of_yacht(tmp_path):
     readme.write_text("Intro.\n<!-- prior-study:start -->\nold\n<!-- prior-study:end -->\nEnd.\n")
     tables = prior_study.main([
         "--datasets", "yacht", "--features", "0", "5", "--configs", "mlp-0.3", "evidence-0.3",
+        "--spread-features", "2",
         "--rpf-params", json.dumps({"n_estimators": 3, "max_epochs": 5}),
         "--out", str(tmp_path / "out"), "--readme", str(readme), "--no-progress",
     ])
@@ -94,7 +95,12 @@ def test_prior_study_on_two_features_of_yacht(tmp_path):
     base = raw[raw["config"] == "bootstrap"].set_index(["kind", "feature"])["nll_ood"]
     mine = raw[raw["config"] == "mlp-0.3"].set_index(["kind", "feature"])["nll_ood"]
     assert tables["nll_ood"].loc["mlp-0.3", "yacht"] == pytest.approx((base - mine).mean())
+    spread = pd.read_csv(tmp_path / "out" / "prior_spread_raw.csv")
+    assert sorted(set(zip(spread["feature"], spread["scale"], strict=True))) == [
+        (f, s) for f in (0, 1) for s in (0.0, 0.3, 1.0)]
+    assert (spread[["train", "in-dist", "held-out", "noise"]] > 0).all().all()
     text = readme.read_text()
+    assert "| yacht | 0.3 |" in text and "Where the in-distribution cost comes from" in text
     assert text.startswith("Intro.\n<!-- prior-study:start -->\nCommand: `python -m "
                            "benchmarks.prior_study --datasets yacht")
     assert "ARD-GP draw fitted to the data" in text and "| better on |" in text
