@@ -35,7 +35,9 @@ def make_rpf(seed, params, prior=True):
         shape, params["prior_scale"] = None, 0.0
     if isinstance(shape, str) and shape.startswith("evidence:"):
         # A prior drawn from a GP fitted to the training rows: built at fit time.
-        params.pop("prior_scale", None)
+        if "prior_scale" in params:
+            raise ValueError(f"prior {shape!r} sets prior_scale itself (the number times the "
+                             "GP's fitted amplitude); leave prior_scale out.")
         seed = params.pop("random_state")
         return make_pipeline(StandardScaler(), EvidencePriorRegressor(
             parse(shape)[1], params=params, random_state=seed))

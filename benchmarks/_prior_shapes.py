@@ -1,7 +1,7 @@
 """Prior shapes other than the default MLP, for the prior-shape study of issue 10.
 
-``--rpf-params '{"prior": "fourier:1.0"}'`` in ``benchmarks.shift``, ``benchmarks.uci`` and
-``benchmarks.tune_defaults`` names one of these; :func:`resolve` turns the name into the factory
+``--rpf-params '{"prior": "fourier:1.0"}'`` in ``benchmarks.shift`` and ``benchmarks.uci`` names one
+of these; :func:`resolve` turns the name into the factory
 that ``RandomizedPriorRegressor(prior=...)`` instantiates once per member (each member from its own
 random stream). Every shape has about unit output variance on standardised inputs, like the
 default prior, so ``prior_scale`` keeps its meaning across shapes.
@@ -65,10 +65,10 @@ class EvidencePriorRegressor(RegressorMixin, BaseEstimator):
 
         from sklearn_rpf import RandomizedPriorRegressor
 
+        from ._common import gp_rows
+
         X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-        rng = np.random.default_rng(self.random_state)
-        rows = (np.arange(len(X)) if len(X) <= self.max_rows else
-                rng.choice(len(X), self.max_rows, replace=False))
+        rows = gp_rows(len(X), self.max_rows, self.random_state)
         kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.ones(X.shape[1]), (1e-2, 1e3))
                   + WhiteKernel(0.1, (1e-6, 1e1)))
         gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=self.random_state)

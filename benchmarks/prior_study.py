@@ -8,7 +8,7 @@ ensemble on the same splits:
 
 - the held-out (OOD) NLL gain (bootstrap minus configuration: positive is better);
 - the epistemic-std AUROC gain (configuration minus bootstrap: positive is better);
-- the in-distribution NLL cost (configuration minus bootstrap: positive is worse).
+- the in-distribution NLL gain (bootstrap minus configuration: positive is better).
 
 Configurations (``--rpf-params`` of ``benchmarks.shift``; shapes in ``benchmarks/_prior_shapes.py``):
 the default MLP prior at scales 0.3 (the default) and 1 with ``calibrate_epistemic``; a stationary
@@ -24,8 +24,10 @@ held-out rows, and the fitted noise std (out-of-bag residuals), each over the ta
     python -m benchmarks.prior_study --n-jobs 2 --readme README.md
 
 Each configuration's runs go to ``<out>/<name>/`` (``--resume`` reuses finished splits); the
-tables to ``<out>/prior_study.md`` (the second one's rows to ``prior_spread_raw.csv``) and, with ``--readme``, between ``<!-- prior-study:start -->``
-and ``<!-- prior-study:end -->``. About 25 minutes on 2 cores.
+tables to ``<out>/prior_study.md`` (their rows to ``prior_study_raw.csv`` and
+``prior_spread_raw.csv``) and, with ``--readme``, between ``<!-- prior-study:start -->`` and
+``<!-- prior-study:end -->``. Only splits that every configuration finished count (a failed fit
+drops its split from every row, and the table says how many). About 25 minutes on 2 cores.
 """
 
 import argparse
@@ -77,7 +79,15 @@ def parse_args(argv=None):
     parser.add_argument("--readme", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not isinstance(args.rpf_params, dict):
+        parser.error(f"--rpf-params must be a JSON object; got {args.rpf_params!r}")
+    fixed = sorted(set(args.rpf_params) & {"prior", "prior_scale", "calibrate_epistemic", "loss"})
+    if fixed:
+        parser.error(f"--rpf-params may not set {fixed}: the configurations compared set them")
+    if args.spread_features < 0:
+        parser.error(f"--spread-features must be 0 or more; got {args.spread_features}")
+    return args
 
 
 def run_config(args, name, method, params):
@@ -90,6 +100,17 @@ def run_config(args, name, method, params):
     argv += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
     raw = shift.main(argv)
     return raw.assign(config=name)
+
+
+def common_splits(raw):
+    """The rows of the splits where every configuration has every measure: ``(rows, dropped)``."""
+    keys = ["dataset", "kind", "feature"]
+    finite = np.isfinite(raw[list(MEASURES)].to_numpy(dtype=float)).all(axis=1)
+    complete = (raw.assign(finite=finite).groupby(keys)["finite"].agg(["all", "size"]))
+    n_configs = raw["config"].nunique()
+    good = complete[(complete["all"]) & (complete["size"] == n_configs)].index
+    kept = raw.set_index(keys).index.isin(good)
+    return raw[kept], len(complete) - len(good)
 
 
 def gains(raw):
@@ -113,7 +134,6 @@ def spread_on_the_data(dataset, feature, scales, data_dir, params):
     the fitted noise std, all over the target's std."""
     from ._common import make_rpf, one_thread
     from ._shift_splits import make_split
-    from ._uci_data import load_dataset
 
     X, y = load_dataset(data_dir, dataset)
     split = make_split(X, dataset, "gap", feature)
@@ -149,12 +169,13 @@ def spread_table(frame, datasets, scales):
     return "\n".join(lines + [""])
 
 
-def markdown(tables, datasets, configs, command, seconds, fit_seconds, resumed):
+def markdown(tables, datasets, configs, command, seconds, fit_seconds, resumed, dropped):
     reuse = ", some or all of them reused from earlier runs by `--resume`" if resumed else ""
-    lines = [f"Command: `{command}` ({seconds:.0f} s; the fits behind the table took "
+    lost = (f" {dropped} split(s) left out: some configuration failed there." if dropped else "")
+    lines = [f"Command: `{command}` ({seconds:.0f} s; the fits behind the first tables took "
              f"{fit_seconds / 60:.0f} min of one core{reuse}). Gap and extrapolation splits "
              "pooled, each data set's mean over its splits; the same splits and seeds for every "
-             "row.", ""]
+             f"row.{lost}", ""]
     for column, (title, _) in MEASURES.items():
         table = tables[column].reindex(index=configs, columns=datasets)
         lines += [f"**{title}**", "", "| prior | " + " | ".join(datasets) + " | better on |",
@@ -177,8 +198,9 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     frames = [run_config(args, BOOTSTRAP, "bootstrap", {})]
     frames += [run_config(args, name, "rpf", CONFIGS[name][1]) for name in args.configs]
-    raw = pd.concat(frames, ignore_index=True)
+    raw, dropped = common_splits(pd.concat(frames, ignore_index=True))
     tables = gains(raw)
+    raw.to_csv(args.out / "prior_study_raw.csv", index=False)
     jobs = [(dataset, feature) for dataset in args.datasets
             for feature in range(min(args.spread_features, load_dataset(data_dir, dataset)[0].shape[1]))]
     spread = pd.DataFrame([row for rows in Parallel(n_jobs=args.n_jobs)(
@@ -186,10 +208,9 @@ def main(argv=None):
         for dataset, feature in jobs) for row in rows])
     text = (markdown(tables, args.datasets, args.configs,
                      command_line("benchmarks.prior_study", argv), time.perf_counter() - start,
-                     raw["fit_time"].sum(), args.resume)
-            + "\n" + spread_table(spread, args.datasets, SPREAD_SCALES))
+                     raw["fit_time"].sum(), args.resume, dropped)
+            + ("\n" + spread_table(spread, args.datasets, SPREAD_SCALES) if len(spread) else ""))
     spread.to_csv(args.out / "prior_spread_raw.csv", index=False)
-    raw.to_csv(args.out / "prior_study_raw.csv", index=False)
     (args.out / "prior_study.md").write_text(text)
     if args.readme:
         _readme.write_block(args.readme, "prior-study", text)

@@ -57,6 +57,10 @@ def test_make_rpf_with_a_named_shape_fits_reproducibly():
     members = make_rpf(1, params).fit(X, y)[-1]
     assert np.all(np.isfinite(first[1])) and first[1].min() > 0
     assert members.get_params()["prior"].func is RandomFourierPrior
+    # Each member draws its own prior (from its own seeded stream), not one shared function.
+    priors = members.predict_priors(X)
+    assert priors.shape == (3, 60)
+    assert np.corrcoef(priors).max(where=~np.eye(3, dtype=bool), initial=-1) < 0.99
 
 
 def test_evidence_prior_fits_length_scales_that_ignore_an_irrelevant_feature():
@@ -92,9 +96,11 @@ def test_prior_study_on_two_features_of_yacht(tmp_path):
     for column in prior_study.MEASURES:
         assert tables[column].shape == (2, 1) and np.isfinite(tables[column].to_numpy()).all()
     # The gain is the mean over splits of bootstrap minus configuration, by hand.
-    base = raw[raw["config"] == "bootstrap"].set_index(["kind", "feature"])["nll_ood"]
-    mine = raw[raw["config"] == "mlp-0.3"].set_index(["kind", "feature"])["nll_ood"]
-    assert tables["nll_ood"].loc["mlp-0.3", "yacht"] == pytest.approx((base - mine).mean())
+    by_split = raw.set_index(["config", "kind", "feature"]).sort_index()
+    for column, sign in (("nll_ood", -1), ("nll_id", -1), ("auroc_epistemic", 1)):
+        for config in ("mlp-0.3", "evidence-0.3"):
+            diff = by_split.loc[config, column] - by_split.loc["bootstrap", column]
+            assert tables[column].loc[config, "yacht"] == pytest.approx(sign * diff.mean())
     spread = pd.read_csv(tmp_path / "out" / "prior_spread_raw.csv")
     assert sorted(set(zip(spread["feature"], spread["scale"], strict=True))) == [
         (f, s) for f in (0, 1) for s in (0.0, 0.3, 1.0)]
@@ -105,3 +111,36 @@ def test_prior_study_on_two_features_of_yacht(tmp_path):
                            "benchmarks.prior_study --datasets yacht")
     assert "ARD-GP draw fitted to the data" in text and "| better on |" in text
     assert text.endswith("<!-- prior-study:end -->\nEnd.\n") and "old" not in text
+    better = [line for line in text.splitlines() if line.startswith("| MLP prior, scale 0.3")]
+    assert [line.endswith(f"| {int(tables[c].loc['mlp-0.3', 'yacht'] > 0)} of 1 |")
+            for line, c in zip(better, prior_study.MEASURES, strict=True)] == [True] * 3
+
+
+def test_prior_study_splits_some_configuration_failed_on_are_left_out():
+    from benchmarks import prior_study
+
+    rows = [{"config": config, "dataset": "yacht", "kind": "gap", "feature": feature,
+             "nll_ood": 1.0, "nll_id": 0.5, "auroc_epistemic": 0.7}
+            for config in ("bootstrap", "mlp-0.3") for feature in (0, 1, 2)]
+    rows[4]["nll_ood"] = np.nan  # mlp-0.3 failed on feature 1
+    kept, dropped = prior_study.common_splits(pd.DataFrame(rows))
+    assert dropped == 1 and sorted(set(kept["feature"])) == [0, 2] and len(kept) == 4
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--rpf-params", "[1]"], "--rpf-params must be a JSON object"),
+    (["--rpf-params", '{"prior_scale": 1}'], "may not set ['prior_scale']"),
+    (["--rpf-params", '{"prior": "evidence:1"}'], "may not set ['prior']"),
+    (["--spread-features", "-1"], "--spread-features must be 0 or more"),
+])
+def test_prior_study_rejects_bad_options_before_any_fit(argv, message, capsys):
+    from benchmarks import prior_study
+
+    with pytest.raises(SystemExit):
+        prior_study.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_evidence_prior_sets_its_own_scale():
+    with pytest.raises(ValueError, match="sets prior_scale itself"):
+        make_rpf(0, {"prior": "evidence:0.3", "prior_scale": 1.0})
