@@ -146,7 +146,6 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     out[~out.any(axis=1), 0] = True
     average = out / out.sum(axis=1, keepdims=True)
     residual = np.round(np.abs(rng.standard_t(2, size=n)), 1)  # many ties
-    order = np.argsort(-residual, kind="stable")
     average = np.ascontiguousarray(average.T)
     weight = rng.uniform(0.1, 3.0, size=n) if weighted else None
     if weighted:
@@ -159,8 +158,8 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
         saved = _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH
         _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = chunk, small
         try:
-            got = _conformal._absolute_bounds(members, residual[order], average, order,
-                                              None if weight is None else weight[order], alpha)
+            got = _conformal._absolute_bounds(members, _conformal._Rows(residual, average, weight),
+                                              alpha)
         finally:
             _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = saved
         # The same row chosen at every point: equal up to the products' summation order.

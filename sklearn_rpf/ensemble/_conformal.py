@@ -35,7 +35,7 @@ bound on the upper end (the same quantile over the rows of largest ``R_i`` alone
 row whose ``R_i`` is too small to reach it. Only the remaining rows, a prefix of that order, are
 evaluated; the bounds are those of the full computation (``_upper_end``), up to the rounding of
 the products in the members' precision. Below ``_SMALL_SEARCH`` (rows x test points) one pass over
-every row is cheaper than pruning's two, and is what runs.
+every row, in the stored order (no sort), is cheaper than pruning's two, and is what runs.
 """
 
 from dataclasses import dataclass
@@ -104,20 +104,15 @@ class OutOfBagCalibration:
     def _mask(self):
         return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(np.float64)
 
-    def _search_order(self, dtype):
-        """What the pruned search reads: the out-of-bag averaging weights ``(K, n)`` in
-        ``dtype`` and, per target, the rows by decreasing ``|R_i|`` (order, ``|R_i|``, weights or
-        None when uniform). Built per call, not kept: a fitted model stays O(n x t)."""
-        mask = self._mask()
-        average = np.ascontiguousarray((mask / mask.sum(axis=1, keepdims=True)).T, dtype=dtype)
-        uniform = bool(np.all(self.weight == 1.0))
-        targets = []
-        for j in range(self.residuals.shape[1]):
-            magnitude = np.abs(self.residuals[:, j])
-            order = np.argsort(-magnitude, kind="stable")
-            targets.append((order, magnitude[order].astype(dtype),
-                            None if uniform else self.weight[order]))
-        return average, targets
+    def _absolute_rows(self, dtype):
+        """What the absolute score reads, one :class:`_Rows` per target. Built per call, not
+        kept: a fitted model stays O(n x t)."""
+        bits = np.unpackbits(self.out_of_bag, axis=1, count=self.n_members)
+        average = np.array(bits.T, dtype=dtype, order="C")  # (K, n), no float64 copy
+        average /= average.sum(axis=0)
+        weight = None if np.all(self.weight == 1.0) else self.weight
+        return [_Rows(np.abs(self.residuals[:, j]).astype(dtype), average, weight)
+                for j in range(self.residuals.shape[1])]
 
     def intervals(self, batches, alpha, score, epistemic_scale, noise, dtype=np.float64):
         """Lower and upper bounds (standardised units) for batches of test points.
@@ -141,14 +136,14 @@ class OutOfBagCalibration:
             ``(n_rows, t)``.
         """
         if score == "absolute":
-            average, targets = self._search_order(dtype)
+            targets = self._absolute_rows(dtype)
 
             def bounds(means, variances):
                 lower = np.empty(means.shape[1:])
                 upper = np.empty(means.shape[1:])
-                for j, (order, residual, weight) in enumerate(targets):
+                for j, rows in enumerate(targets):
                     lower[:, j], upper[:, j] = _absolute_bounds(
-                        means[:, :, j].astype(dtype), residual, average, order, weight, alpha)
+                        means[:, :, j].astype(dtype), rows, alpha)
                 return lower, upper
         else:
             mask = self._mask()
@@ -179,32 +174,50 @@ class OutOfBagCalibration:
         return lower, upper
 
 
-def _absolute_bounds(members, residual, average, order, weight, alpha):
+class _Rows:
+    """One target's calibration rows for the absolute score: ``|R_i|`` ``(n,)``, the out-of-bag
+    averaging weights ``(K, n)`` and the sample weights (None: uniform), as stored; and, built on
+    first use (only the pruned search needs it), the same by decreasing ``|R_i|``."""
+
+    def __init__(self, residual, average, weight):
+        self.residual, self.average, self.weight = residual, average, weight
+        self._by_size = None
+
+    def by_size(self):
+        """``(residual, average, weight)`` of the rows by decreasing ``|R_i|``."""
+        if self._by_size is None:
+            order = np.argsort(-self.residual, kind="stable")
+            self._by_size = (self.residual[order], np.ascontiguousarray(self.average[:, order]),
+                             None if self.weight is None else self.weight[order])
+        return self._by_size
+
+
+def _absolute_bounds(members, rows, alpha):
     """Jackknife+ ends at ``m`` test points for the absolute score: ``(lower, upper)``, each of
     shape ``(m,)``.
 
-    ``members`` is ``(K, m)``; ``average`` the ``(K, n)`` out-of-bag averaging weights of the
-    calibration rows; ``order`` the rows by decreasing ``|R_i|``, and ``residual`` and ``weight``
-    (None: uniform) the residuals and sample weights in that order. The lower end is minus the
+    ``members`` is ``(K, m)``; ``rows`` the target's :class:`_Rows`. The lower end is minus the
     upper end of the negated members.
     """
-    n, m = len(residual), members.shape[1]
-    selection = _selection(weight, n, alpha)
+    n, m = len(rows.residual), members.shape[1]
+    selection = _selection(rows.weight, n, alpha)
     if selection is None:
         return np.full(m, -np.inf), np.full(m, np.inf)
     rank, budget = selection
-    head = (min(n, 2 * rank) if weight is None else
-            min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1))
     if n * m <= _SMALL_SEARCH:  # one pass over every row, for both ends, costs less here
-        values = _product(members.T, average[:, order])
+        residual, weight = rows.residual, rows.weight  # in any order: no sort needed
+        values = _product(members.T, rows.average)
         upper = _top_quantile(values + residual, weight, rank, budget)
         np.subtract(residual, values, out=values)
         return -_top_quantile(values, weight, rank, budget), upper
-    rows = (residual, average, order, weight, rank, budget, head)
-    return -_upper_end(-members, *rows), _upper_end(members, *rows)
+    residual, average, weight = rows.by_size()
+    head = (min(n, 2 * rank) if weight is None else
+            min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1))
+    search = (residual, average, weight, rank, budget, head)
+    return -_upper_end(-members, *search), _upper_end(members, *search)
 
 
-def _upper_end(members, residual, average, order, weight, rank, budget, head):
+def _upper_end(members, residual, average, weight, rank, budget, head):
     """The top quantile of ``v_i = mu_{-i}(x) + R_i`` at each test point, over the rows that can
     reach it.
 
@@ -219,7 +232,7 @@ def _upper_end(members, residual, average, order, weight, rank, budget, head):
     m = members.shape[1]
 
     def quantile(points, length):
-        values = _product(members[:, points].T, average[:, order[:length]])
+        values = _product(members[:, points].T, average[:, :length])
         values += residual[:length]
         return _top_quantile(values, None if weight is None else weight[:length], rank, budget)
 
