@@ -75,13 +75,14 @@ class EvidencePriorRegressor(RegressorMixin, BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # length scales at their bound: a flat feature
             gp.fit(X[rows], y[rows])
-        self.length_scale_ = np.atleast_1d(gp.kernel_.k1.k2.length_scale)
-        self.amplitude_ = float(np.sqrt(gp.kernel_.k1.k1.constant_value))
-        prior = functools.partial(RandomFourierPrior, length_scale=self.length_scale_.tolist())
-        self.regressor_ = RandomizedPriorRegressor(
+        length_scale = np.atleast_1d(gp.kernel_.k1.k2.length_scale)
+        amplitude = float(np.sqrt(gp.kernel_.k1.k1.constant_value))
+        prior = functools.partial(RandomFourierPrior, length_scale=length_scale.tolist())
+        regressor = RandomizedPriorRegressor(
             **{**(self.params or {}), "prior": prior,
-               "prior_scale": self.scale * self.amplitude_, "random_state": self.random_state})
-        self.regressor_.fit(X, y)
+               "prior_scale": self.scale * amplitude, "random_state": self.random_state})
+        regressor.fit(X, y)  # a failed fit leaves no half-fitted attributes behind
+        self.length_scale_, self.amplitude_, self.regressor_ = length_scale, amplitude, regressor
         return self
 
     def predict(self, X, **kwargs):

@@ -40,7 +40,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from . import _readme, shift
-from ._common import REPO_ROOT, command_line
+from ._common import REPO_ROOT, command_line, make_rpf, one_thread
+from ._shift_splits import make_split
 from ._uci_data import DATASETS, default_data_dir, load_dataset
 
 BOOTSTRAP = "bootstrap"
@@ -85,6 +86,8 @@ def parse_args(argv=None):
     fixed = sorted(set(args.rpf_params) & {"prior", "prior_scale", "calibrate_epistemic", "loss"})
     if fixed:
         parser.error(f"--rpf-params may not set {fixed}: the configurations compared set them")
+    if args.n_jobs == 0:
+        parser.error("--n-jobs must not be 0 (1 for one process, -1 for one per core)")
     if args.spread_features < 0:
         parser.error(f"--spread-features must be 0 or more; got {args.spread_features}")
     return args
@@ -118,9 +121,9 @@ def gains(raw):
     difference to the bootstrap ensemble on the same split, signed so that + is better."""
     keys = ["dataset", "kind", "feature"]
     base = raw[raw["config"] == BOOTSTRAP].set_index(keys)
+    per_split = raw[raw["config"] != BOOTSTRAP].set_index(keys)
     tables = {}
     for column, (_, sign) in MEASURES.items():
-        per_split = raw[raw["config"] != BOOTSTRAP].set_index(keys)
         diff = sign * (per_split[column] - base[column].reindex(per_split.index))
         frame = per_split.assign(diff=diff.to_numpy()).reset_index()
         tables[column] = frame.pivot_table(index="config", columns="dataset", values="diff",
@@ -132,9 +135,6 @@ def spread_on_the_data(dataset, feature, scales, data_dir, params):
     """Where the in-distribution cost comes from, on one gap split: for each prior scale, the mean
     epistemic std on the training rows, the in-distribution test rows and the held-out rows, and
     the fitted noise std, all over the target's std."""
-    from ._common import make_rpf, one_thread
-    from ._shift_splits import make_split
-
     X, y = load_dataset(data_dir, dataset)
     split = make_split(X, dataset, "gap", feature)
     if split.skipped:

@@ -101,14 +101,13 @@ class OutOfBagCalibration:
     def n_rows(self):
         return len(self.residuals)
 
-    def _mask(self):
-        return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(np.float64)
+    def _mask(self, dtype=np.float64):
+        return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(dtype)
 
     def _absolute_rows(self, dtype):
         """What the absolute score reads, one :class:`_Rows` per target. Built per call, not
         kept: a fitted model stays O(n x t)."""
-        bits = np.unpackbits(self.out_of_bag, axis=1, count=self.n_members)
-        average = np.array(bits.T, dtype=dtype, order="C")  # (K, n), no float64 copy
+        average = np.ascontiguousarray(self._mask(dtype).T)  # (K, n), in the members' dtype
         average /= average.sum(axis=0)
         weight = None if np.all(self.weight == 1.0) else self.weight
         return [_Rows(np.abs(self.residuals[:, j]).astype(dtype), average, weight)
