@@ -60,23 +60,10 @@ class EvidencePriorRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
         from sklearn_rpf import RandomizedPriorRegressor
 
-        from ._common import gp_rows
-
         X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-        rows = gp_rows(len(X), self.max_rows, self.random_state)
-        kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.ones(X.shape[1]), (1e-2, 1e3))
-                  + WhiteKernel(0.1, (1e-6, 1e1)))
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=self.random_state)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # length scales at their bound: a flat feature
-            gp.fit(X[rows], y[rows])
-        length_scale = np.atleast_1d(gp.kernel_.k1.k2.length_scale)
-        amplitude = float(np.sqrt(gp.kernel_.k1.k1.constant_value))
+        length_scale, amplitude = fit_ard_kernel(X, y, self.max_rows, self.random_state)
         prior = functools.partial(RandomFourierPrior, length_scale=length_scale.tolist())
         regressor = RandomizedPriorRegressor(
             **{**(self.params or {}), "prior": prior,
@@ -87,6 +74,25 @@ class EvidencePriorRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X, **kwargs):
         return self.regressor_.predict(X, **kwargs)
+
+
+def fit_ard_kernel(X, y, max_rows, seed):
+    """Per-feature length scales and the amplitude (in target standard deviations) of an ARD
+    RBF kernel plus white noise, by marginal likelihood on at most ``max_rows`` rows."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    from ._common import gp_rows
+
+    rows = gp_rows(len(X), max_rows, seed)
+    kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * RBF(np.ones(X.shape[1]), (1e-2, 1e3))
+              + WhiteKernel(0.1, (1e-6, 1e1)))
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # length scales at their bound: a flat feature
+        gp.fit(X[rows], y[rows])
+    return (np.atleast_1d(gp.kernel_.k1.k2.length_scale),
+            float(np.sqrt(gp.kernel_.k1.k1.constant_value)))
 
 
 def parse(spec):

@@ -19,7 +19,9 @@ and 2; and the "evidence" prior, a random-Fourier draw from an ARD GP fitted to 
 A second table says where the prior's in-distribution cost comes from: on the gap splits of the
 first ``--spread-features`` features of each set, with the default MLP prior at scales 0, 0.3
 and 1, the mean epistemic std on the training rows, the in-distribution test rows and the
-held-out rows, and the fitted noise std (out-of-bag residuals), each over the target's std.
+held-out rows, and the fitted noise std (out-of-bag residuals), each over the target's std;
+and, on the same training rows, the evidence prior's fitted kernel (its amplitude, and how many
+features it leaves flat).
 
     python -m benchmarks.prior_study --n-jobs 2 --readme README.md
 
@@ -38,9 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.preprocessing import StandardScaler
 
 from . import _readme, shift
 from ._common import REPO_ROOT, command_line, make_rpf, one_thread
+from ._prior_shapes import fit_ard_kernel
 from ._shift_splits import make_split
 from ._uci_data import DATASETS, default_data_dir, load_dataset
 
@@ -57,6 +61,7 @@ CONFIGS = {  # name -> (label, --rpf-params)
                      {"prior": "evidence:0.3"}),
 }
 SPREAD_SCALES = (0.0, 0.3, 1.0)
+FLAT = 100.0  # a length scale this long (standardised units): the prior is flat along the feature
 MEASURES = {  # column of shift_raw.csv -> (title, sign that makes "better" positive)
     "nll_ood": ("Held-out NLL gain over the bootstrap ensemble (nats; + is better)", -1),
     "auroc_epistemic": ("Epistemic-std AUROC gain over the bootstrap ensemble (+ is better)", 1),
@@ -141,6 +146,11 @@ def spread_on_the_data(dataset, feature, scales, data_dir, params):
         return []
     rows = []
     with one_thread():
+        # The evidence prior's kernel on the same training rows, standardised as in its pipeline.
+        length_scale, amplitude = fit_ard_kernel(
+            StandardScaler().fit_transform(X[split.train]), y[split.train], 500, feature)
+        kernel = {"amplitude": amplitude, "flat": int((length_scale > FLAT).sum()),
+                  "n_features": X.shape[1]}
         for scale in scales:
             model = make_rpf(feature, {**params, "prior_scale": scale})
             model.fit(X[split.train], y[split.train])
@@ -149,7 +159,7 @@ def spread_on_the_data(dataset, feature, scales, data_dir, params):
                                        ("held-out", split.ood))}
             rows.append({"dataset": dataset, "feature": feature, "scale": scale,
                          **{part: value / y.std() for part, value in std.items()},
-                         "noise": float(np.sqrt(model[-1].noise_[0])) / y.std()})
+                         "noise": float(np.sqrt(model[-1].noise_[0])) / y.std(), **kernel})
     return rows
 
 
@@ -166,6 +176,16 @@ def spread_table(frame, datasets, scales):
                 row = means.loc[(dataset, scale)]
                 lines.append(f"| {dataset} | {scale:g} | {row['train']:.3f} | {row['in-dist']:.3f} "
                              f"| {row['held-out']:.3f} | {row['noise']:.3f} |")
+    kernels = frame.drop_duplicates(["dataset", "feature"]).groupby("dataset")
+    lines += ["", "**The evidence prior's fitted kernel** on the same gap splits (amplitude in "
+              f"target standard deviations; flat: length scale above {FLAT:g} standardised "
+              "units, so the prior barely varies along that feature)", "",
+              "| set | amplitude (min-max) | flat features (min-max) |", "|---|---|---|"]
+    for dataset in datasets:
+        if dataset in kernels.groups:
+            k = kernels.get_group(dataset)
+            lines.append(f"| {dataset} | {k['amplitude'].min():.2f}-{k['amplitude'].max():.2f} | "
+                         f"{k['flat'].min()}-{k['flat'].max()} of {k['n_features'].iloc[0]} |")
     return "\n".join(lines + [""])
 
 

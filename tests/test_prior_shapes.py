@@ -107,6 +107,8 @@ def test_prior_study_on_two_features_of_yacht(tmp_path):
     assert (spread[["train", "in-dist", "held-out", "noise"]] > 0).all().all()
     text = readme.read_text()
     assert "| yacht | 0.3 |" in text and "Where the in-distribution cost comes from" in text
+    assert (spread["amplitude"] > 0).all() and spread["flat"].between(0, 6).all()
+    assert "The evidence prior's fitted kernel" in text and " of 6 |" in text
     assert text.startswith("Intro.\n<!-- prior-study:start -->\nCommand: `python -m "
                            "benchmarks.prior_study --datasets yacht")
     assert "ARD-GP draw fitted to the data" in text and "| better on |" in text
