@@ -79,6 +79,11 @@ def test_uci_benchmark_on_two_yacht_splits(tmp_path):
     assert "1.18" in markdown and "1.55" in markdown  # published yacht NLL next to ours
     assert "at most 60 training rows" in markdown and '"n_estimators": 3' in markdown
     assert "resampling=2" in markdown
+    # What the prior costs in distribution: RPF minus the bootstrap ensemble, paired by split.
+    rpf, boot = (raw[raw["method"] == m].set_index("split")["nll"] for m in ("rpf", "bootstrap"))
+    paired = rpf - boot
+    assert (f"yacht {paired.mean():+.3f} ± {paired.std(ddof=1) / np.sqrt(2):.3f} (RPF better on "
+            f"{(paired < 0).sum()} of 2)") in markdown
     png = figure.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 1000
 
