@@ -310,7 +310,13 @@ def calibration_curve(
     >>> nominal.tolist(), observed.round(3).tolist()
     ([0.25, 0.75], [0.333, 0.667])
     """
-    if isinstance(levels, Integral) and not isinstance(levels, bool):
+    if isinstance(levels, bool) or (np.isscalar(levels) and not isinstance(levels, Integral)) or (
+            isinstance(levels, Integral) and levels < 1):
+        raise ValueError(
+            "levels must be a positive int (how many evenly spaced levels) or a 1-D array of "
+            f"values in the open interval (0, 1); got {levels!r}."
+        )
+    if isinstance(levels, Integral):
         nominal = (np.arange(int(levels)) + 0.5) / int(levels)
     else:
         nominal = check_array(levels, ensure_2d=False, dtype=np.float64, input_name="levels")

@@ -111,6 +111,41 @@ def test_interval_method_uses_predict_interval_at_every_level():
     assert 0 < expected[0] < expected[-1] < 1  # the check is not trivially 0 or 1
 
 
+def test_interval_levels_in_any_order_keep_their_coverage():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(50, 1)), rng.normal(size=50)
+    X_test, y_test = rng.normal(size=(300, 1)), rng.normal(size=300)
+    reg = SymmetricIntervalRegressor(width=1.0).fit(X, y)
+    levels = [0.9, 0.6, 0.75]
+    display = CoverageDisplay.from_estimator(reg, X_test, y_test, levels=levels, method="interval")
+    np.testing.assert_allclose(display.nominal_, levels)
+    expected = [np.mean(np.abs(y_test - reg.mean_) <= level) for level in levels]
+    np.testing.assert_allclose(display.observed_, [expected])
+    assert expected[0] > expected[2] > expected[1]  # the order matters
+
+
+def test_interval_method_default_levels_suit_conformal_intervals(data):
+    _, _, X_test, y_test = data
+    reg = RandomizedPriorRegressor(**TINY).fit(*make_two_clusters(150, random_state=2))
+    display = CoverageDisplay.from_estimator(reg, X_test, y_test, method="interval")
+    np.testing.assert_allclose(display.nominal_, 0.525 + 0.05 * np.arange(10))
+    lower, upper = reg.predict_interval(X_test, confidence=0.975)
+    assert display.observed_[0, -1] == np.mean((lower <= y_test) & (y_test <= upper))
+
+
+def test_an_infinite_interval_covers_everything():
+    X, y = make_two_clusters(30, random_state=0)
+    reg = RandomizedPriorRegressor(**TINY).fit(X, y)
+    with pytest.warns(UserWarning, match="conformal interval is infinite"):
+        display = CoverageDisplay.from_estimator(reg, X, y, levels=[0.5, 0.999], method="interval")
+    assert display.observed_[0, 1] == 1.0 and display.observed_[0, 0] < 1.0
+    y = np.zeros(4)
+    display = CoverageDisplay.from_predictions(y, intervals={0.9: (y - np.inf, y + np.inf)})
+    assert display.observed_.tolist() == [[1.0]]
+    with pytest.raises(ValueError, match="contains NaN"):
+        CoverageDisplay.from_predictions(y, intervals={0.9: (y * np.nan, y)})
+
+
 def test_interval_method_through_a_pipeline(data):
     X, y, X_test, y_test = data
     pipe = make_pipeline(StandardScaler(), SymmetricIntervalRegressor(width=0.8)).fit(X, y)
@@ -178,6 +213,8 @@ def test_constructor_and_plot():
         (dict(interval_method="conformal"), 'interval_method only applies with method="interval"'),
         (dict(levels=0), "must be an int in the range \\[1, inf\\)"),
         (dict(levels=[0.0, 0.5]), "open interval"),
+        (dict(levels=True), "levels must be a positive int"),
+        (dict(levels=0.5), "must be an int in the range"),
         (dict(name="x", estimator={"a": None}), "a dict's keys name its curves"),
         (dict(estimator={}), "empty dict"),
     ],

@@ -205,6 +205,34 @@ def test_interval_without_predict_interval_is_a_clear_error(gp, data):
         UncertaintyDisplay.from_estimator(gp, X, y, interval="conformal")
 
 
+def test_infinite_interval_ends_run_off_the_axes_with_a_warning():
+    # Too few calibration rows for 0.999: predict_interval's documented infinite bound.
+    X, y = make_two_clusters(40, random_state=0)
+    reg = RandomizedPriorRegressor(**TINY).fit(X, y)
+    with pytest.warns(UserWarning, match="The interval is infinite at 31 of 31 point"):
+        display = UncertaintyDisplay.from_estimator(reg, X, y, grid=GRID, interval="conformal",
+                                                    confidence=0.999)
+    bottom, top = display.ax_.get_ylim()
+    mean, std = reg.predict(GRID, return_std=True)
+    assert np.isfinite([bottom, top]).all()
+    assert bottom < min(y.min(), (mean - 2 * std).min()) and top > max(y.max(), (mean + 2 * std).max())
+    _, upper, _, lower = _band_outline(display.bands_["interval"], len(GRID))
+    assert np.isfinite(upper).all() and (upper > top).all() and (lower < bottom).all()
+    with pytest.raises(ValueError, match="lower bound contains NaN"):
+        UncertaintyDisplay.from_predictions(GRID[:, 0], mean, std, interval=(mean * np.nan, mean))
+
+
+@pytest.mark.parametrize("fitted_2d", [False, True])
+def test_one_target_as_a_column_or_a_vector(data, fitted_2d):
+    X, y = data
+    reg = RandomizedPriorRegressor(**TINY).fit(X, y[:, None] if fitted_2d else y)
+    for observed in (y, y[:, None]):
+        display = UncertaintyDisplay.from_estimator(reg, X, observed, grid=GRID)
+        np.testing.assert_array_equal(display.scatter_.get_offsets()[:, 1], y)
+    with pytest.raises(ValueError, match="estimator predicts 1 target"):
+        UncertaintyDisplay.from_estimator(reg, X, np.c_[y, y], grid=GRID)
+
+
 def test_multi_output_target():
     X, y = make_two_clusters(random_state=0)
     Y = np.c_[y, 2 * y + 1]
@@ -285,6 +313,7 @@ def test_style_keywords_override_the_defaults(rpf, data):
         (dict(interval="conformal", confidence=1.0), r"confidence must be a float in the open"),
         (dict(n_std=0), "n_std must be a positive number"),
         (dict(band_kwargs={"noise": {}}), "band_kwargs keys must be among"),
+        (dict(band_kwargs={"total": 3}), r"band_kwargs\['total'\] must be a dict"),
         (dict(feature=0.5), "feature must be an integer index or a feature name"),
     ],
 )

@@ -4,6 +4,7 @@ matplotlib is imported only inside the functions that draw, so that ``import skl
 does not need it.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -145,9 +146,13 @@ def interval_predictor(estimator):
     return None
 
 
-def as_1d_float(values, name, n_samples=None):
-    """A finite 1-D float array (clear errors for 2-D arrays, NaN and a wrong length)."""
-    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name)
+def as_1d_float(values, name, n_samples=None, allow_inf=False):
+    """A finite 1-D float array (clear errors for 2-D arrays, NaN and a wrong length); with
+    ``allow_inf``, infinite values pass (NaN still fails)."""
+    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
+                        ensure_all_finite=not allow_inf)
+    if allow_inf and np.isnan(array).any():
+        raise ValueError(f"Input {name} contains NaN.")
     if array.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D of shape (n_samples,); got shape {array.shape}. For a "
@@ -167,3 +172,43 @@ def finish_axes(ax, xlabel, ylabel):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize="small")
+
+
+def observed_target(y, n_targets, target):
+    """The observed column matching the drawn prediction (``n_targets`` None: single output)."""
+    y = np.asarray(y, dtype=np.float64)
+    if n_targets in (None, 1) and y.ndim in (1, 2) and y.size == len(y):
+        y = y.reshape(-1) if n_targets is None else y.reshape(-1, 1)  # (n,) and (n, 1) alike
+    if y.ndim != (1 if n_targets is None else 2) or (n_targets is not None
+                                                     and y.shape[1] != n_targets):
+        raise ValueError(
+            f"y has shape {y.shape}, but the estimator predicts {n_targets or 1} target(s) per "
+            "sample."
+        )
+    return y if n_targets is None else pick_target(y, target)
+
+
+def clip_infinite_interval(bounds, mean, y_true):
+    """Infinite interval ends, clipped in place to far past the finite values drawn; returns the
+    y-limits that keep the axes on those finite values, or None when every end is finite."""
+    if "interval" not in bounds:
+        return None
+    lower, upper = bounds["interval"]
+    infinite = np.isinf(lower) | np.isinf(upper)
+    if not infinite.any():
+        return None
+    warnings.warn(
+        f"The interval is infinite at {infinite.sum()} of {len(lower)} point(s) (for a conformal "
+        "interval: too few calibration rows for its confidence); it runs off the axes there.",
+        UserWarning, stacklevel=3,
+    )
+    finite = [mean] + [edge[np.isfinite(edge)] for pair in bounds.values() for edge in pair]
+    if y_true is not None:
+        finite.append(np.asarray(y_true, dtype=np.float64).ravel())
+    finite = np.concatenate(finite)
+    finite = finite[np.isfinite(finite)]
+    low, high = finite.min(), finite.max()
+    margin = 0.05 * max(high - low, abs(high), 1e-12)
+    far = 1e3 * (high - low + margin)
+    bounds["interval"] = (np.maximum(lower, low - far), np.minimum(upper, high + far))
+    return low - margin, high + margin

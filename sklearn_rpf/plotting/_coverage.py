@@ -20,8 +20,19 @@ def _nominal_levels(levels):
     return nominal
 
 
-def _columns(values, name, n_samples=None):
-    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name)
+def _interval_levels(levels):
+    """Nominal levels of ``predict_interval``: an int spaces them over [0.5, 1), where a
+    jackknife+ interval is defined (below 0.5 its ends can cross)."""
+    if isinstance(levels, Integral) and not isinstance(levels, bool) and levels >= 1:
+        return 0.5 + 0.5 * _nominal_levels(levels)
+    return _nominal_levels(levels)
+
+
+def _columns(values, name, n_samples=None, allow_inf=False):
+    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
+                        ensure_all_finite=not allow_inf)
+    if allow_inf and np.isnan(array).any():
+        raise ValueError(f"Input {name} contains NaN.")
     if array.ndim > 2:
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {array.shape}.")
     if n_samples is not None and len(array) != n_samples:
@@ -72,8 +83,9 @@ def _interval_coverage(y_true, intervals, sample_weight, target):
     for level, bounds in (items[i] for i in order):
         if not isinstance(bounds, tuple | list) or len(bounds) != 2:
             raise ValueError(f"intervals[{level!r}] must be a (lower, upper) pair of arrays.")
-        lower, upper = (_select(_columns(edge, f"intervals[{level!r}]", len(y_true)), target,
-                                f"intervals[{level!r}]") for edge in bounds)
+        # An infinite end (a conformal interval with too few calibration rows) covers everything.
+        lower, upper = (_select(_columns(edge, f"intervals[{level!r}]", len(y_true), True),
+                                target, f"intervals[{level!r}]") for edge in bounds)
         if lower.shape != y_true.shape or upper.shape != y_true.shape:
             raise ValueError(
                 f"intervals[{level!r}] bounds have shapes {lower.shape} and {upper.shape}, "
@@ -277,7 +289,9 @@ class CoverageDisplay:
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         levels : int or array-like of shape (n_levels,), default=10
             Nominal levels in (0, 1), or how many evenly spaced ones (as in
-            :func:`sklearn_rpf.metrics.calibration_curve`).
+            :func:`sklearn_rpf.metrics.calibration_curve`). With ``method="interval"`` an int
+            spaces them over [0.5, 1) instead (0.525, 0.575, ..., 0.975 for 10): conformal
+            intervals need a confidence of at least 0.5.
         method : {"gaussian", "interval"}, default="gaussian"
             ``"gaussian"``: central intervals of ``N(mean, std**2)`` from
             ``predict(X, return_std=True)``. ``"interval"``:
@@ -325,7 +339,7 @@ class CoverageDisplay:
         else:
             named = {type(estimator).__name__ if name is None else name: estimator}
         # Everything is checked before the first prediction is made.
-        nominal = _nominal_levels(levels)
+        nominal = _interval_levels(levels) if method == "interval" else _nominal_levels(levels)
         check_consistent_length(X, y)
         if method == "interval":
             predictors = {label: interval_predictor(model) for label, model in named.items()}
@@ -345,7 +359,10 @@ class CoverageDisplay:
                 extra = {} if interval_method is None else {"method": interval_method}
                 intervals = {level: tuple(predict_interval(X, confidence=level, **extra))
                              for level in nominal}
-                _, curve = _interval_coverage(y, intervals, sample_weight, target)
+                _, by_level = _interval_coverage(y, intervals, sample_weight, target)
+                # _interval_coverage runs from low to high levels: back to the order asked for.
+                curve = np.empty_like(by_level)
+                curve[np.argsort(nominal, kind="stable")] = by_level
             observed.append(curve)
         display = cls(nominal=nominal, observed=np.array(observed), names=list(named))
         return display.plot(ax=ax, line_kwargs=line_kwargs, diagonal_kwargs=diagonal_kwargs)

@@ -8,10 +8,12 @@ from sklearn.utils import check_consistent_length
 from ._common import (
     as_1d_float,
     check_confidence,
+    clip_infinite_interval,
     feature_column,
     finish_axes,
     get_axes,
     interval_predictor,
+    observed_target,
     pick_target,
     predict_mean_std,
     scatter_observed,
@@ -51,17 +53,6 @@ def _requested_bands(bands):
         hint = ' (the interval is asked with interval="conformal")' if "interval" in wanted else ""
         raise ValueError(f"bands must be among {_STD_BANDS}{hint}; got {bands!r}.")
     return wanted
-
-
-def _observed_target(y, n_targets, target):
-    """The observed column matching the drawn prediction (``n_targets`` None: single output)."""
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim != (1 if n_targets is None else 2):
-        raise ValueError(
-            f"y has shape {y.shape}, but the estimator predicts {n_targets or 1} target(s) per "
-            "sample."
-        )
-    return y if n_targets is None else pick_target(y, target)
 
 
 class UncertaintyDisplay:
@@ -159,8 +150,9 @@ class UncertaintyDisplay:
         if self.interval is not None:
             if not isinstance(self.interval, tuple | list) or len(self.interval) != 2:
                 raise ValueError("interval must be a (lower, upper) pair of arrays.")
-            lower = as_1d_float(self.interval[0], "interval's lower bound", n)
-            upper = as_1d_float(self.interval[1], "interval's upper bound", n)
+            # Infinite ends are legal: a conformal interval with too few calibration rows.
+            lower = as_1d_float(self.interval[0], "interval's lower bound", n, allow_inf=True)
+            upper = as_1d_float(self.interval[1], "interval's upper bound", n, allow_inf=True)
             if np.any(lower > upper):
                 raise ValueError(
                     f"interval's lower bound exceeds its upper bound at {np.sum(lower > upper)} "
@@ -201,7 +193,12 @@ class UncertaintyDisplay:
             raise ValueError(
                 f"band_kwargs keys must be among 'total', 'epistemic', 'interval'; got {unknown}."
             )
+        for key, kwargs in band_kwargs.items():
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise ValueError(f"band_kwargs[{key!r}] must be a dict of PolyCollection "
+                                 f"properties or None; got {kwargs!r}.")
         mean, bounds = self._checked_bounds(n_std)
+        y_limits = clip_infinite_interval(bounds, mean, self.y_true)
         layout = "predicted" if self.x is None else "feature"
         x = mean if self.x is None else as_1d_float(self.x, "x", len(mean))
         ax, figure = get_axes(ax, f"{type(self).__name__}.plot")
@@ -243,6 +240,8 @@ class UncertaintyDisplay:
             self.scatter_ = scatter_observed(ax, x_true, y_true, scatter_kwargs)
 
         ax.autoscale_view()
+        if y_limits is not None:
+            ax.set_ylim(*y_limits)
         default_x_label = "x" if layout == "feature" else "predicted value"
         finish_axes(ax, self.x_label or default_x_label, self.y_label or "y")
         self.ax_, self.figure_ = ax, figure
@@ -396,10 +395,10 @@ class UncertaintyDisplay:
                                     for a in (mean, std if "total" in wanted else None,
                                               std_epistemic))
         if y is not None:
-            y = _observed_target(y, n_targets, target)
+            y = observed_target(y, n_targets, target)
             check_consistent_length(X, y)
         y_label = "y" if n_targets is None else f"y[{0 if target is None else target}]"
-        label = None if interval is None else f"{100 * confidence:g}% interval ({interval})"
+        label = None if interval is None else f"{100 * confidence:.12g}% interval ({interval})"
         display = cls(x=x, y_mean=mean, y_std=std, y_std_epistemic=std_epistemic,
                       interval=bounds, y_true=y, x_true=x_true, interval_label=label,
                       x_label=x_label, y_label=y_label,
