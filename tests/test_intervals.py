@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
@@ -283,7 +284,32 @@ def test_errors_for_method_and_bootstrap_false():
         reg.predict_interval(X[:2], method="jackknife")
 
 
+def test_gaussian_interval_checks_feature_names_once(recwarn):
+    X, y = heavy_tailed(60, 8)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    reg = RandomizedPriorRegressor(**FAST).fit(frame, y)
+    lower, upper = reg.predict_interval(frame[:5], method="gaussian")
+    assert not [w for w in recwarn if "feature names" in str(w.message)]
+    mean, std = reg.predict(frame[:5], return_std=True)
+    np.testing.assert_allclose(upper - lower, 2 * norm.ppf(0.975) * std, rtol=1e-12)
+
+
+def test_infinite_interval_warning_keeps_the_confidence_as_given():
+    X, y = heavy_tailed(12, 0)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with pytest.warns(UserWarning, match=r"The 0\.9999999 conformal interval is infinite"):
+        reg.predict_interval(X[:2], confidence=0.9999999)
+
+
 # ----------------------------------------------------------------------------- sample_y
+@pytest.mark.parametrize("random_state", [1.5, True, "a", -1, 2**32, np.random.default_rng(0)])
+def test_sample_y_bad_random_state_is_a_clear_error(random_state):
+    X, y = heavy_tailed(40, 11)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="random_state must be None, an int in"):
+        reg.sample_y(X[:3], 2, random_state=random_state)
+
+
 def test_sample_y_never_draws_from_the_global_generator():
     X, y = heavy_tailed(40, 11)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)

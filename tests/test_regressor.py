@@ -346,6 +346,24 @@ def test_random_state_reproducible_and_global_generators_untouched():
     assert numpy_state[2:] == new_state[2:]
 
 
+def test_member_nets_predict_without_touching_the_global_generator():
+    X, y = regression_data()
+    net = RandomizedPriorRegressor(**FAST).fit(X, y).estimators_[0]
+    state = torch.get_rng_state().clone()
+    net.predict(X.astype(np.float32))  # a DataLoader draws a base seed unless given a generator
+    net.partial_fit(X.astype(np.float32), y.astype(np.float32))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_tensors_that_require_grad_are_read_like_any_tensor():
+    X, y = regression_data()
+    tensors = [torch.tensor(a).requires_grad_(True) for a in (X, y, np.ones(len(y)))]
+    reg = RandomizedPriorRegressor(**FAST).fit(*tensors[:2], sample_weight=tensors[2])
+    expected = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X, return_std=True)
+    np.testing.assert_array_equal(reg.predict(tensors[0], return_std=True), expected)
+    assert tensors[0].requires_grad and tensors[0].grad is None  # the caller's tensor as it was
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "X, y, sample_weight, error, match",
@@ -353,6 +371,9 @@ def test_random_state_reproducible_and_global_generators_untouched():
         ([[np.nan, 1.0], [1.0, 2.0]], [1.0, 2.0], None, ValueError, "NaN"),
         ([[np.inf, 1.0], [1.0, 2.0]], [1.0, 2.0], None, ValueError, "infinity"),
         ([[1.0, 1.0], [1.0, 2.0]], [np.nan, 2.0], None, ValueError, "NaN"),
+        # None in y passes scikit-learn's check on object arrays: it used to train into NaN.
+        ([[1.0, 1.0], [1.0, 2.0]], [None, 2.0], None, ValueError, "y contains NaN.*None"),
+        ([[1.0, 1.0], [1.0, 2.0]], [None, 2.0], [0.0, 1.0], ValueError, "y contains NaN"),
         (np.empty((0, 2)), [], None, ValueError, "0 sample"),
         ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], None, ValueError, "Expected 2D array"),
         ([["a", "b"], ["c", "d"]], [1.0, 2.0], None, ValueError, "could not convert string"),

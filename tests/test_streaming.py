@@ -102,6 +102,9 @@ def test_partial_fit_errors_are_clear_and_leave_the_model_intact():
         reg.partial_fit(X[:50, :2], y[:50])
     with pytest.raises(ValueError, match="y has 2 target"):
         reg.partial_fit(X[:50], np.c_[y[:50], y[:50]])
+    fitted = RandomizedPriorRegressor(**dict(FAST, max_epochs=1)).fit(X[:50], np.c_[y, y][:50])
+    with pytest.raises(ValueError, match="trained on 2 \\(2-D\\) by its first fit or partial_fit"):
+        fitted.partial_fit(X[:50], y[:50])  # the targets came from fit, not from partial_fit
     reg.set_params(hidden_layer_sizes=(8,))
     with pytest.raises(ValueError, match="hidden_layer_sizes changed from"):
         reg.partial_fit(X[:50], y[:50])

@@ -470,6 +470,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.batch_size, None), max_epochs=1)
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
+        X, y, sample_weight = (_untracked(a) for a in (X, y, sample_weight))
         y_dtype = np.asarray(y).dtype
         if y_dtype.kind in "USV":  # scikit-learn would fail later, inside a NumPy ufunc
             raise ValueError(
@@ -479,6 +480,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
             ensure_min_samples=2 if reset else 1, reset=reset,
         )
+        if not np.isfinite(y).all():  # None in an object y passes scikit-learn's check as NaN
+            raise ValueError("Input y contains NaN or infinity (None counts as missing).")
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         for name in ("early_stopping", "calibrate_epistemic"):
@@ -493,7 +496,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return validate_data(self, _untracked(X), reset=False, dtype=np.float64)
 
     def _format(self, array):
         """Drop the target axis for a regressor fitted on a 1-D ``y``."""
@@ -538,7 +541,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
         y_std : ndarray of the same shape, only with ``return_std=True``
         """
-        X = self._validate_predict_input(X)
+        return self._predict(self._validate_predict_input(X), return_std, epistemic)
+
+    def _predict(self, X, return_std=False, epistemic=False):
+        """``predict`` on validated ``X`` (no second validation, no second feature-name check)."""
         fitted = self._fitted
         mean = np.empty((len(X), fitted.n_targets))
         std = np.empty_like(mean) if return_std else None
@@ -623,7 +629,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         fitted = self._fitted
         if method == "gaussian":
-            mean, std = self.predict(X, return_std=True)
+            mean, std = self._predict(X, return_std=True)
             half = norm.ppf(1 - alpha / 2) * std
             return mean - half, mean + half
         if confidence < 0.5:
@@ -650,8 +656,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if np.isinf(upper).any():
             n_rows = self._calibration.n_rows
             warnings.warn(
-                f"The {confidence:g} conformal interval is infinite: its bound is the "
-                f"ceil({confidence:g} * (n + 1))-th of {n_rows} out-of-bag calibration rows, "
+                f"The {confidence:.12g} conformal interval is infinite: its bound is the "
+                f"ceil({confidence:.12g} * (n + 1))-th of {n_rows} out-of-bag calibration rows, "
                 f"which needs at least {int(np.ceil(confidence / (1 - confidence)))} of them. "
                 "Use a lower confidence, more training rows or more members.",
                 UserWarning, stacklevel=2,
@@ -727,3 +733,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
+
+
+def _untracked(array):
+    """A torch tensor as NumPy can read it: detached from autograd and on the CPU (NumPy's
+    ``__array__`` refuses both, with a torch error); anything else as it is."""
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu()
+    return array

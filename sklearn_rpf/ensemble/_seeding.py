@@ -11,6 +11,7 @@ depend on the group, so such members are reproducible but not independent of the
 
 import contextlib
 import threading
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -26,6 +27,12 @@ def seed_from(random_state):
         return int(np.random.SeedSequence().generate_state(1)[0])
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(np.iinfo(np.int32).max))
+    if (isinstance(random_state, bool) or not isinstance(random_state, Integral)
+            or not 0 <= random_state < 2**32):
+        raise ValueError(
+            "random_state must be None, an int in [0, 2**32 - 1] or a numpy.random.RandomState "
+            f"instance (as scikit-learn's check_random_state takes); got {random_state!r}."
+        )
     return int(random_state)
 
 

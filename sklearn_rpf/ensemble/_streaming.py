@@ -177,8 +177,9 @@ class Stream:
         n_targets = self.net.module_.n_targets
         if y_ndim != self.y_ndim or y.shape[1] != n_targets:
             raise ValueError(
-                f"y has {y.shape[1]} target(s) ({y_ndim}-D) but the first partial_fit call had "
-                f"{n_targets} ({self.y_ndim}-D)."
+                f"y has {y.shape[1]} target(s) ({y_ndim}-D) but the model was trained on "
+                f"{n_targets} ({self.y_ndim}-D) by its first fit or partial_fit call; start over "
+                "with fit to change the targets."
             )
 
     def train_on(self, X, y, sample_weight):

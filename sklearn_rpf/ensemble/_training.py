@@ -351,6 +351,9 @@ def member_net(module, ensemble_net):
         lr=params["lr"], optimizer__weight_decay=params.get("optimizer__weight_decay", 0.0),
         max_epochs=params["max_epochs"], batch_size=params["batch_size"],
         device=params["device"],
+        # DataLoaders draw a base seed (and, shuffling, the order) from torch's global generator
+        # unless given their own: these keep the caller's generator untouched.
+        iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
     )
     net.initialize()
     return net
