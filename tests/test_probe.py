@@ -4,6 +4,8 @@ import contextlib
 import copy
 import os
 import time
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -330,12 +332,31 @@ def test_input_is_not_modified(tiny_lm_folder):
         (np.array([["Room"], [np.nan]], dtype=object), ValueError, "NaN"),
         (np.array([["Room"], [np.inf]], dtype=object), ValueError, "infinity"),
         (np.array([["Room"], [""]], dtype=object), ValueError, "empty prompt"),
+        # A bad cell in a 1-D list is named too, not reported as a shape problem.
+        ([None], ValueError, "contains None"),
+        ([b"Room"], TypeError, "bytes object"),
+        (np.array([b"Room"]), TypeError, "bytes object"),
+        # Missing values that scikit-learn's own check cannot even compare.
+        (pd.Series(["Room", None], dtype="string"), ValueError, r"pandas.NA, row 1"),
+        (pd.DataFrame({"a": pd.Series(["Room", None], dtype="string")}), ValueError, "pandas.NA"),
+        ([["Room"], [pd.NA]], ValueError, "pandas.NA"),
+        ([[Decimal("sNaN")]], ValueError, "Decimal NaN"),
+        ([[Decimal("NaN")]], ValueError, "Decimal NaN"),
+        ([[Decimal("Infinity")]], ValueError, "infinity"),
     ],
 )
 def test_bad_input_gets_a_clear_error(tiny_lm_folder, X, error, match):
     probe = BenfordDigitProbe(tiny_lm_folder)
     with pytest.raises(error, match=match):
         probe.fit_transform(X)
+
+
+def test_numbers_numpy_cannot_check_are_prompts_too(tiny_lm_folder):
+    # Python ints wider than 64 bits, Decimal and Fraction are real numbers: formatted as text.
+    X = [[10**30], [Decimal("1.5")], [Fraction(1, 3)], [2**70]]
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(X)
+    as_text = probe.transform([[str(row[0])] for row in X])
+    np.testing.assert_allclose(probe.transform(X), as_text)
 
 
 @pytest.mark.parametrize(

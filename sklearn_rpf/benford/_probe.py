@@ -1,6 +1,7 @@
 """BenfordDigitProbe: the first-digit distribution a causal language model gives after a prompt."""
 
 import threading
+from decimal import Decimal
 from numbers import Integral, Real
 from os import PathLike
 
@@ -230,15 +231,17 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
                 "Expected an array-like of prompts, got a single string; wrap it in a list: [text]."
             )
         is_1d = isinstance(X, (list, tuple)) or (
-            isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO")
+            isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UOS")
         if is_1d and not any(isinstance(v, (list, tuple, np.ndarray)) for v in X) and (
-            len(X) == 0 or any(isinstance(v, str) for v in X)  # text, maybe with a bad cell
-        ):
+            len(X) == 0 or any(isinstance(v, (str, bytes)) or v is None for v in X)
+        ):  # text, maybe with a bad cell (None, bytes): format_prompts names it
             return np.asarray(X, dtype=object).reshape(-1, 1)
         return X
 
     def _validate_X(self, X, reset):
-        return validate_data(self, self._as_2d(X), dtype=None, reset=reset, ensure_all_finite=True)
+        X = self._as_2d(X)
+        _reject_unreadable_missing(X)
+        return validate_data(self, X, dtype=None, reset=reset, ensure_all_finite=True)
 
 
     # --------------------------------------------------------------------------------- fitting
@@ -348,3 +351,30 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         _check_feature_names_in(self, input_features)
         names = DIGIT_COLUMNS + ((MASS_COLUMN,) if self.return_numeric_mass else ())
         return np.asarray(names, dtype=object)
+
+
+def _reject_unreadable_missing(X):
+    """pandas' missing value (``pd.NA``, in "string" and nullable columns) and a signalling
+    Decimal NaN make scikit-learn's finiteness check fail with a cryptic error ("boolean value
+    of NA is ambiguous", InvalidOperation); say what is wrong instead."""
+    if hasattr(X, "to_numpy"):
+        cells = X.to_numpy(dtype=object)
+    elif isinstance(X, (list, tuple)) or getattr(getattr(X, "dtype", None), "kind", None) == "O":
+        try:
+            cells = np.asarray(X, dtype=object)
+        except ValueError:  # ragged: validate_data says so
+            return
+    else:
+        return
+    if cells.ndim == 0 or cells.size == 0:  # validate_data names what is wrong
+        return
+    for row_index, row in enumerate(cells.reshape(len(cells), -1)):
+        for value in row:
+            # A signalling Decimal NaN raises even when compared to itself, as the check does.
+            missing = type(value).__name__ == "NAType" and "pandas.NA" or (
+                isinstance(value, Decimal) and value.is_nan() and "a Decimal NaN")
+            if missing:
+                raise ValueError(
+                    f"Input X contains a missing value ({missing}, row {row_index}); prompts "
+                    "need text or numbers in every cell."
+                )

@@ -6,10 +6,11 @@ with an optional format spec): ``str.format`` would otherwise let a field walk a
 surrogate left by a bad decode reaches the tokenizer as a TypeError otherwise).
 """
 
+import math
 import re
 import string
 import warnings
-from numbers import Number
+from numbers import Integral, Number
 
 import numpy as np
 
@@ -82,6 +83,17 @@ def check_template(template, n_features):
         )
 
 
+def _finite(number):
+    """Whether a real number is finite, for every kind ``numbers.Number`` admits (Python ints
+    wider than 64 bits, Decimal, Fraction), not only NumPy's."""
+    if isinstance(number, Integral):
+        return True
+    try:
+        return math.isfinite(number)
+    except (OverflowError, TypeError, ValueError):  # e.g. Decimal("sNaN")
+        return False
+
+
 def format_prompts(X, template):
     """One prompt per row of the validated 2-D array X: ``template`` filled with the row's
     values, or the values joined with spaces when it is None."""
@@ -102,7 +114,7 @@ def format_prompts(X, template):
                     f"Input X contains a {type(value).__name__} object (row {row_index}); "
                     "expected text (str) or real numbers in every cell."
                 )
-            if not isinstance(value, str) and not np.isfinite(value):
+            if not isinstance(value, str) and not _finite(value):
                 raise ValueError(f"Input X contains NaN or infinity (row {row_index}).")
         if template is None:
             prompt = " ".join(str(value) for value in row)
