@@ -22,10 +22,13 @@ predictive distribution is, with the conventions of :mod:`sklearn.metrics`:
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import erf
 from scipy.stats import norm
 from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
+
+from ._arrays import untracked
 
 __all__ = [
     "calibration_curve",
@@ -58,7 +61,7 @@ def _validated(extra=None):
 
 def _as_columns(values, name):
     """Return a finite float64 2-D array (1-D input becomes one column)."""
-    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name)
+    array = check_array(untracked(values), ensure_2d=False, dtype=np.float64, input_name=name)
     return array.reshape(-1, 1) if array.ndim == 1 else array
 
 
@@ -82,7 +85,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
         )
     if sample_weight is not None:
         sample_weight = check_array(
-            sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight"
+            untracked(sample_weight), ensure_2d=False, dtype=np.float64, input_name="sample_weight"
         )
         if sample_weight.ndim != 1:
             raise ValueError(
@@ -94,6 +97,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
                 "sample_weight must be non-negative with a positive sum; got "
                 f"min={sample_weight.min()!r}, sum={sample_weight.sum()!r}."
             )
+        sample_weight = sample_weight / sample_weight.max()  # huge weights: no overflowing sum
     n_outputs = y_true.shape[1]
     if isinstance(multioutput, str):
         if multioutput not in _MULTIOUTPUT_OPTIONS:
@@ -103,7 +107,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
             )
     else:
         multioutput = check_array(
-            multioutput, ensure_2d=False, dtype=np.float64, input_name="multioutput"
+            untracked(multioutput), ensure_2d=False, dtype=np.float64, input_name="multioutput"
         )
         if multioutput.shape != (n_outputs,):
             raise ValueError(
@@ -112,6 +116,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
             )
         if np.any(multioutput < 0) or not np.any(multioutput > 0):
             raise ValueError("multioutput weights must be non-negative with a positive sum.")
+        multioutput = multioutput / multioutput.max()
     return y_true, y_mean, y_std, sample_weight, multioutput
 
 
@@ -164,7 +169,7 @@ def gaussian_nll(y_true, y_mean, y_std, *, sample_weight=None, multioutput="unif
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    z = (y_true - y_mean) / y_std
+    _, z = _standardized(y_true, y_mean, y_std)
     per_sample = 0.5 * np.log(2 * np.pi) + np.log(y_std) + 0.5 * z**2
     return _average_per_sample(per_sample, sample_weight, multioutput)
 
@@ -196,8 +201,14 @@ def crps_gaussian(y_true, y_mean, y_std, *, sample_weight=None, multioutput="uni
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    z = (y_true - y_mean) / y_std
-    per_sample = y_std * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi))
+    error, z = _standardized(y_true, y_mean, y_std)
+    # |e| (2 Phi(|z|) - 1) + s (2 phi(z) - 1/sqrt(pi)): the absolute error as s -> 0 (where z
+    # overflows), and the scaled form where e itself overflows but z does not.
+    spread = 2 * norm.pdf(z) - 1 / np.sqrt(np.pi)
+    inside = erf(np.abs(z) / np.sqrt(2))
+    with np.errstate(over="ignore"):
+        per_sample = np.where(np.isfinite(error), np.abs(error) * inside + y_std * spread,
+                              y_std * (np.abs(z) * inside + spread))
     return _average_per_sample(per_sample, sample_weight, multioutput)
 
 
@@ -233,7 +244,7 @@ def interval_coverage(
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    inside = np.abs(y_true - y_mean) <= y_std * norm.ppf(0.5 + level / 2)
+    inside = _inside(y_true, y_mean, y_std, level)
     return _average_per_sample(inside.astype(np.float64), sample_weight, multioutput)
 
 
@@ -266,8 +277,33 @@ def interval_width(
     _, _, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    width = 2 * y_std * norm.ppf(0.5 + level / 2)
+    width = 2 * y_std * _half_width(level)
     return _average_per_sample(width, sample_weight, multioutput)
+
+
+def _standardized(y_true, y_mean, y_std):
+    """``(e, z)``: the error ``y - mu`` and ``z = e / s``; where ``e`` overflows (both huge and
+    of opposite signs), ``z`` as ``y / s - mu / s``, which stays finite when it is."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = y_true - y_mean
+        z = error / y_std
+        overflow = ~np.isfinite(error)
+        if overflow.any():
+            z = np.where(overflow, y_true / y_std - y_mean / y_std, z)
+    return error, z
+
+
+def _half_width(level):
+    """Half-width of the central ``level`` interval in standard deviations; ``isf`` of the tail
+    keeps its precision up to ``level`` = 1 - 1e-16, where ``ppf(0.5 + level / 2)`` rounds to
+    ``inf``."""
+    return norm.isf((1 - np.asarray(level, dtype=np.float64)) / 2)
+
+
+def _inside(y_true, y_mean, y_std, level):
+    """Whether each target lies in the central interval at ``level``, bounds included."""
+    with np.errstate(over="ignore"):
+        return np.abs(y_true - y_mean) <= y_std * _half_width(level)
 
 
 def _central_pit(y_true, y_mean, y_std):
@@ -328,10 +364,10 @@ def calibration_curve(
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    pit = _central_pit(y_true, y_mean, y_std)
-    # The interval at level p contains y exactly when the central PIT is <= p.
-    inside = pit[None, :, :] <= nominal[:, None, None]
-    per_output = np.stack([np.average(block, axis=0, weights=sample_weight) for block in inside])
+    # The same test as interval_coverage at each level (a PIT compared with p rounds otherwise
+    # for targets on a bound).
+    per_output = np.stack([np.average(_inside(y_true, y_mean, y_std, p), axis=0,
+                                      weights=sample_weight) for p in nominal])
     return nominal, _combine_outputs(per_output, multioutput)
 
 
@@ -514,7 +550,10 @@ def make_gaussian_scorer(metric, *, greater_is_better=None, **kwargs):
         return _GaussianScorer(score_func, sign, kwargs, name=metric)
     if not callable(metric):
         raise TypeError(f"metric must be a scorer name or a callable; got {metric!r}.")
-    sign = -1 if greater_is_better is False else 1
+    if greater_is_better is not None and not isinstance(greater_is_better, bool | np.bool_):
+        raise ValueError(f"greater_is_better must be True, False or None; got "
+                         f"{greater_is_better!r}.")
+    sign = -1 if greater_is_better is not None and not greater_is_better else 1
     return _GaussianScorer(metric, sign, kwargs)
 
 

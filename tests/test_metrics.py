@@ -96,6 +96,31 @@ def test_crps_tends_to_absolute_error_for_tiny_std():
     )
 
 
+def test_extreme_scales_give_the_representable_answer():
+    # The absolute error as the std vanishes (z overflows), and finite scores where y - mu
+    # overflows but z does not.
+    assert crps_gaussian([1.0], [0.0], [1e-320]) == 1.0
+    assert crps_gaussian([1e300], [0.0], [1e-10]) == 1e300
+    z2 = 0.5 * np.log(2 * np.pi) + np.log(1e308) + 2.0  # z = 2
+    assert gaussian_nll([1e308], [-1e308], [1e308]) == pytest.approx(z2, rel=1e-12)
+    crps = 1e308 * (2 * (2 * norm.cdf(2) - 1) + 2 * norm.pdf(2) - 1 / np.sqrt(np.pi))
+    assert crps_gaussian([1e308], [-1e308], [1e308]) == pytest.approx(crps, rel=1e-12)
+    # Near level 1 the tail keeps its precision: 2 * isf((1 - level) / 2), not inf.
+    level = 1 - 2**-53
+    assert interval_width([0.0], [0.0], [1.0], level=level) == pytest.approx(
+        2 * norm.isf((1 - level) / 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("metric", SCALAR_METRICS)
+def test_huge_weights_are_just_weights(metric):
+    y_true, y_mean, y_std = _gaussian_data(n_samples=40, n_outputs=2)
+    expected = metric(y_true, y_mean, y_std, sample_weight=np.arange(1.0, 41.0),
+                      multioutput=[1.0, 3.0])
+    got = metric(y_true, y_mean, y_std, sample_weight=1e306 * np.arange(1.0, 41.0),
+                 multioutput=[5e307, 1.5e308])  # their sum overflows
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
 def test_interval_width_and_coverage_follow_norm_interval():
     y_true, y_mean, y_std = _gaussian_data(n_outputs=2)
     for level in (0.5, 0.9, 0.95):
@@ -143,6 +168,11 @@ def test_calibration_curve_agrees_with_interval_coverage():
         np.testing.assert_array_equal(
             row, interval_coverage(y_true, y_mean, y_std, level=level, multioutput="raw_values")
         )
+    # Targets exactly on a bound count as covered in both (the same comparison, not a PIT).
+    on_bound = norm.ppf(0.5 + np.array([0.1, 0.3, 0.7]) / 2)
+    for level, y in zip([0.1, 0.3, 0.7], on_bound, strict=True):
+        assert calibration_curve([y], [0.0], [1.0], levels=[level])[1][0] == interval_coverage(
+            [y], [0.0], [1.0], level=level)
     nominal, observed = calibration_curve(y_true, y_mean, y_std, levels=4)
     np.testing.assert_allclose(nominal, [0.125, 0.375, 0.625, 0.875])
     assert observed.shape == (4,)
@@ -233,8 +263,8 @@ def test_array_like_inputs(metric, container):
         converted = [pd.DataFrame(a, columns=["a", "b"]) for a in arrays] + [
             pd.Series(np.arange(15.0))
         ]
-    else:
-        converted = [torch.tensor(a) for a in arrays] + [torch.arange(15.0)]
+    else:  # tensors that require grad are read detached
+        converted = [torch.tensor(a, requires_grad=True) for a in arrays] + [torch.arange(15.0)]
     *inputs, weights = converted
     result = metric(*inputs, sample_weight=weights, multioutput="raw_values")
     np.testing.assert_allclose(result, expected, rtol=1e-12)
@@ -465,6 +495,8 @@ def test_make_gaussian_scorer_bad_arguments():
         make_gaussian_scorer("neg_crps", greater_is_better=True)
     with pytest.raises(TypeError, match="scorer name or a callable"):
         make_gaussian_scorer(3)
+    with pytest.raises(ValueError, match="greater_is_better must be True, False or None"):
+        make_gaussian_scorer(gaussian_nll, greater_is_better="no")
 
 
 def test_docstring_examples_run():

@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import rel_entr
 from sklearn.utils._param_validation import validate_params
 
+from .._arrays import untracked
 from ._first_digits import first_digits
 
 __all__ = [
@@ -60,7 +61,7 @@ def benford_distribution():
 def _as_real_array(values, name):
     """float64 array of ``values``; complex input is an error, not a dropped imaginary part."""
     try:
-        array = np.asarray(values)
+        array = np.asarray(untracked(values))
         is_complex = array.dtype.kind == "c" or array.dtype.kind == "O" and any(
             isinstance(v, (complex, np.complexfloating)) for v in array.flat
         )
@@ -274,7 +275,7 @@ def first_digit_distribution(numbers, *, normalize=True):
     array([2, 0, 1, 0, 0, 0, 0, 0, 1])
     """
     try:
-        array = np.asarray(numbers)
+        array = np.asarray(untracked(numbers))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
     digits = first_digits(array.ravel())

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .._arrays import untracked
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._groups import train_members
@@ -470,7 +471,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.batch_size, None), max_epochs=1)
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
-        X, y, sample_weight = (_untracked(a) for a in (X, y, sample_weight))
+        X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
         y_dtype = np.asarray(y).dtype
         if y_dtype.kind in "USV":  # scikit-learn would fail later, inside a NumPy ufunc
             raise ValueError(
@@ -496,7 +497,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, _untracked(X), reset=False, dtype=np.float64)
+        return validate_data(self, untracked(X), reset=False, dtype=np.float64)
 
     def _format(self, array):
         """Drop the target axis for a regressor fitted on a 1-D ``y``."""
@@ -733,11 +734,3 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
-
-
-def _untracked(array):
-    """A torch tensor as NumPy can read it: detached from autograd and on the CPU (NumPy's
-    ``__array__`` refuses both, with a torch error); anything else as it is."""
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu()
-    return array
