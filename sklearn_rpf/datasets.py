@@ -3,8 +3,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
+
+from .ensemble._seeding import seed_from
 
 __all__ = ["make_two_clusters"]
 
@@ -35,7 +36,7 @@ def make_two_clusters(n_samples=40, *, noise=0.05, spread=0.15, random_state=Non
     spread : float, default=0.15
         Standard deviation of each cluster along x.
     random_state : int, RandomState instance or None, default=None
-        Seeds the draws (NumPy's global generator is not used).
+        Seeds the draws; None draws fresh OS entropy (NumPy's global generator is never used).
 
     Returns
     -------
@@ -49,7 +50,10 @@ def make_two_clusters(n_samples=40, *, noise=0.05, spread=0.15, random_state=Non
     >>> X.shape, y.shape
     ((40, 1), (40,))
     """
-    rng = check_random_state(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        rng = random_state
+    else:  # None draws fresh OS entropy: check_random_state(None) is NumPy's global generator
+        rng = np.random.RandomState(seed_from(random_state))  # and a bool is refused there
     n_left = n_samples // 2
     x = np.concatenate([rng.normal(-1.0, spread, n_left), rng.normal(1.0, spread, n_samples - n_left)])
     y = np.sin(2 * x) + 0.5 * x + noise * rng.normal(size=n_samples)
