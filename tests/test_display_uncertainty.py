@@ -209,9 +209,12 @@ def test_infinite_interval_ends_run_off_the_axes_with_a_warning():
     # Too few calibration rows for 0.999: predict_interval's documented infinite bound.
     X, y = make_two_clusters(40, random_state=0)
     reg = RandomizedPriorRegressor(**TINY).fit(X, y)
-    with pytest.warns(UserWarning, match="The interval is infinite at 31 of 31 point"):
+    with pytest.warns(UserWarning) as record:
         display = UncertaintyDisplay.from_estimator(reg, X, y, grid=GRID, interval="conformal",
                                                     confidence=0.999)
+    messages = [str(w.message) for w in record]
+    assert any("The 0.999 conformal interval is infinite" in m for m in messages)  # the model's
+    assert any("The interval is infinite at 31 of 31 point" in m for m in messages)  # the plot's
     bottom, top = display.ax_.get_ylim()
     mean, std = reg.predict(GRID, return_std=True)
     assert np.isfinite([bottom, top]).all()
@@ -311,7 +314,8 @@ def test_style_keywords_override_the_defaults(rpf, data):
         (dict(bands=["interval"]), "interval is asked with interval="),
         (dict(against="predicted", grid=GRID), "grid only applies along a feature"),
         (dict(interval="conformal", confidence=1.0), r"confidence must be a float in the open"),
-        (dict(n_std=0), "n_std must be a positive number"),
+        (dict(n_std=0), "n_std must be a positive finite number"),
+        (dict(n_std=np.inf), "n_std must be a positive finite number"),
         (dict(band_kwargs={"noise": {}}), "band_kwargs keys must be among"),
         (dict(band_kwargs={"total": 3}), r"band_kwargs\['total'\] must be a dict"),
         (dict(feature=0.5), "feature must be an integer index or a feature name"),

@@ -167,6 +167,18 @@ def test_multi_output_picks_the_target():
     assert len(plot_priors(reg, GRID, target=1).lines) == N_MEMBERS
 
 
+def test_members_check_the_training_targets():
+    reg, X, Y = _fit(n_targets=2)
+    with pytest.raises(ValueError, match=r"y_train has shape \(\d+,\), but the estimator predicts 2"):
+        plot_members(reg, GRID, X_train=X, y_train=Y[:, 0], target=1)
+    with pytest.raises(ValueError, match="y_train has shape .* predicts 2"):
+        plot_members(reg, GRID, X_train=X, y_train=np.c_[Y, Y[:, 0]])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        plot_members(reg, GRID, X_train=X, y_train=Y[:5])
+    ax = plot_members(reg, GRID, X_train=X, y_train=Y, target=1)
+    np.testing.assert_allclose(ax.collections[-1].get_offsets()[:, 1], Y[:, 1])
+
+
 def test_single_output_rejects_other_target(fitted):
     reg, _, _ = fitted
     with pytest.raises(ValueError, match="predicts a single target"):

@@ -174,16 +174,16 @@ def finish_axes(ax, xlabel, ylabel):
     ax.legend(loc="best", fontsize="small")
 
 
-def observed_target(y, n_targets, target):
+def observed_target(y, n_targets, target, name="y"):
     """The observed column matching the drawn prediction (``n_targets`` None: single output)."""
-    y = np.asarray(y, dtype=np.float64)
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name=name)
     if n_targets in (None, 1) and y.ndim in (1, 2) and y.size == len(y):
         y = y.reshape(-1) if n_targets is None else y.reshape(-1, 1)  # (n,) and (n, 1) alike
     if y.ndim != (1 if n_targets is None else 2) or (n_targets is not None
                                                      and y.shape[1] != n_targets):
         raise ValueError(
-            f"y has shape {y.shape}, but the estimator predicts {n_targets or 1} target(s) per "
-            "sample."
+            f"{name} has shape {y.shape}, but the estimator predicts {n_targets or 1} target(s) "
+            "per sample."
         )
     return y if n_targets is None else pick_target(y, target)
 

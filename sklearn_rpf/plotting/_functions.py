@@ -5,8 +5,17 @@
 """
 
 import numpy as np
+from sklearn.utils import check_consistent_length
 
-from ._common import as_2d, feature_column, finish_axes, get_axes, pick_target, scatter_observed
+from ._common import (
+    as_2d,
+    feature_column,
+    finish_axes,
+    get_axes,
+    observed_target,
+    pick_target,
+    scatter_observed,
+)
 from ._uncertainty import UncertaintyDisplay
 
 
@@ -58,17 +67,21 @@ def plot_members(reg, X_grid, ax=None, X_train=None, y_train=None, feature=0, ta
     """
     X_grid = as_2d(X_grid)
     members = np.asarray(reg.predict_members(X_grid))
-    multi = members.ndim == 3
+    multi, members_shape = members.ndim == 3, members.shape
     members = pick_target(members, target, sample_ndim=2)
     names = getattr(reg, "feature_names_in_", None)
     x, x_label = feature_column(X_grid, feature, names)
+    observed = None
+    if X_train is not None and y_train is not None:  # checked before anything is drawn
+        y_train = observed_target(y_train, members_shape[2] if multi else None, target,
+                                  "y_train")
+        x_train = feature_column(X_train, feature, names)[0]
+        check_consistent_length(x_train, y_train)
+        observed = x_train, y_train
     ax, _ = get_axes(ax, "plot_members")
     _draw_curves(ax, x, members, f"members ({len(members)})")
-    if X_train is not None and y_train is not None:
-        y_train = np.asarray(y_train, dtype=np.float64)
-        y_train = pick_target(y_train, target) if multi else y_train
-        scatter_observed(ax, feature_column(X_train, feature, names)[0], y_train,
-                         label="training data")
+    if observed is not None:
+        scatter_observed(ax, *observed, label="training data")
     finish_axes(ax, x_label, "y")
     return ax
 

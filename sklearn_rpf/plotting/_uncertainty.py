@@ -185,8 +185,8 @@ class UncertaintyDisplay:
         -------
         display : UncertaintyDisplay
         """
-        if isinstance(n_std, bool) or not isinstance(n_std, Real) or not n_std > 0:
-            raise ValueError(f"n_std must be a positive number; got {n_std!r}.")
+        if isinstance(n_std, bool) or not isinstance(n_std, Real) or not 0 < n_std < np.inf:
+            raise ValueError(f"n_std must be a positive finite number; got {n_std!r}.")
         band_kwargs = {} if band_kwargs is None else dict(band_kwargs)
         unknown = set(band_kwargs) - {"total", "epistemic", "interval"}
         if unknown:
