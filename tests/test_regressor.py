@@ -410,8 +410,8 @@ def test_bad_parameters_raise_clear_errors(params, match):
     [
         ({"device": "gpu"}, "device must name a torch device"),
         ({"calibrate_epistemic": True, "bootstrap": False}, "calibrate_epistemic=True needs bootstrap"),
-        ({"module": lambda: nn.Linear(3, 1), "loss": "gaussian_nll"}, "must return 2 outputs"),
-        ({"module": lambda: nn.Linear(3, 4)}, "must return 1 outputs"),
+        ({"module": lambda: nn.Linear(3, 1), "loss": "gaussian_nll"}, r"to \(n_samples, 2\) \(2 outputs, a mean and a variance"),
+        ({"module": lambda: nn.Linear(3, 4)}, r"to \(n_samples, 1\).*returned shape \(2, 4\)"),
         ({"module": lambda: nn.Linear(5, 1)}, "member module failed"),
     ],
 )
@@ -425,6 +425,17 @@ def test_early_stopping_needs_out_of_bag_rows():
     X, y = regression_data(n=30)
     with pytest.raises(ValueError, match="no row is out of bag"):
         RandomizedPriorRegressor(early_stopping=True, **FAST).fit(X, y, sample_weight=np.full(30, 50.0))
+    # Identical rows are drawn together: with three distinct rows a member can draw all of them.
+    # Such a member has nothing to be judged on; it trains the whole budget, with a warning,
+    # instead of "stopping" at its first epoch on a loss of 0.
+    params = dict(FAST, n_estimators=3, max_epochs=8, batch_size=1, early_stopping=True,
+                  n_iter_no_change=2, random_state=8)
+    X3, y3 = np.repeat(X[:3], 4, axis=0), np.repeat(y[:3], 4)
+    with pytest.warns(UserWarning, match=r"member\(s\) \[0, 2\] left no row out of bag"):
+        reg = RandomizedPriorRegressor(**params).fit(X3, y3)
+    full = RandomizedPriorRegressor(**dict(params, early_stopping=False)).fit(X3, y3)
+    np.testing.assert_allclose(reg.predict_members(X3)[[0, 2]], full.predict_members(X3)[[0, 2]],
+                               rtol=1e-5)
 
 
 def test_predict_errors_and_no_mutation():

@@ -192,6 +192,100 @@ def test_diverging_training_is_reported():
         RandomizedPriorRegressor(**dict(FAST, lr=1e5)).fit(X, y)
 
 
+@pytest.mark.parametrize("losses, diverged", [
+    ([-1.46, -2.78, -3.72], False),  # a Gaussian NLL falling below zero: a fall
+    ([0.2, 0.05], False),
+    ([1.0, 9.0], False),
+    ([1.0, 10.5], True),  # ended above ten times its start
+    ([-1.0, 8.5], True),  # rose by more than nine times its size
+])
+def test_divergence_is_a_rise_whatever_the_sign_of_the_loss(losses, diverged):
+    # "Ended above ten times the first loss" called a Gaussian NLL falling from -1.46 to -3.72
+    # a divergence (a user's fit on nearly noiseless data, batch_size=1).
+    from types import SimpleNamespace
+
+    from sklearn_rpf.ensemble._training import _check_convergence
+
+    net = SimpleNamespace(history=[{"train_loss": loss} for loss in losses])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _check_convergence(net)
+    assert any("Training diverged" in str(w.message) for w in caught) == diverged
+
+
+def test_optimizers_without_weight_decay():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, optimizer=torch.optim.Rprop, weight_decay=0.0))
+    assert np.isfinite(reg.fit(X, y).predict(X)).all()
+    assert reg.estimators_[0].predict(X).shape == (60,)  # the member nets too
+    with pytest.raises(ValueError, match="weight_decay=0.1, but Rprop takes no weight_decay"):
+        RandomizedPriorRegressor(**dict(FAST, optimizer=torch.optim.Rprop, weight_decay=0.1)).fit(X, y)
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu", "not-a-device"])
+def test_unusable_devices_are_clear_errors(device):
+    X, y = data()
+    with pytest.raises(ValueError, match="device"):
+        RandomizedPriorRegressor(**dict(FAST, device=device)).fit(X, y)
+    with pytest.raises(ValueError, match="net_params may not set 'device'"):
+        RandomizedPriorRegressor(**dict(FAST, net_params={"device": "cpu"})).fit(X, y)
+
+
+def test_module_and_prior_shapes_are_checked_whole():
+    X, y = data()
+
+    class Flat(nn.Module):  # (n,) instead of (n, 1)
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(X.shape[1], 1)
+
+        def forward(self, x):
+            return self.layer(x)[:, 0]
+
+    class Nested(Flat):  # (n, 1, 1)
+        def forward(self, x):
+            return self.layer(x)[:, :, None]
+
+    class Fixed(nn.Module):  # nothing to train
+        def forward(self, x):
+            return x[:, :1]
+
+    for module, shape in ((Flat, r"\(2,\)"), (Nested, r"\(2, 1, 1\)")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not be vectorised": not what is tested
+            with pytest.raises(ValueError, match=r"to \(n_samples, 1\).*returned shape " + shape):
+                RandomizedPriorRegressor(module, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        RandomizedPriorRegressor(Fixed, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"returned \(3, 2, 1\)"):
+        RandomizedPriorRegressor(prior=lambda x: torch.zeros(3, len(x), 1), **FAST).fit(X, y)
+
+
+def test_a_float64_function_prior_joins_in_the_members_precision():
+    X, y = data()
+    as_float64 = RandomizedPriorRegressor(  # NumPy in the middle: float64 out
+        prior=lambda x: torch.as_tensor(np.sin(3 * x[:, :1].numpy().astype(np.float64))), **FAST)
+    expected = RandomizedPriorRegressor(prior=lambda x: torch.sin(3 * x[:, :1]), **FAST).fit(X, y)
+    np.testing.assert_allclose(as_float64.fit(X, y).predict(X), expected.predict(X), rtol=1e-5)
+
+
+def test_a_single_member_warns_that_it_has_no_spread():
+    X, y = data()
+    with pytest.warns(UserWarning, match="n_estimators=1: a single member has no spread"):
+        reg = RandomizedPriorRegressor(**dict(FAST, n_estimators=1)).fit(X, y)
+    assert (reg.predict(X, return_std=True, epistemic=True)[1] == 0).all()
+
+
+def test_cosine_schedule_counts_the_batches_net_params_asks_for():
+    from sklearn_rpf.ensemble._callbacks import CosineDecay
+
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, max_epochs=3, lr_schedule="cosine",
+                                          net_params={"batch_size": 7})).fit(X, y)
+    schedule = next(cb for _, cb in reg.ensemble_.callbacks_ if isinstance(cb, CosineDecay))
+    assert schedule.total_steps == 3 * int(np.ceil(60 / 7))
+
+
 # ----------------------------------------------------------------------------- weights and memory
 def test_huge_weights_draw_a_bounded_bootstrap():
     X, y = data(n=40)

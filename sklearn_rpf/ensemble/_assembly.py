@@ -71,17 +71,22 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic):
     """Fail early, in plain words, when the member module does not return ``n_outputs`` columns."""
     with torch.no_grad():
         try:
-            width = trainable(x[:2]).shape[-1]
+            out = trainable(x[:2])  # (members, rows, outputs)
         except Exception as exc:
             raise ValueError(
                 f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    if width != n_outputs:
+    if out.dim() != 3 or out.shape[1:] != (len(x[:2]), n_outputs):
         what = "a mean and a variance per target" if heteroscedastic else "one per target"
         raise ValueError(
-            f"The member module must return {n_outputs} outputs ({what}); it returned {width}. "
-            "A module factory receives n_features and n_outputs when its signature takes them."
+            f"The member module must map (n_samples, n_features) to (n_samples, {n_outputs}) "
+            f"({n_outputs} outputs, {what}); for 2 rows it returned shape "
+            f"{tuple(out.shape[1:])}. A module factory receives n_features and n_outputs when "
+            "its signature takes them."
         )
+    if not any(p.requires_grad for p in trainable.parameters()):
+        raise ValueError("The member module has no trainable parameters: there is nothing to "
+                         "fit. Give it at least one nn.Parameter (e.g. an nn.Linear layer).")
 
 
 def _check_prior_output(prior, x, n_targets):
@@ -93,7 +98,9 @@ def _check_prior_output(prior, x, n_targets):
             raise ValueError(
                 f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    if not isinstance(out, torch.Tensor) or out.shape[-2:] != (len(x[:2]), n_targets):
+    shared = isinstance(prior, FixedFunctionPrior)  # (n, t); one prior per member: (K, n, t)
+    if not isinstance(out, torch.Tensor) or out.dim() != (2 if shared else 3) or \
+            out.shape[-2:] != (len(x[:2]), n_targets):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
             f"The prior must map a tensor of shape (n_samples, n_features) to (n_samples, "

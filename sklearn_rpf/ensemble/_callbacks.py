@@ -81,13 +81,17 @@ class MemberEarlyStopping(Callback):
         net.member_valid_sums_ = None
 
     def on_epoch_end(self, net, **kwargs):
-        losses = _ratio(*net.member_valid_sums_).cpu().numpy().astype(float)
-        net.history.record("member_valid_loss", losses.tolist())
+        totals, weights = net.member_valid_sums_
+        losses = _ratio(totals, weights).cpu().numpy().astype(float)
+        # A member that drew every row has no out-of-bag loss to judge (it would read 0 at every
+        # epoch and "stop" at the first): it never stops early and trains the whole budget.
+        judged = weights.cpu().numpy() > 0
+        net.history.record("member_valid_loss", np.where(judged, losses, np.nan).tolist())
         epoch = len(net.history)
         trainable = net.module_.trainable
         for k, loss in enumerate(losses):
-            if self.misses_[k] >= self.patience:
-                continue  # this member has stopped: later epochs do not count for it
+            if self.misses_[k] >= self.patience or not judged[k]:
+                continue  # stopped (later epochs do not count for it), or nothing to judge
             best = self.best_[k]
             if not np.isfinite(best) or loss < best - self.threshold * abs(best):
                 self.best_[k], self.best_epochs_[k], self.misses_[k] = loss, epoch, 0

@@ -38,7 +38,10 @@ class FixedFunctionPrior(nn.Module):
 
     def forward(self, x):
         out = self.function(x)
-        return out.unsqueeze(-1) if out.dim() == 1 else out
+        if isinstance(out, torch.Tensor):  # a float64 (or int) function joins in x's precision
+            out = out.to(dtype=x.dtype, device=x.device)
+            return out.unsqueeze(-1) if out.dim() == 1 else out
+        return out  # not a tensor: _check_prior_output says so
 
     def member(self, k):
         """Every member shares this prior."""

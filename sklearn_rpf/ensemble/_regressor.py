@@ -33,6 +33,7 @@ from ._training import (
     member_net,
     resolve_batch_size,
     resolve_epochs,
+    weight_decay_kwargs,
 )
 from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
 
@@ -353,6 +354,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         with _unchanged_on_failure(self):
             X, y, sample_weight, y_ndim = self._validate_training_data(X, y, sample_weight)
+            if self.n_estimators == 1:
+                warnings.warn(
+                    "n_estimators=1: a single member has no spread, so the epistemic standard "
+                    "deviation is 0 everywhere, far from the data too; use several members for "
+                    "uncertainty.", UserWarning, stacklevel=3,
+                )
             spec = self._ensemble_spec(X.shape[1], y.shape[1])
             device = check_device(self.device)
             standardizer = Standardizer.fit(X, y, sample_weight, self.normalize_X,
@@ -362,12 +369,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # Only early stopping validates out of bag; without it no (n, K) weights are built,
             # nor sliced into every batch.
             oob_weight = bag.out_of_bag_weights(sample_weight) if self.early_stopping else None
-            if self.early_stopping and not oob_weight.any():
-                raise ValueError(
-                    "early_stopping=True but no row is out of bag for any member (large integer "
-                    "sample weights draw every row); turn early stopping off or use smaller "
-                    "weights."
-                )
+            if self.early_stopping:
+                _check_out_of_bag(oob_weight)
             x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
             y_norm = standardizer.transform_y(y)
             config = self._training_config(len(X), device)
@@ -485,6 +488,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise ValueError("Input y contains NaN or infinity (None counts as missing).")
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
+        weight_decay_kwargs(self.optimizer, self.weight_decay)  # an optimizer without it
+        if "device" in (self.net_params or {}):
+            raise ValueError(
+                "net_params may not set 'device': use the device parameter, which is checked and "
+                "also places the data and the priors."
+            )
         for name in ("early_stopping", "calibrate_epistemic"):
             if getattr(self, name) and not self.bootstrap:
                 raise ValueError(
@@ -523,7 +532,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
         The mean is the average of the members. With ``return_std=True`` the standard deviation
         of the predictive distribution is ``sqrt(epistemic + aleatoric)``: ``epistemic`` is the
-        variance of the member means (``ddof=1``), ``aleatoric`` the noise variance
+        variance of the member means (``ddof=1``; 0 with a single member, which has no
+        spread to measure), ``aleatoric`` the noise variance
         (``noise_`` for squared-error members; ``noise_`` times the members' average predicted
         variance for ``loss="gaussian_nll"``). With ``epistemic=True`` the standard deviation is
         the members' spread alone, the uncertainty about the function rather than about a new
@@ -734,3 +744,21 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
+
+
+def _check_out_of_bag(oob_weight):
+    """Early stopping judges each member on the rows it left out: an error when no member left
+    any out, a warning naming the members that train the whole budget for want of them."""
+    why = ("identical rows are drawn together, so a few distinct rows, or large integer sample "
+           "weights, let a member draw every one")
+    empty = np.flatnonzero(~oob_weight.any(axis=0))
+    if len(empty) == oob_weight.shape[1]:
+        raise ValueError(
+            f"early_stopping=True but no row is out of bag for any member ({why}); turn early "
+            "stopping off, or use more distinct rows or smaller weights."
+        )
+    if len(empty):
+        warnings.warn(
+            f"early_stopping=True but member(s) {empty.tolist()} left no row out of bag ({why}); "
+            "they cannot be judged and train for the whole budget.", UserWarning, stacklevel=4,
+        )

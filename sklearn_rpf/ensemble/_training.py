@@ -211,17 +211,18 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=N
     """An initialised :class:`EnsembleNet` around ``module``, set up as ``config`` says.
 
     Batches are shuffled when they are smaller than ``n_samples`` (or as ``shuffle`` says)."""
+    batch_size = config.net_params.get("batch_size", config.batch_size)  # a user's wins
     kwargs = dict(
         criterion=MemberLoss,
         criterion__heteroscedastic=config.heteroscedastic,
         optimizer=config.optimizer,
         lr=config.lr,
-        optimizer__weight_decay=config.weight_decay,
+        **weight_decay_kwargs(config.optimizer, config.weight_decay),
         max_epochs=config.max_epochs if max_epochs is None else max_epochs,
         batch_size=config.batch_size,
         iterator_train=TensorBatchIterator,
         iterator_train__shuffle=(shuffle if shuffle is not None else
-                                 config.batch_size is None or config.batch_size < n_samples),
+                                 batch_size is None or batch_size < n_samples),
         # One shuffling stream for every member: a group needs one batch at a time for all.
         iterator_train__generator=torch_generator(shuffle_seed, "shuffle"),
         iterator_valid=TensorBatchIterator,
@@ -232,8 +233,8 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=N
     )
     callbacks = []
     epochs = kwargs["max_epochs"]
-    if config.lr_schedule == "cosine" and epochs > 0 and config.batch_size is not None:
-        steps = epochs * math.ceil(n_samples / config.batch_size)
+    if config.lr_schedule == "cosine" and epochs > 0 and batch_size is not None:
+        steps = epochs * math.ceil(n_samples / batch_size)
         callbacks.append(("lr_schedule", CosineDecay(steps)))
     if config.early_stopping:
         kwargs["train_split"] = out_of_bag_split
@@ -334,7 +335,9 @@ def _check_convergence(net):
             f"Training diverged: the training loss became {losses[first_bad]} at epoch "
             f"{first_bad + 1}. Lower lr, or check the data for extreme values."
         )
-    if losses[-1] > 10 * losses[0]:
+    # A rise of nine times the first loss's size: for a squared error, ending above ten times
+    # the start; a Gaussian NLL can be negative, and its fall below zero is no divergence.
+    if losses[-1] - losses[0] > 9 * abs(losses[0]):
         warnings.warn(
             f"Training diverged: the training loss rose from {losses[0]:.3g} in the first epoch "
             f"to {losses[-1]:.3g} in the last; the predictions are not to be trusted. Lower lr.",
@@ -348,15 +351,33 @@ def member_net(module, ensemble_net):
     params = ensemble_net.get_params()
     net = NeuralNetRegressor(
         module=module, criterion=nn.MSELoss, train_split=None, optimizer=params["optimizer"],
-        lr=params["lr"], optimizer__weight_decay=params.get("optimizer__weight_decay", 0.0),
+        lr=params["lr"],
+        **weight_decay_kwargs(params["optimizer"], params.get("optimizer__weight_decay", 0.0)),
         max_epochs=params["max_epochs"], batch_size=params["batch_size"],
-        device=params["device"],
+        device=params["device"], verbose=params["verbose"],
         # DataLoaders draw a base seed (and, shuffling, the order) from torch's global generator
         # unless given their own: these keep the caller's generator untouched.
         iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
     )
     net.initialize()
     return net
+
+
+def weight_decay_kwargs(optimizer, weight_decay):
+    """``optimizer__weight_decay`` for skorch, left out at 0 (Rprop, LBFGS and SparseAdam take
+    none); a clear error when it is not 0 and the optimizer cannot apply it."""
+    try:
+        takes_it = "weight_decay" in inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # no signature to read: pass it and let the optimizer say
+        takes_it = True
+    if takes_it:
+        return {"optimizer__weight_decay": weight_decay}
+    if weight_decay:
+        raise ValueError(
+            f"weight_decay={weight_decay!r}, but {getattr(optimizer, '__name__', optimizer)} takes "
+            "no weight_decay argument; set weight_decay=0 or use an optimizer that has one."
+        )
+    return {}
 
 
 def check_device(device):
@@ -380,4 +401,12 @@ def check_device(device):
             )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' but the MPS backend is not available here; use 'cpu'.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        try:  # xpu, xla, hpu, meta...: usable only if a tensor can go there and come back
+            torch.zeros(1, device=device).add(1).cpu()
+        except Exception as exc:  # each backend fails in its own way  # noqa: BLE001
+            raise ValueError(
+                f"device={str(device)!r} cannot hold and return tensors here ({type(exc).__name__}:"
+                f" {str(exc)[:120]}); use device='cpu' or 'cuda'."
+            ) from None
     return device
