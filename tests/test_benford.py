@@ -65,6 +65,12 @@ def test_first_digit_distribution_takes_any_array_like():
     expected = first_digit_distribution([[12, 3], [45, 6]])
     np.testing.assert_array_equal(first_digit_distribution(pd.Series([12, 3, 45, 6])), expected)
     np.testing.assert_array_equal(first_digit_distribution(["12", "3", "45", "6"]), expected)
+    # Missing values are left out, whichever container marks them.
+    with_missing = [pd.Series([12, None, 3, 45, 6], dtype="Int64"),
+                    np.array([12, pd.NA, 3, None, 45, 6], dtype=object),
+                    pd.array(["12", None, "3", "45", "6"], dtype="string")]
+    for numbers in with_missing:
+        np.testing.assert_array_equal(first_digit_distribution(numbers), expected)
 
 
 @pytest.mark.parametrize("numbers", [[], [0, 0.0, np.nan], ["a", "b"]])

@@ -160,11 +160,12 @@ def _parse_text(text):
 
 def object_first_digits(values):
     """First digits of an object array: Python ints of any size, floats (each in its own
-    precision), Decimal, Fraction, numeric strings; None counts as missing, like NaN."""
+    precision), Decimal, Fraction, numeric strings; None and pandas' NA count as missing, like
+    NaN."""
     digits = []
     floats = {}  # dtype -> values, looked up together
     for value in values:
-        if value is None:
+        if value is None or type(value).__name__ == "NAType":  # pandas.NA, without pandas
             continue
         if isinstance(value, (str, bytes)):
             value = _parse_text(value.decode() if isinstance(value, bytes) else value)

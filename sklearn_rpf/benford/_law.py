@@ -248,11 +248,11 @@ def benford_chisquare(counts):
 def first_digit_distribution(numbers, *, normalize=True):
     """Distribution of the first significant digit of a collection of numbers.
 
-    Zeros, NaN, infinities and None have no first significant digit and are left out; the sign is
-    ignored. Each number counts with the digit it is written with: a float is read as the shortest
-    decimal that gives it back (``repr``), in its own precision (0.3 counts as 3 although its
-    binary value is 0.2999...; a float32 0.7 as 7), so the result does not depend on binary
-    rounding. Integers of any size, ``Decimal``, ``Fraction`` and numeric strings are exact.
+    Zeros, NaN, infinities, None and pandas.NA have no first significant digit and are left out;
+    the sign is ignored. Each number counts with the digit it is written with: a float is read as
+    the shortest decimal that gives it back (``repr``), in its own precision (0.3 counts as 3
+    although its binary value is 0.2999...; a float32 0.7 as 7), so the result does not depend on
+    binary rounding. Integers of any size, ``Decimal``, ``Fraction`` and numeric strings are exact.
 
     Parameters
     ----------
