@@ -91,7 +91,10 @@ def test_marginalisation_matches_hand_computation(table_model):
 
 def test_whitespace_step_continues_from_the_cache(table_model):
     model, tokenizer, _ = table_model
-    BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"]).transform(["a", "b a"])
+    probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"])
+    assert model.calls == [((1, 1), 0, 0, False)]  # fit's one-token check that it is a causal LM
+    model.calls.clear()
+    probe.transform(["a", "b a"])
     calls = sorted(model.calls)
     # "a" is one token, "b a" three ("b", " ", "a"): both padded on the left to 8 tokens, in one
     # forward pass with an attention mask (TableLM checks the position ids against it).
@@ -104,6 +107,7 @@ def test_whitespace_step_continues_from_the_cache(table_model):
 def test_repeated_prompts_are_scored_once(table_model):
     model, tokenizer, expected = table_model
     probe = BenfordDigitProbe((model, tokenizer), whitespace_tol=0).fit(["a"])
+    model.calls.clear()  # fit's causal-LM check
     P = probe.transform(["b a", "b a"])
     assert [call[0] for call in model.calls] == [(1, 8), (2, 1)]  # one prompt, two spaces
     np.testing.assert_allclose(P, np.tile(expected["b a"] / expected["b a"].sum(), (2, 1)),

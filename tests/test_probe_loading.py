@@ -55,7 +55,7 @@ def test_gguf_is_converted_once_into_a_validated_entry(cache, gguf_file):
     P = first.transform(PROMPTS)
     [entry] = entries(cache)
     digest = _model_cache.file_digest(gguf_file)
-    assert entry == f"tiny-{digest[:16]}"  # keyed on the file's content
+    assert entry == f"tiny-{digest[:16]}-f32"  # keyed on the content; stored in float32
     assert _model_cache.entry_problem(cache / "gguf" / entry) is None
     clear_memory_cache()
     again = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)  # read back from the cache
@@ -106,7 +106,7 @@ def test_reinstalled_gguf_replaces_its_old_entry(cache, tmp_path, gguf_file):
     clear_memory_cache()
     BenfordDigitProbe(str(installed)).fit(["a"])
     [new] = entries(cache)
-    assert new != old and new == f"tiny-{_model_cache.file_digest(installed)[:16]}"
+    assert new != old and new == f"tiny-{_model_cache.file_digest(installed)[:16]}-f32"
 
 
 def test_stale_partial_folders_are_cleaned(cache, gguf_file):
@@ -190,6 +190,79 @@ def test_memory_cache_notices_a_rewritten_folder(tmp_path):
     assert np.abs(second.transform(PROMPTS) - first.transform(PROMPTS)).max() > 1e-3
 
 
+def test_a_fitted_probe_keeps_its_weights_when_the_file_changes(tmp_path):
+    # The weights used to stay memory-mapped from model.safetensors: rewriting the file changed a
+    # fitted probe's numbers silently, truncating it crashed the process.
+    folder = save_tiny_gpt2(tmp_path / "model")
+    other = save_tiny_gpt2(tmp_path / "other", seed=1)
+    clear_memory_cache()
+    probe = BenfordDigitProbe(str(folder)).fit(PROMPTS)
+    before = probe.transform(PROMPTS)
+    shutil.copyfile(other / "model.safetensors", folder / "model.safetensors")
+    np.testing.assert_array_equal(probe.transform(PROMPTS), before)
+    os.truncate(folder / "model.safetensors", 1000)
+    np.testing.assert_array_equal(probe.transform(PROMPTS), before)
+    clear_memory_cache()
+
+
+def test_the_gguf_cache_holds_float32_whatever_dtype_came_first(cache, gguf_file):
+    BenfordDigitProbe(str(gguf_file), dtype="bfloat16").fit(PROMPTS)
+    clear_memory_cache()
+    after_bf16 = BenfordDigitProbe(str(gguf_file)).fit_transform(PROMPTS)
+    shutil.rmtree(cache)
+    clear_memory_cache()
+    fresh = BenfordDigitProbe(str(gguf_file)).fit_transform(PROMPTS)
+    np.testing.assert_array_equal(after_bf16, fresh)
+
+
+def test_models_that_cannot_score_a_next_token_fail_at_fit(tmp_path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2Model
+
+    loaded = load_language_model(save_tiny_gpt2(tmp_path / "lm"))
+    config = GPT2Config(vocab_size=len(loaded.tokenizer), n_positions=64, n_embd=16, n_layer=1,
+                        n_head=2, tie_word_embeddings=False, pad_token_id=0)
+    for model in (GPT2Model(config), GPT2ForSequenceClassification(config)):
+        with pytest.raises(ValueError, match="not a causal language model with a KV cache"):
+            BenfordDigitProbe((model.eval(), loaded.tokenizer)).fit(["a"])
+    # Saved without its head, a causal LM would get a random one, different at every load.
+    base = tmp_path / "base"
+    GPT2Model(config).save_pretrained(base)
+    loaded.tokenizer.save_pretrained(base)
+    with pytest.raises(ValueError, match=r"lacks 1 weight\(s\).*lm_head.weight.*at random"):
+        BenfordDigitProbe(str(base)).fit(["a"])
+
+
+def test_a_model_pair_is_left_trainable(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_folder)
+    BenfordDigitProbe((model, tokenizer)).fit(PROMPTS).transform(PROMPTS)
+    assert all(p.requires_grad for p in model.parameters())  # the caller's model, unchanged
+
+
+class _Payload:
+    """A pickle that would run code when loaded unsafely."""
+
+    def __reduce__(self):
+        return (print, ("unpickled: this must never run",))
+
+
+def test_folders_without_usable_weights(tmp_path, monkeypatch, capsys):
+    folder = save_tiny_gpt2(tmp_path / "model")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(_lm_loading.ModelNotFoundError, match="No usable weights"):
+        BenfordDigitProbe(str(folder)).fit(["a"])
+    torch.save(_Payload(), folder / "pytorch_model.bin")  # weights_only loading refuses it
+    with pytest.raises(_lm_loading.ModelNotFoundError, match="No usable weights") as info:
+        BenfordDigitProbe(str(folder)).fit(["a"])
+    assert "weights_only=False" not in str(info.value)
+    assert "must never run" not in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_lm_loading.ModelNotFoundError, match="model='' names no model"):
+        BenfordDigitProbe("").fit(["a"])
+
+
 def test_scorer_is_built_from_the_model(tiny_lm_folder):
     loaded = load_language_model(tiny_lm_folder)
     scorer = DigitScorer.from_model(loaded.model, loaded.tokenizer, batch_size=5)
@@ -226,7 +299,8 @@ def test_cuda_index_beyond_the_visible_gpus(monkeypatch):
 
 @pytest.mark.parametrize("device, match", [("gpu", "not a torch device"),
                                            ("cuda:x", "not a torch device"),
-                                           ("meta", "holds no weights")])
+                                           ("meta", "holds no weights"),
+                                           ("hpu", "not available here")])
 def test_invalid_device(tiny_lm_folder, device, match):
     with pytest.raises(ValueError, match=match):
         BenfordDigitProbe(tiny_lm_folder, device=device).fit(["a"])

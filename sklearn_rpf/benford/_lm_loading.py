@@ -27,6 +27,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import pickle
 import re
 import socket
 import threading
@@ -37,6 +38,7 @@ from urllib.parse import urlparse
 import torch
 
 from ._devices import check_device
+from ._lm_checks import check_causal_lm, in_memory
 from ._model_cache import (
     CACHE_ENV,
     CorruptModelFileError,
@@ -257,11 +259,28 @@ def _load_causal_lm(source, **kwargs):
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(source, output_loading_info=True,
+                                                           **kwargs)
     except ValueError as exc:
         raise ValueError(
             f"{source!s} is not a causal language model that AutoModelForCausalLM can load: {exc}"
         ) from exc
+    except (OSError, pickle.UnpicklingError, RuntimeError) as exc:
+        # No weights file, or only a pickled one that weights_only loading refuses: never
+        # suggest loading it unsafely.
+        raise ModelNotFoundError(
+            f"No usable weights for the language model in {source!s}: "
+            f"{str(exc).splitlines()[0][:200]} Save the model with save_pretrained (safetensors)."
+        ) from None
+    missing = [key for key in info.get("missing_keys", ()) if key]
+    if missing:  # transformers fills them with random values: the numbers would change per load
+        raise ValueError(
+            f"The language model in {source!s} lacks {len(missing)} weight(s) that a causal LM "
+            f"needs ({', '.join(sorted(missing)[:3])}{', ...' if len(missing) > 3 else ''}); "
+            "transformers would initialise them at random. Save the model with its language-"
+            "modelling head (e.g. a ...ForCausalLM model)."
+        )
+    return in_memory(model)
 
 
 def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
@@ -278,7 +297,9 @@ def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        return model.to(TORCH_DTYPES[dtype]), tokenizer
+        # Saved in float32 for every dtype: a bfloat16 first load must not round the weights
+        # that later float32 loads read back.
+        return model.to(torch.float32), tokenizer
 
     def load_entry(folder):
         model = _load_causal_lm(
@@ -286,7 +307,8 @@ def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
         )
         return model, _load_tokenizer(folder, local_files_only=True)
 
-    return cached_conversion(gguf_path, convert, load_entry)
+    model, tokenizer = cached_conversion(gguf_path, convert, load_entry)
+    return model.to(TORCH_DTYPES[dtype]), tokenizer
 
 
 def _load_folder(folder, dtype, trust_remote_code):
@@ -380,6 +402,7 @@ def _load_source(source, dtype, trust_remote_code):
         fingerprint = getattr(model.config, "_commit_hash", None)
     model.eval()
     model.requires_grad_(False)
+    check_causal_lm(model, tokenizer, description)
     return model, tokenizer, description, fingerprint
 
 
@@ -410,7 +433,9 @@ def _from_memory(pair, dtype, device):
     needs_copy |= device is not None and any(p.device != device for p in floating)
     if needs_copy:  # never change the caller's model in place
         model = copy.deepcopy(model).to(dtype=wanted, device=device).eval()
-    model.requires_grad_(False)
+    # No requires_grad_(False) here: the caller's model stays trainable; scoring runs under
+    # torch.inference_mode, which needs no frozen parameters.
+    check_causal_lm(model, tokenizer, type(model).__name__)
     return LoadedModel(model, tokenizer, type(model).__name__, None)
 
 
@@ -424,6 +449,11 @@ def load_language_model(model, *, dtype="float32", device=None, trust_remote_cod
     device = check_device(device)
     if isinstance(model, tuple):
         return _from_memory(model, dtype, device)
+    if isinstance(model, str) and not model.strip():
+        raise ModelNotFoundError(
+            "model='' names no model (it would read the current folder); pass None for the "
+            "default model, a .gguf file, a folder saved with save_pretrained or a hub id."
+        )
     source = _resolve(model)
     with _load_lock, _quiet_transformers(verbose):
         lm, tokenizer, description, fingerprint = _load_source(

@@ -203,8 +203,10 @@ def check_gguf_file(path, how_to_fix):
 
 # ------------------------------------------------------------------------------ cache entries
 def entry_folder(gguf_path):
-    """Cache folder for a GGUF file: its name and the start of its content's sha256."""
-    return cache_root() / "gguf" / f"{gguf_path.stem}-{file_digest(gguf_path)[:16]}"
+    """Cache folder for a GGUF file: its name and the start of its content's sha256. Entries are
+    stored in float32 whatever dtype asked first ("f32": entries of older versions, saved in the
+    dtype of the first load, are not read)."""
+    return cache_root() / "gguf" / f"{gguf_path.stem}-{file_digest(gguf_path)[:16]}-f32"
 
 
 def _read_manifest(folder):
