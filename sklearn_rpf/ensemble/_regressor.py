@@ -157,8 +157,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
         shared, so the fitted members do not depend on how they were grouped for training:
-        in float64 to rounding (1e-14 after 2,500 steps). In float32, the default fused Adam kernel rounds a tensor's tail
-        differently with the group size, and 2,500 steps amplify that rounding (3.7e-3 on
+        in float64 to rounding, which training can amplify (after 2,500 steps on a toy, most
+        members bitwise equal, a few within 3e-5). In float32, the default fused Adam kernel
+        rounds a tensor's tail differently with the group size, and 2,500 steps amplify that
+        rounding (3.7e-3 on
         predictions in ``benchmarks/bench_scale.py``); the members are then equal in
         distribution, not bitwise. Pass ``dtype="float64"``, or
         ``net_params={"optimizer__foreach": True}`` (slower, unfused updates; bitwise equal for
