@@ -190,7 +190,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         to their average predicted variance.
     in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
         How many times each training row was drawn for each member (the smallest unsigned type
-        that holds the counts).
+        that holds the counts). Identical rows (same X and y) are drawn as one: a member that
+        drew any copy has every copy in bag, which is what early stopping, the noise fit and the
+        conformal intervals read as out of bag, even where a copy's own count is 0.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has string feature names.
@@ -533,9 +535,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """Predictive mean and, optionally, standard deviation.
 
         The mean is the average of the members. With ``return_std=True`` the standard deviation
-        of the predictive distribution is ``sqrt(epistemic + aleatoric)``: ``epistemic`` is the
-        variance of the member means (``ddof=1``; 0 with a single member, which has no
-        spread to measure), ``aleatoric`` the noise variance
+        of the predictive distribution is ``sqrt(epistemic + aleatoric)``: ``epistemic`` is
+        ``epistemic_scale_`` times the variance of the member means (``ddof=1``; 0 with a single
+        member, which has no spread to measure), ``aleatoric`` the noise variance
         (``noise_`` for squared-error members; ``noise_`` times the members' average predicted
         variance for ``loss="gaussian_nll"``). With ``epistemic=True`` the standard deviation is
         the members' spread alone, the uncertainty about the function rather than about a new
