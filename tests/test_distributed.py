@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from joblib import parallel_backend, parallel_config
+from joblib import Parallel, delayed, parallel_backend, parallel_config
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_rpf import RandomizedPriorRegressor
@@ -70,6 +70,41 @@ def test_grid_search_on_the_cluster(client):
                              cv=2).fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                local.cv_results_["mean_test_score"], rtol=1e-5)
+
+
+def test_a_task_on_a_worker_keeps_its_members_in_its_process(client):
+    # A grid search's fit runs as a task on a worker: n_jobs=None there is one group, not the
+    # cluster's threads again (8 nested tasks for 4 fits, in the case that found it).
+    from sklearn_rpf.ensemble import _groups
+
+    with parallel_backend("dask"):
+        assert _groups.n_parallel_groups(None, 4) == 2  # the client: the cluster's two threads
+        on_workers = Parallel(n_jobs=2)(delayed(_groups.n_parallel_groups)(None, 4)
+                                        for _ in range(2))
+    assert on_workers == [1, 1]
+
+
+def test_a_lost_worker_is_said_and_leaves_the_model_as_it_was(monkeypatch):
+    # joblib scatters a group's data to one worker; when that worker dies, Dask cancels the task
+    # with "already forgotten". Simulated here: the same exception type name, raised by Parallel.
+    from sklearn_rpf.ensemble import _groups
+
+    class FutureCancelledError(Exception):
+        pass
+
+    def cancelled(*args, **kwargs):
+        def run(tasks):
+            list(tasks)
+            raise FutureCancelledError("batch_of__train_group cancelled: already forgotten")
+        return run
+
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict(X, return_std=True)
+    monkeypatch.setattr(_groups, "Parallel", cancelled)
+    with pytest.raises(RuntimeError, match="a worker was lost.*The estimator is unchanged"):
+        reg.set_params(n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X, return_std=True), before)
 
 
 def test_incremental_over_a_dask_array(client):

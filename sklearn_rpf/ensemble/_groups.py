@@ -36,9 +36,24 @@ def n_parallel_groups(n_jobs, n_members):
     """One group per parallel job, at most one per member.
 
     ``n_jobs=None`` follows the active joblib configuration: 1 by default, the cluster's threads
-    inside ``joblib.parallel_backend("dask")``.
+    inside ``joblib.parallel_backend("dask")``; but 1 in a task that already runs on a Dask worker
+    (a grid search's fit): its members stay in that process, and nothing nests.
     """
+    if n_jobs is None and _in_dask_worker():
+        return 1
     return max(1, min(effective_n_jobs(n_jobs), n_members))
+
+
+def _in_dask_worker():
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return False
+    try:
+        get_worker()
+    except ValueError:  # "No worker found": this is the client (or no Dask at all)
+        return False
+    return True
 
 
 def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net=False):
@@ -94,13 +109,23 @@ def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
                                       keep_net=True)
         return net, epochs
     # Each group gets its own copy of the user's callbacks (threads would share one instance).
-    results = Parallel(n_jobs=n_jobs, verbose=config.verbose)(
-        delayed(_train_group)(
-            spec, group, x, y, weight[:, group],
-            None if oob_weight is None else oob_weight[:, group],
-            replace(config, net_params=copy.deepcopy(config.net_params)), seed)
-        for group in groups
-    )
+    try:
+        results = Parallel(n_jobs=n_jobs, verbose=config.verbose)(
+            delayed(_train_group)(
+                spec, group, x, y, weight[:, group],
+                None if oob_weight is None else oob_weight[:, group],
+                replace(config, net_params=copy.deepcopy(config.net_params)), seed)
+            for group in groups
+        )
+    except Exception as exc:
+        if type(exc).__name__ not in ("CancelledError", "FutureCancelledError"):
+            raise
+        # A Dask worker that held a group's scattered data died: the task cannot be retried.
+        raise RuntimeError(
+            f"Training on the cluster failed: a task was cancelled ({exc}). This usually means a "
+            "worker was lost while it held a group's data (joblib scatters it to one worker, "
+            "without a copy). The estimator is unchanged; fit again, on a stable cluster."
+        ) from exc
     module = RandomizedPriorEnsemble.concatenate([module for module, _, _ in results])
     net = make_net(module.to(config.device), config, len(x), seed, max_epochs=0)
     return net, max(epochs for _, epochs, _ in results)

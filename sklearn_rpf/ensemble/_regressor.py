@@ -177,7 +177,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ----------
     ensemble_ : EnsembleNet
         The skorch net holding the whole ensemble; ``ensemble_.history`` is its training log
-        (empty when the members were trained in several groups).
+        (empty when the members were trained in several groups; after ``partial_fit``, the last
+        1,000 calls', so that a long stream stays in bounded memory).
     estimators_ : list of skorch.NeuralNetRegressor
         One skorch net per member, each with module ``net + prior_scale * frozen prior`` and
         predictions in the target's original units (built on first access).

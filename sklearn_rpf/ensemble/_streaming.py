@@ -27,6 +27,9 @@ from ._scaling import Standardizer
 from ._seeding import stream
 from ._training import TrainingData, fit_net, make_net, training_dataset
 
+# Entries of the training log kept by a stream (the last calls'): memory stays flat however long
+# the stream runs.
+HISTORY_KEPT = 1000
 # Rows kept to calibrate the noise and the conformal intervals after each partial_fit call.
 CALIBRATION_ROWS = 20_000
 
@@ -201,6 +204,8 @@ class Stream:
                             self.standardizer.transform_y(y), weight, (counts == 0) * relative[:, None])
         fit_net(self.net, training_dataset(self.net.module_, data, self.config), self.seed,
                 epochs=1, step=self.n_calls)
+        if len(self.net.history) > HISTORY_KEPT:  # one entry per call: bounded, like the rest
+            del self.net.history[:-HISTORY_KEPT]
         self.sample.add(X, y, sample_weight, hashes)
         self.n_calls += 1
         self.n_samples_seen += len(X)

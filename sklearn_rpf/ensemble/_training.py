@@ -14,6 +14,7 @@ member stops, and keeps its best weights, on its own.
 """
 
 import inspect
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -311,9 +312,10 @@ def fit_net(net, dataset, seed, epochs=None, step=0):
     # Expected weight of a batch, per member: see EnsembleNet.get_loss.
     net.loss_scale_ = weight.sum(dim=0).clamp_min(torch.finfo(weight.dtype).tiny) * min(
         1.0, net.batch_size / n)
+    start = len(net.history)
     with forked_rng(net.device, torch_seed(seed, "dropout", step)):
         net.partial_fit(dataset, None, epochs=epochs)
-    _check_convergence(net)
+    _check_convergence(net, start)
     return net
 
 
@@ -324,9 +326,11 @@ def train_module(module, data, config, seed):
     return fit_net(net, training_dataset(module, data, config), seed)
 
 
-def _check_convergence(net):
-    """A clear error when training blew up, a warning when the loss ended far above its start."""
-    losses = [row["train_loss"] for row in net.history if "train_loss" in row]
+def _check_convergence(net, start=0):
+    """A clear error when training blew up, a warning when the loss ended far above its start:
+    over the epochs of this call (from ``start``), so a long stream costs no more per call."""
+    losses = [row["train_loss"] for row in itertools.islice(net.history, start, None)
+              if "train_loss" in row]
     if not losses:
         return
     if not np.isfinite(losses[-1]):
