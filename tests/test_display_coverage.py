@@ -122,6 +122,9 @@ def test_interval_levels_in_any_order_keep_their_coverage():
     expected = [np.mean(np.abs(y_test - reg.mean_) <= level) for level in levels]
     np.testing.assert_allclose(display.observed_, [expected])
     assert expected[0] > expected[2] > expected[1]  # the order matters
+    repeated = CoverageDisplay.from_estimator(reg, X_test, y_test, levels=[0.9, 0.6, 0.9],
+                                              method="interval")
+    np.testing.assert_allclose(repeated.observed_, [[expected[0], expected[1], expected[0]]])
 
 
 def test_interval_method_default_levels_suit_conformal_intervals(data):

@@ -221,6 +221,15 @@ def test_infinite_interval_ends_run_off_the_axes_with_a_warning():
     assert bottom < min(y.min(), (mean - 2 * std).min()) and top > max(y.max(), (mean + 2 * std).max())
     _, upper, _, lower = _band_outline(display.bands_["interval"], len(GRID))
     assert np.isfinite(upper).all() and (upper > top).all() and (lower < bottom).all()
+    # On shared axes the limits stay automatic: a curve drawn before, and a display drawn after.
+    fig, ax = plt.subplots()
+    ax.plot([-3, 3], [50, 50])
+    with pytest.warns(UserWarning):
+        UncertaintyDisplay.from_estimator(reg, X, y, grid=GRID, interval="conformal",
+                                          confidence=0.999, ax=ax)
+    UncertaintyDisplay.from_predictions(GRID[:, 0], mean + 100, std, ax=ax)
+    bottom, top = ax.get_ylim()
+    assert bottom < y.min() and top > (mean + 100).max()
     with pytest.raises(ValueError, match="lower bound contains NaN"):
         UncertaintyDisplay.from_predictions(GRID[:, 0], mean, std, interval=(mean * np.nan, mean))
 

@@ -168,6 +168,31 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
 
 
+def test_pruned_search_memory_stays_bounded(monkeypatch):
+    # Every product the search forms holds at most _CHUNK_ELEMENTS values, or one test point's
+    # rows: the head rows' means were once formed for every test point at once (624 MB for
+    # 26,000 test points against 20,000 rows).
+    from sklearn_rpf.ensemble import _conformal
+
+    X, y = heavy_tailed(300, 13)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    expected = reg.predict_interval(np.r_[X, 30 * X[:20]])
+    sizes = []
+    product = _conformal._product
+
+    def recording(a, b):
+        out = product(a, b)
+        sizes.append(out.size)
+        return out
+
+    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
+    monkeypatch.setattr(_conformal, "_CHUNK_ELEMENTS", 500)
+    monkeypatch.setattr(_conformal, "_product", recording)
+    got = reg.predict_interval(np.r_[X, 30 * X[:20]])
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6)
+    assert max(sizes) <= max(500, reg._calibration.n_rows) and len(sizes) > 4
+
+
 def test_pruned_search_in_float32_matches_float64(monkeypatch):
     from sklearn_rpf.ensemble import _conformal
 

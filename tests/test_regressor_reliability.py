@@ -221,6 +221,13 @@ def test_optimizers_without_weight_decay():
     with pytest.raises(ValueError, match="weight_decay=0.1, but Rprop takes no weight_decay"):
         RandomizedPriorRegressor(**dict(FAST, optimizer=torch.optim.Rprop, weight_decay=0.1)).fit(X, y)
 
+    class PassingOn(torch.optim.Adam):  # weight_decay arrives through **kwargs
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+
+    reg = RandomizedPriorRegressor(**dict(FAST, optimizer=PassingOn, weight_decay=0.05)).fit(X, y)
+    assert reg.ensemble_.optimizer_.param_groups[0]["weight_decay"] == 0.05
+
 
 @pytest.mark.parametrize("device", ["meta", "xpu", "not-a-device"])
 def test_unusable_devices_are_clear_errors(device):

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_rpf import RandomizedPriorRegressor
 from sklearn_rpf.ensemble._bootstrap import row_hashes
@@ -98,6 +99,27 @@ def test_a_long_stream_keeps_a_bounded_log(monkeypatch):
     for start in range(0, 400, 50):
         reg.partial_fit(X[start:start + 50], y[start:start + 50])
     assert len(reg.ensemble_.history) == 5 and reg.n_samples_seen_ == 400
+    assert [row["epoch"] for row in reg.ensemble_.history] == [4, 5, 6, 7, 8]  # call numbers
+    # A call that fails after training leaves the log as it was, cap or not.
+    before = list(reg.ensemble_.history)
+    from sklearn_rpf.ensemble import _regressor
+
+    def failing(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_regressor, "calibrate", failing)
+    with pytest.raises(KeyboardInterrupt):
+        reg.partial_fit(X[:50], y[:50])
+    assert list(reg.ensemble_.history) == before
+
+
+def test_a_diverging_stream_is_reported():
+    # One epoch per call: the warning compares each call's loss with the stream's first.
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, lr=30.0, batch_size=None))
+    with pytest.warns(ConvergenceWarning, match="Training diverged"):
+        for start in range(0, 600, 20):
+            reg.partial_fit(X[start:start + 20], y[start:start + 20])
 
 
 def test_partial_fit_is_reproducible():

@@ -265,7 +265,7 @@ def _load_causal_lm(source, **kwargs):
         raise ValueError(
             f"{source!s} is not a causal language model that AutoModelForCausalLM can load: {exc}"
         ) from exc
-    except (OSError, pickle.UnpicklingError, RuntimeError) as exc:
+    except (OSError, pickle.UnpicklingError) as exc:
         # No weights file, or only a pickled one that weights_only loading refuses: never
         # suggest loading it unsafely.
         raise ModelNotFoundError(

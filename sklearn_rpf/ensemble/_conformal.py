@@ -220,13 +220,18 @@ def _absolute_bounds(members, rows, alpha):
     residual, average, weight = rows.by_size()
     head = (min(n, 2 * rank) if weight is None else
             min(n, int(np.searchsorted(np.cumsum(weight), 2 * (budget + 1.0))) + 1))
-    # The head rows' out-of-bag means serve both ends: the lower end is the upper end of -mu.
-    centre = np.empty((m, head), dtype=members.dtype)
+    # Test points in chunks of about _CHUNK_ELEMENTS head values (memory stays bounded); in each,
+    # the head rows' out-of-bag means serve both ends: the lower end is the upper end of -mu.
+    lower, upper = np.empty(m), np.empty(m)
+    search = (residual, average, weight, rank, budget, head)
     step = max(1, _CHUNK_ELEMENTS // head)
     for start in range(0, m, step):
-        centre[start:start + step] = _product(members[:, start:start + step].T, average[:, :head])
-    search = (residual, average, weight, rank, budget, head)
-    return -_upper_end(-members, -centre, *search), _upper_end(members, centre, *search)
+        part = slice(start, start + step)
+        centre = _product(members[:, part].T, average[:, :head])
+        upper[part] = _upper_end(members[:, part], centre, *search)
+        np.negative(centre, out=centre)
+        lower[part] = -_upper_end(-members[:, part], centre, *search)
+    return lower, upper
 
 
 def _upper_end(members, centre, residual, average, weight, rank, budget, head):
@@ -242,11 +247,7 @@ def _upper_end(members, centre, residual, average, weight, rank, budget, head):
     """
     m = members.shape[1]
     head_weight = None if weight is None else weight[:head]
-    floor = np.empty(m)
-    step = max(1, _CHUNK_ELEMENTS // head)
-    for start in range(0, m, step):
-        part = slice(start, start + step)
-        floor[part] = _top_quantile(centre[part] + residual[:head], head_weight, rank, budget)
+    floor = _top_quantile(centre + residual[:head], head_weight, rank, budget)
     # Slack for rounding in the members' precision: a few more rows, never one too few.
     top = members.max(axis=0)
     threshold = floor - top - 1e-4 * (residual[0] + np.abs(members).max(axis=0))

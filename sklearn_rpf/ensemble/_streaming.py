@@ -202,8 +202,12 @@ class Stream:
         # Out-of-bag weights too, for a net that validates on them (early stopping after fit).
         data = TrainingData(self.standardizer.transform_X(X, self.dtype),
                             self.standardizer.transform_y(y), weight, (counts == 0) * relative[:, None])
+        first = getattr(self, "first_loss", None)
         fit_net(self.net, training_dataset(self.net.module_, data, self.config), self.seed,
-                epochs=1, step=self.n_calls)
+                epochs=1, step=self.n_calls, reference_loss=first)
+        self.net.history.record("epoch", self.n_calls + 1)  # the call's number, past the cap too
+        if first is None:  # what a diverging stream is measured against
+            self.first_loss = self.net.history[-1, "train_loss"]
         if len(self.net.history) > HISTORY_KEPT:  # one entry per call: bounded, like the rest
             del self.net.history[:-HISTORY_KEPT]
         self.sample.add(X, y, sample_weight, hashes)
@@ -227,15 +231,16 @@ class Stream:
     def snapshot(self):
         """Everything a call changes, to undo a call that failed."""
         return (copy.deepcopy(self.net.module_.state_dict()),
-                copy.deepcopy(self.net.optimizer_.state_dict()), len(self.net.history),
+                copy.deepcopy(self.net.optimizer_.state_dict()), list(self.net.history),
                 self.net.iterator_train__generator.get_state(), copy.copy(self.sample),
-                self.n_calls, self.n_samples_seen, self.weight_unit)
+                self.n_calls, self.n_samples_seen, self.weight_unit,
+                getattr(self, "first_loss", None))
 
     def restore(self, snapshot):
-        module_state, optimizer_state, n_epochs, generator, sample, *counters = snapshot
+        module_state, optimizer_state, history, generator, sample, *counters = snapshot
         self.net.module_.load_state_dict(module_state)
         self.net.optimizer_.load_state_dict(optimizer_state)
-        del self.net.history[n_epochs:]
+        self.net.history[:] = history  # at most HISTORY_KEPT entries: the cap may have moved it
         self.net.iterator_train__generator.set_state(generator)
         self.sample = sample
-        self.n_calls, self.n_samples_seen, self.weight_unit = counters
+        self.n_calls, self.n_samples_seen, self.weight_unit, self.first_loss = counters

@@ -301,11 +301,12 @@ def training_dataset(module, data, config):
     return Dataset(X, torch.as_tensor(data.y, dtype=dtype, device=device))
 
 
-def fit_net(net, dataset, seed, epochs=None, step=0):
+def fit_net(net, dataset, seed, epochs=None, step=0, reference_loss=None):
     """Train ``net`` on ``dataset`` for ``epochs`` (default: its ``max_epochs``).
 
     Dropout and other layers that draw at training time use torch's global generator: it is
-    forked, seeded from ``(seed, step)``, so the caller's stream is untouched.
+    forked, seeded from ``(seed, step)``, so the caller's stream is untouched. Divergence is
+    judged from the call's first loss, or from ``reference_loss`` (a stream's first call's).
     """
     weight = dataset.X["weight"]
     n = len(weight)
@@ -315,7 +316,7 @@ def fit_net(net, dataset, seed, epochs=None, step=0):
     start = len(net.history)
     with forked_rng(net.device, torch_seed(seed, "dropout", step)):
         net.partial_fit(dataset, None, epochs=epochs)
-    _check_convergence(net, start)
+    _check_convergence(net, start, reference_loss)
     return net
 
 
@@ -326,11 +327,14 @@ def train_module(module, data, config, seed):
     return fit_net(net, training_dataset(module, data, config), seed)
 
 
-def _check_convergence(net, start=0):
-    """A clear error when training blew up, a warning when the loss ended far above its start:
-    over the epochs of this call (from ``start``), so a long stream costs no more per call."""
+def _check_convergence(net, start=0, reference=None):
+    """A clear error when training blew up, a warning when the loss ended far above its start
+    (``reference``, else this call's first loss): reading only this call's epochs (from
+    ``start``), so a long stream costs no more per call."""
     losses = [row["train_loss"] for row in itertools.islice(net.history, start, None)
               if "train_loss" in row]
+    if losses and reference is not None:
+        losses.insert(0, reference)
     if not losses:
         return
     if not np.isfinite(losses[-1]):
@@ -371,7 +375,9 @@ def weight_decay_kwargs(optimizer, weight_decay):
     """``optimizer__weight_decay`` for skorch, left out at 0 (Rprop, LBFGS and SparseAdam take
     none); a clear error when it is not 0 and the optimizer cannot apply it."""
     try:
-        takes_it = "weight_decay" in inspect.signature(optimizer).parameters
+        parameters = inspect.signature(optimizer).parameters
+        takes_it = "weight_decay" in parameters or any(  # a subclass passing **kwargs on
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     except (TypeError, ValueError):  # no signature to read: pass it and let the optimizer say
         takes_it = True
     if takes_it:

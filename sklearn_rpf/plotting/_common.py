@@ -190,7 +190,7 @@ def observed_target(y, n_targets, target, name="y"):
 
 def clip_infinite_interval(bounds, mean, y_true):
     """Infinite interval ends, clipped in place to far past the finite values drawn; returns the
-    y-limits that keep the axes on those finite values, or None when every end is finite."""
+    unclipped ``(lower, upper)`` (to tell which ends were infinite), or None when all are finite."""
     if "interval" not in bounds:
         return None
     lower, upper = bounds["interval"]
@@ -211,4 +211,4 @@ def clip_infinite_interval(bounds, mean, y_true):
     margin = 0.05 * max(high - low, abs(high), 1e-12)
     far = 1e3 * (high - low + margin)
     bounds["interval"] = (np.maximum(lower, low - far), np.minimum(upper, high + far))
-    return low - margin, high + margin
+    return lower, upper

@@ -357,12 +357,11 @@ class CoverageDisplay:
             else:
                 predict_interval = predictors[label]
                 extra = {} if interval_method is None else {"method": interval_method}
+                levels, asked = np.unique(nominal, return_inverse=True)  # sorted, each once
                 intervals = {level: tuple(predict_interval(X, confidence=level, **extra))
-                             for level in nominal}
+                             for level in levels}
                 _, by_level = _interval_coverage(y, intervals, sample_weight, target)
-                # _interval_coverage runs from low to high levels: back to the order asked for.
-                curve = np.empty_like(by_level)
-                curve[np.argsort(nominal, kind="stable")] = by_level
+                curve = by_level[asked]  # back to the levels as asked, repeats included
             observed.append(curve)
         display = cls(nominal=nominal, observed=np.array(observed), names=list(named))
         return display.plot(ax=ax, line_kwargs=line_kwargs, diagonal_kwargs=diagonal_kwargs)

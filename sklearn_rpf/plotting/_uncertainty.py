@@ -198,7 +198,7 @@ class UncertaintyDisplay:
                 raise ValueError(f"band_kwargs[{key!r}] must be a dict of PolyCollection "
                                  f"properties or None; got {kwargs!r}.")
         mean, bounds = self._checked_bounds(n_std)
-        y_limits = clip_infinite_interval(bounds, mean, self.y_true)
+        runs_off = clip_infinite_interval(bounds, mean, self.y_true)
         layout = "predicted" if self.x is None else "feature"
         x = mean if self.x is None else as_1d_float(self.x, "x", len(mean))
         ax, figure = get_axes(ax, f"{type(self).__name__}.plot")
@@ -222,7 +222,17 @@ class UncertaintyDisplay:
             else:
                 polygons = [[(xi, lo), (xi, hi)] for xi, lo, hi in zip(x, lower, upper, strict=True)]
             kwargs = style({**_BAND_STYLE[layout][key], "label": labels[key]}, band_kwargs.get(key))
-            self.bands_[key] = ax.add_collection(PolyCollection(polygons, **kwargs))
+            band = PolyCollection(polygons, **kwargs)
+            if key == "interval" and runs_off:
+                # Its clipped ends lie far off: only its finite ends count for the axes' limits,
+                # which stay automatic for whatever else shares the axes.
+                ax.add_collection(band, autolim=False)
+                ends = np.r_[runs_off[0][order], runs_off[1][order]]
+                finite = np.isfinite(ends)
+                ax.update_datalim(np.column_stack([np.r_[x, x][finite], ends[finite]]))
+                self.bands_[key] = band
+            else:
+                self.bands_[key] = ax.add_collection(band)
 
         name = self.name if name is None else name
         line_defaults = {"color": "navy", "linewidth": 2 if layout == "feature" else 1,
@@ -240,8 +250,6 @@ class UncertaintyDisplay:
             self.scatter_ = scatter_observed(ax, x_true, y_true, scatter_kwargs)
 
         ax.autoscale_view()
-        if y_limits is not None:
-            ax.set_ylim(*y_limits)
         default_x_label = "x" if layout == "feature" else "predicted value"
         finish_axes(ax, self.x_label or default_x_label, self.y_label or "y")
         self.ax_, self.figure_ = ax, figure
