@@ -260,6 +260,9 @@ def test_huge_weights_do_not_overflow():
     expected_mad = mean_absolute_deviation(UNIFORM)
     assert mean_absolute_deviation(np.full(9, 1e308)) == pytest.approx(expected_mad)
     assert kl_divergence(np.full(9, 1e308)) == pytest.approx(kl_divergence(UNIFORM))
+    # The chi-square statistic grows with the counts: 1e305 times that of 9 x 1e2 (it was inf).
+    assert benford_chisquare(np.full(9, 1e307)).statistic == pytest.approx(
+        1e305 * benford_chisquare(np.full(9, 100)).statistic, rel=1e-12)
     rows = mean_absolute_deviation(np.vstack([np.full(9, 1e308), np.full(9, 5e-324)]))
     np.testing.assert_allclose(rows, expected_mad)
 

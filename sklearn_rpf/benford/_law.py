@@ -234,11 +234,14 @@ def benford_chisquare(counts):
         )
     if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
         raise ValueError("counts must be non-negative whole numbers.")
-    n = counts.sum()
-    if n == 0:
+    scale = counts.max()  # huge counts: no overflowing sum of squares
+    if scale == 0:
         raise ValueError("counts are all zero; the chi-square test needs observations.")
-    statistic, pvalue = stats.chisquare(counts, f_exp=n * benford_distribution())
-    return BenfordChisquareResult(float(statistic), float(pvalue), 8)
+    share = counts / scale
+    n, p = share.sum(), benford_distribution()
+    # sum((O - E)^2 / E) = scale * n * sum((o - p)^2 / p), with o the observed shares
+    statistic = scale * n * np.sum((share / n - p) ** 2 / p)
+    return BenfordChisquareResult(float(statistic), float(stats.chi2.sf(statistic, 8)), 8)
 
 
 @validate_params(
