@@ -213,6 +213,21 @@ def test_divergence_is_a_rise_whatever_the_sign_of_the_loss(losses, diverged):
     assert any("Training diverged" in str(w.message) for w in caught) == diverged
 
 
+def test_divergence_messages_name_the_right_place():
+    from types import SimpleNamespace
+
+    from sklearn_rpf.ensemble._training import _check_convergence
+
+    net = SimpleNamespace(history=[{"train_loss": loss} for loss in [1.0, 0.5, 0.4, np.nan]])
+    with pytest.raises(ValueError, match="became nan at epoch 4"):
+        _check_convergence(net)  # a fit: epochs counted from its first
+    with pytest.raises(ValueError, match="became nan in this partial_fit call"):
+        _check_convergence(net, start=3, reference=1.0)  # a stream's fourth call
+    net = SimpleNamespace(history=[{"train_loss": 50.0}])
+    with pytest.warns(ConvergenceWarning, match="rose from 1 in the stream's first partial_fit"):
+        _check_convergence(net, reference=1.0)
+
+
 def test_optimizers_without_weight_decay():
     X, y = data()
     reg = RandomizedPriorRegressor(**dict(FAST, optimizer=torch.optim.Rprop, weight_decay=0.0))

@@ -329,26 +329,28 @@ def train_module(module, data, config, seed):
 
 def _check_convergence(net, start=0, reference=None):
     """A clear error when training blew up, a warning when the loss ended far above its start
-    (``reference``, else this call's first loss): reading only this call's epochs (from
-    ``start``), so a long stream costs no more per call."""
+    (``reference``, a stream's first call's loss, else this call's first epoch's): reading only
+    this call's epochs (from ``start``), so a long stream costs no more per call."""
     losses = [row["train_loss"] for row in itertools.islice(net.history, start, None)
               if "train_loss" in row]
-    if losses and reference is not None:
-        losses.insert(0, reference)
     if not losses:
         return
     if not np.isfinite(losses[-1]):
         first_bad = next(i for i, loss in enumerate(losses) if not np.isfinite(loss))
+        where = ("in this partial_fit call" if reference is not None else
+                 f"at epoch {first_bad + 1}")
         raise ValueError(
-            f"Training diverged: the training loss became {losses[first_bad]} at epoch "
-            f"{first_bad + 1}. Lower lr, or check the data for extreme values."
+            f"Training diverged: the training loss became {losses[first_bad]} {where}. Lower lr, "
+            "or check the data for extreme values."
         )
+    first, since = ((reference, "the stream's first partial_fit call") if reference is not None
+                    else (losses[0], "the first epoch"))
     # A rise of nine times the first loss's size: for a squared error, ending above ten times
     # the start; a Gaussian NLL can be negative, and its fall below zero is no divergence.
-    if losses[-1] - losses[0] > 9 * abs(losses[0]):
+    if losses[-1] - first > 9 * abs(first):
         warnings.warn(
-            f"Training diverged: the training loss rose from {losses[0]:.3g} in the first epoch "
-            f"to {losses[-1]:.3g} in the last; the predictions are not to be trusted. Lower lr.",
+            f"Training diverged: the training loss rose from {first:.3g} in {since} to "
+            f"{losses[-1]:.3g} in the last epoch; the predictions are not to be trusted. Lower lr.",
             ConvergenceWarning, stacklevel=5,
         )
 
