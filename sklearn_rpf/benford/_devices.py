@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from .._devices import unusable_reason
+
 __all__ = ["check_device"]
 
 
@@ -50,9 +52,6 @@ def check_device(device):
         )
     elif resolved.type == "meta":
         raise ValueError("device='meta' holds no weights; a model cannot run there.")
-    elif resolved.type not in ("cpu", "cuda", "mps"):
-        try:
-            torch.empty(1, device=resolved)
-        except Exception as exc:  # noqa: BLE001 - each backend fails its own way (hpu: import)
-            raise ValueError(f"device={device!r} is not available here: {exc}") from None
+    elif resolved.type not in ("cpu", "cuda", "mps") and (reason := unusable_reason(resolved)):
+        raise ValueError(f"device={device!r} is not available here: {reason}")
     return resolved

@@ -255,7 +255,7 @@ def _load_tokenizer(source, **kwargs):
         ) from exc
 
 
-def _load_causal_lm(source, **kwargs):
+def _load_causal_lm(source, copy_out=True, **kwargs):
     from transformers import AutoModelForCausalLM
 
     try:
@@ -280,7 +280,7 @@ def _load_causal_lm(source, **kwargs):
             "transformers would initialise them at random. Save the model with its language-"
             "modelling head (e.g. a ...ForCausalLM model)."
         )
-    return in_memory(model)
+    return in_memory(model) if copy_out else model
 
 
 def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
@@ -290,8 +290,9 @@ def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
         check_gguf_file(gguf_path, how_to_fix)
         folder, name = str(gguf_path.parent), gguf_path.name
         tokenizer = _load_tokenizer(folder, gguf_file=name, local_files_only=True)
-        model = _load_causal_lm(
-            folder, gguf_file=name, local_files_only=True, trust_remote_code=trust_remote_code
+        model = _load_causal_lm(  # dequantised into fresh tensors: nothing memory-mapped to copy
+            folder, copy_out=False, gguf_file=name, local_files_only=True,
+            trust_remote_code=trust_remote_code,
         )
         # The weights are dense after dequantisation; only the GGUF marker blocks save_pretrained.
         model.hf_quantizer = None

@@ -14,6 +14,7 @@ Dask worker with several threads) serialise the blocks that fork torch's global 
 """
 
 import copy
+import sys
 import warnings
 from dataclasses import replace
 
@@ -45,12 +46,12 @@ def n_parallel_groups(n_jobs, n_members):
 
 
 def _in_dask_worker():
-    try:
-        from distributed import get_worker
-    except ImportError:
+    # Only a process that imported distributed can be a Dask worker: no import on every fit.
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
         return False
     try:
-        get_worker()
+        distributed.get_worker()
     except ValueError:  # "No worker found": this is the client (or no Dask at all)
         return False
     return True

@@ -27,6 +27,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from torch import nn
 
+from .._devices import unusable_reason
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
 from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
@@ -413,12 +414,9 @@ def check_device(device):
             )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' but the MPS backend is not available here; use 'cpu'.")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        try:  # xpu, xla, hpu, meta...: usable only if a tensor can go there and come back
-            torch.zeros(1, device=device).add(1).cpu()
-        except Exception as exc:  # each backend fails in its own way  # noqa: BLE001
-            raise ValueError(
-                f"device={str(device)!r} cannot hold and return tensors here ({type(exc).__name__}:"
-                f" {str(exc)[:120]}); use device='cpu' or 'cuda'."
-            ) from None
+    elif device.type not in ("cpu", "cuda", "mps") and (reason := unusable_reason(device)):
+        raise ValueError(
+            f"device={str(device)!r} cannot hold and return tensors here ({reason}); use "
+            "device='cpu' or 'cuda'."
+        )
     return device

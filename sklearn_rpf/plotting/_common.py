@@ -146,13 +146,19 @@ def interval_predictor(estimator):
     return None
 
 
-def as_1d_float(values, name, n_samples=None, allow_inf=False):
-    """A finite 1-D float array (clear errors for 2-D arrays, NaN and a wrong length); with
-    ``allow_inf``, infinite values pass (NaN still fails)."""
+def float_array(values, name, allow_inf=False):
+    """A float64 array, finite (or, with ``allow_inf``, infinite values allowed but no NaN)."""
     array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
                         ensure_all_finite=not allow_inf)
     if allow_inf and np.isnan(array).any():
         raise ValueError(f"Input {name} contains NaN.")
+    return array
+
+
+def as_1d_float(values, name, n_samples=None, allow_inf=False):
+    """A finite 1-D float array (clear errors for 2-D arrays, NaN and a wrong length); with
+    ``allow_inf``, infinite values pass (NaN still fails)."""
+    array = float_array(values, name, allow_inf)
     if array.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D of shape (n_samples,); got shape {array.shape}. For a "

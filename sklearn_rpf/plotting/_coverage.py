@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils import check_array, check_consistent_length
 
 from ..metrics import calibration_curve
-from ._common import get_axes, interval_predictor, predict_mean_std, style
+from ._common import float_array, get_axes, interval_predictor, predict_mean_std, style
 
 _METHODS = ("gaussian", "interval")
 # Marks the reference line, so that several displays drawn on one axes share a single diagonal.
@@ -29,10 +29,7 @@ def _interval_levels(levels):
 
 
 def _columns(values, name, n_samples=None, allow_inf=False):
-    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
-                        ensure_all_finite=not allow_inf)
-    if allow_inf and np.isnan(array).any():
-        raise ValueError(f"Input {name} contains NaN.")
+    array = float_array(values, name, allow_inf)
     if array.ndim > 2:
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {array.shape}.")
     if n_samples is not None and len(array) != n_samples:
