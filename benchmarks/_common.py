@@ -46,6 +46,15 @@ def make_rpf(seed, params, prior=True):
     return make_pipeline(StandardScaler(), RandomizedPriorRegressor(**params))
 
 
+def rpf_cache_settings(params):
+    """What an RPF result depends on, for a cache key: ``params`` over the regressor's defaults
+    as installed. A resumed run after a default changed (``n_estimators`` 10 -> 20, say) must
+    not reuse results fitted under the old one."""
+    from sklearn_rpf import RandomizedPriorRegressor
+
+    return {**RandomizedPriorRegressor().get_params(), **params}
+
+
 def check_rpf_params(params):
     """Fail before a long run, not in every fit of it: a misspelt name, a bad value or an
     unknown prior shape raises TypeError or ValueError here."""

@@ -65,6 +65,7 @@ from ._common import (
     parse_counts,
     parse_json_params,
     resolve_inputs,
+    rpf_cache_settings,
     run_notes,
     run_tasks,
     words,
@@ -128,7 +129,7 @@ def _failed(row, exc):
 
 def unit_key(dataset, kind, feature, method, settings):
     relevant = {"gp": settings["gp_max_rows"], "ngboost": settings["ngboost_params"]}.get(
-        method, settings["rpf_params"])
+        method, rpf_cache_settings(settings["rpf_params"]))
     return ResultCache.key(benchmark="shift", dataset=dataset, kind=kind, feature=feature,
                            method=method, settings=relevant)
 

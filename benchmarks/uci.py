@@ -56,6 +56,7 @@ from ._common import (
     parse_counts,
     parse_json_params,
     resolve_inputs,
+    rpf_cache_settings,
     run_notes,
     run_tasks,
     words,
@@ -145,9 +146,10 @@ def evaluate(estimator, X_train, y_train, X_test, y_test):
 # ---------------------------------------------------------------------------- tasks
 def unit_key(dataset, split, method, settings):
     """Everything that determines one (dataset, split, method) result."""
+    rpf = rpf_cache_settings(settings["rpf_params"])
     relevant = {"gp": settings["gp_max_rows"], "ngboost": settings["ngboost_params"],
-                "mapie": [settings["rpf_params"], settings["mapie_resamplings"]],
-                "bayesian_ridge": None}.get(method, settings["rpf_params"])
+                "mapie": [rpf, settings["mapie_resamplings"]],
+                "bayesian_ridge": None}.get(method, rpf)
     if method.startswith("rpf:"):
         relevant = [relevant, settings["rpf_variants"][method.removeprefix("rpf:")]]
     return ResultCache.key(benchmark="uci", dataset=dataset, split=split, method=method,

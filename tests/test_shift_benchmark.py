@@ -182,3 +182,15 @@ def test_bad_rpf_params_fail_before_any_fit(module, params, message, capsys):
         parse_args(["--datasets", "yacht", "--rpf-params", params])
     err = capsys.readouterr().err
     assert "--rpf-params: " in err and message in err
+
+
+def test_a_resumed_run_does_not_reuse_results_of_other_regressor_defaults(monkeypatch):
+    from sklearn_rpf import RandomizedPriorRegressor
+
+    settings = {"rpf_params": {"n_estimators": 3}, "gp_max_rows": 60, "ngboost_params": {}}
+    methods = ("rpf", "bootstrap", "gp", "ngboost")
+    before = {m: shift.unit_key("yacht", "gap", 1, m, settings) for m in methods}
+    defaults = RandomizedPriorRegressor.__init__.__kwdefaults__
+    monkeypatch.setitem(defaults, "lr", defaults["lr"] / 2)
+    after = {m: shift.unit_key("yacht", "gap", 1, m, settings) for m in methods}
+    assert [m for m in methods if before[m] != after[m]] == ["rpf", "bootstrap"]

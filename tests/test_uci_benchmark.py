@@ -244,3 +244,24 @@ def test_tuning_reads_training_rows_only_and_names_fixed_configurations():
     # 221 rows in batches of 200: 2 steps per epoch, so 2000 steps are 1000 epochs.
     params = tune_defaults.regressor_params("steps2k_lr3e-3", 221)
     assert params["max_epochs"] == 1000 and "steps" not in params
+
+
+def test_a_resumed_run_does_not_reuse_results_of_other_regressor_defaults(monkeypatch):
+    # The cache key of an RPF result holds the regressor's defaults as installed, not only the
+    # --rpf-params overrides: after a default changes, --resume must refit.
+    from sklearn_rpf import RandomizedPriorRegressor
+
+    settings = {"rpf_params": {"n_estimators": 3}, "rpf_variants": {}, "gp_max_rows": 60,
+                "ngboost_params": {}, "mapie_resamplings": 5}
+    methods = ("rpf", "bootstrap", "mapie", "gp", "ngboost", "bayesian_ridge")
+    before = {m: uci.unit_key("yacht", 0, m, settings) for m in methods}
+    defaults = RandomizedPriorRegressor.__init__.__kwdefaults__
+    monkeypatch.setitem(defaults, "weight_decay", defaults["weight_decay"] * 2)
+    after = {m: uci.unit_key("yacht", 0, m, settings) for m in methods}
+    assert [m for m in methods if before[m] != after[m]] == ["rpf", "bootstrap", "mapie"]
+    # An override of the changed parameter makes the default irrelevant again.
+    pinned = {**settings, "rpf_params": {"n_estimators": 3, "weight_decay": 1e-4}}
+    monkeypatch.setitem(defaults, "weight_decay", 1e-4)
+    first = uci.unit_key("yacht", 0, "rpf", pinned)
+    monkeypatch.setitem(defaults, "weight_decay", 5e-4)
+    assert uci.unit_key("yacht", 0, "rpf", pinned) == first
