@@ -159,8 +159,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
         shared, so the fitted members do not depend on how they were grouped for training:
-        in float64 to rounding, which training can amplify (after 2,500 steps on a toy, most
-        members bitwise equal, a few within 3e-5). In float32, the default fused Adam kernel
+        in float64 to rounding, which training can amplify (after 2,500 steps on a toy, 16 of
+        20 members bitwise equal, the others within 1e-11 to 4e-3). In float32, the default fused Adam kernel
         rounds a tensor's tail differently with the group size, and 2,500 steps amplify that
         rounding (3.7e-3 on
         predictions in ``benchmarks/bench_scale.py``); the members are then equal in
