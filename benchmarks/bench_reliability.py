@@ -3,10 +3,9 @@
 Each measurement runs in a fresh process, so that its peak resident memory (VmHWM from
 ``/proc/self/status``; ``ru_maxrss`` would be inherited across fork/exec) is its own:
 
-1. **Predict 1,000,000 rows x 10 features** with a model fitted on 2,000 rows (the defaults,
-   20 members): the rise of the peak resident memory during ``predict(X, return_std=True)``,
+1. **Predict 1,000,000 rows x 10 features** with a model fitted on 2,000 rows (the defaults): the rise of the peak resident memory during ``predict(X, return_std=True)``,
    against its target of 3x the outputs (mean and std, 16 MB) plus 100 MB.
-2. **Fit 1,000,000 rows x 10 float64 features** (80 MB), the default 20 members, one epoch: the
+2. **Fit 1,000,000 rows x 10 float64 features** (80 MB), the default members, one epoch: the
    rise of the peak during fit, and the size of the pickled model at 100,000 and 1,000,000 rows.
 3. **40 rows with sample weights of 2.5e6**: fit time (the bootstrap draws are capped), against
    unit weights and at the 300-step budget of the defaults the target was set under.

@@ -236,7 +236,9 @@ def test_tuning_reads_training_rows_only_and_names_fixed_configurations():
     np.testing.assert_array_equal(inner_split(data_dir, "yacht", 3)[3], y_val)  # seeded
 
     # A name means the same parameters whatever the package's defaults are today.
-    assert tune_defaults.CONFIGS["search_base"] == {"prior_scale": 1.0, "lr": 1e-3, "max_epochs": 200}
+    assert tune_defaults.CONFIGS["search_base"] == {"prior_scale": 1.0, "lr": 1e-3, "max_epochs": 200,
+                                                    "n_estimators": 10}
+    assert tune_defaults.CONFIGS["shipped_base"]["n_estimators"] == 10  # the default of its day
     assert tune_defaults.CONFIGS["lr3e-3"]["max_epochs"] == 200
     assert tune_defaults.CONFIGS["k20"] == {"prior_scale": 0.3, "lr": 3e-3, "max_epochs": 300,
                                             "n_estimators": 20}

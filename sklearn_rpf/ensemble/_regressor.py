@@ -94,7 +94,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         (chosen by validation on training splits of the UCI sets, see the README).
     n_estimators : int, default=20
         Number of members. Members train together (one vectorised network per group), so 20
-        cost about 1.25x the time of 10; 20 rather than 10 gained 0.06 nats of validation NLL on
+        cost about 1.2-1.5x the time of 10, not 2x; 20 rather than 10 gained 0.06 nats of validation NLL on
         average over the five UCI sets, 30 only 0.01 more (benchmarks/TUNING.md, round 6).
     bootstrap : bool, default=True
         Train each member on a bootstrap resample (as per-row loss weights). Rows are drawn in
