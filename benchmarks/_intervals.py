@@ -53,7 +53,7 @@ def gaussian_interval(y_test, mean, std, fit_time, predict_time):
     return interval_record("gaussian", y_test, mean - half, mean + half, fit_time, predict_time)
 
 
-def _conformal(pipeline, X_test):
+def conformal_bounds(pipeline, X_test):
     return pipeline[-1].predict_interval(pipeline[:-1].transform(X_test), confidence=CONFIDENCE,
                                          method="conformal")
 
@@ -71,7 +71,7 @@ def conformal_interval(pipeline, X_test, y_test, fit_time, predict_time=None):
             "version (issue 11)")
     try:
         start = time.perf_counter()
-        lower, upper = _conformal(pipeline, X_test)
+        lower, upper = conformal_bounds(pipeline, X_test)
         elapsed = time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - a failed interval must not lose the run
         return failed_record("conformal", f"{type(exc).__name__}: {exc}")
@@ -86,7 +86,7 @@ def warm_predict_times(pipeline, X_test, rounds=WARM_ROUNDS):
     hits both. The conformal time is NaN where the estimator has no ``predict_interval``."""
     calls = {"gaussian": lambda: pipeline.predict(X_test, return_std=True)}
     if hasattr(pipeline[-1], "predict_interval"):
-        calls["conformal"] = lambda: _conformal(pipeline, X_test)
+        calls["conformal"] = lambda: conformal_bounds(pipeline, X_test)
     times = {name: [] for name in calls}
     for call in calls.values():
         call()

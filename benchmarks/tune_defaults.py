@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _intervals
 from ._common import make_rpf, one_thread
 from ._uci_data import DATASETS, check_data_dir, default_data_dir, inner_split, load_split
 
@@ -171,7 +172,7 @@ def run_task(config, name, split, data_dir, kin8nm_rows):
 
 
 def _run_task(config, name, split, data_dir, kin8nm_rows):
-    from sklearn_rpf.metrics import gaussian_nll, interval_coverage
+    from sklearn_rpf.metrics import gaussian_nll, interval_coverage, interval_width
 
     X_tr, y_tr, X_va, y_va = inner_split(
         data_dir, name, split, seed=SEARCH_SEED, max_rows=kin8nm_rows if name == "kin8nm" else None
@@ -182,7 +183,9 @@ def _run_task(config, name, split, data_dir, kin8nm_rows):
     fit_s = time.perf_counter() - start
     mean, std = model.predict(X_va, return_std=True)
     z = (y_va - mean) / std
-    lower, upper = model[-1].predict_interval(model[:-1].transform(X_va), confidence=0.95)
+    # The conformal 95% interval (predict_interval's default), recorded from round 6 on.
+    bounds = _intervals.conformal_bounds(model, X_va)
+    conformal = _intervals.interval_record("conformal", y_va, *bounds, fit_s, None)
     return {
         "config": config, "dataset": name, "split": split, "n_train": len(y_tr),
         "nll": float(gaussian_nll(y_va, mean, std)),
@@ -191,10 +194,8 @@ def _run_task(config, name, split, data_dir, kin8nm_rows):
         # Heavy tails of the standardised errors: 3 for a Gaussian.
         "z_kurtosis": float(np.mean(z**4) / np.mean(z**2) ** 2),
         "fit_s": fit_s, "epochs": int(model[-1].n_epochs_),
-        # The conformal 95% interval (predict_interval's default), from round 6 on.
-        "conformal_coverage": float(np.mean((lower <= y_va) & (y_va <= upper))),
-        "conformal_width": float(np.mean(upper - lower)),
-        "gaussian_width": float(np.mean(2 * 1.959963984540054 * std)),
+        "conformal_coverage": conformal["coverage"], "conformal_width": conformal["width"],
+        "gaussian_width": float(interval_width(y_va, mean, std, level=_intervals.CONFIDENCE)),
     }
 
 

@@ -267,3 +267,19 @@ def test_a_resumed_run_does_not_reuse_results_of_other_regressor_defaults(monkey
     first = uci.unit_key("yacht", 0, "rpf", pinned)
     monkeypatch.setitem(defaults, "weight_decay", 5e-4)
     assert uci.unit_key("yacht", 0, "rpf", pinned) == first
+
+
+def test_tuning_records_the_conformal_interval(tmp_path, monkeypatch, capsys):
+    # Round 6 chose the member count with the conformal interval in view: each record carries
+    # its coverage and width beside the Gaussian width, and the search prints them as a table.
+    monkeypatch.setitem(tune_defaults.CONFIGS, "tiny", {"n_estimators": 3, "max_epochs": 5})
+    out = tmp_path / "records.jsonl"
+    shown = tune_defaults.main(["--configs", "tiny", "--datasets", "yacht", "--splits", "0",
+                                "--out", str(out), "--n-jobs", "1"])
+    (record,) = shown
+    assert 0 <= record["conformal_coverage"] <= 1
+    assert record["conformal_width"] > 0 and record["gaussian_width"] > 0
+    assert record["conformal_width"] != record["gaussian_width"]
+    printed = capsys.readouterr().out
+    assert (f"| tiny | — | — | — | — | {record['conformal_coverage']:.3f} / "
+            f"{record['conformal_width']:.3g} / {record['gaussian_width']:.3g} (n=1) |") in printed

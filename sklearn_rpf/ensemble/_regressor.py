@@ -94,8 +94,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         (chosen by validation on training splits of the UCI sets, see the README).
     n_estimators : int, default=20
         Number of members. Members train together (one vectorised network per group), so 20
-        cost about 1.2-1.5x the time of 10, not 2x; 20 rather than 10 gained 0.06 nats of validation NLL on
-        average over the five UCI sets, 30 only 0.01 more (benchmarks/TUNING.md, round 6).
+        cost about 1.2-1.5x the time of 10, not 2x; 20 rather than 10 gained 0.06 nats of
+        validation NLL on average over the five UCI sets, 30 only 0.01 more
+        (benchmarks/TUNING.md, round 6).
     bootstrap : bool, default=True
         Train each member on a bootstrap resample (as per-row loss weights). Rows are drawn in
         proportion to ``sample_weight``; each resample has ``round(total weight)`` draws, so an
@@ -160,11 +161,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
         shared, so the fitted members do not depend on how they were grouped for training:
         in float64 to rounding, which training can amplify (after 2,500 steps on a toy, 16 of
-        20 members bitwise equal, the others within 1e-11 to 4e-3). In float32, the default fused Adam kernel
-        rounds a tensor's tail differently with the group size, and 2,500 steps amplify that
-        rounding (3.7e-3 on
-        predictions in ``benchmarks/bench_scale.py``); the members are then equal in
-        distribution, not bitwise. Pass ``dtype="float64"``, or
+        20 members bitwise equal, the others within 1e-11 to 4e-3). In float32, the default
+        fused Adam kernel rounds a tensor's tail differently with the group size, and 2,500
+        steps amplify that rounding (3.7e-3 on predictions in ``benchmarks/bench_scale.py``);
+        the members are then equal in distribution, not bitwise. Pass ``dtype="float64"``, or
         ``net_params={"optimizer__foreach": True}`` (slower, unfused updates; bitwise equal for
         groups of two or more members) where equality matters. The global NumPy and
         torch generators are neither reseeded nor drawn from.
