@@ -112,6 +112,10 @@ class Stream:
     """What ``partial_fit`` keeps between calls: the net (members and optimizer state), the
     standardisation fixed on the first chunk, the calibration sample and the parameters."""
 
+    # The first call's training loss, what a diverging stream is measured against (a class
+    # default: streams pickled before it existed read None and set it on their next call).
+    first_loss = None
+
     def __init__(self, params, standardizer, seed, net, config, y_ndim, epochs_before=0):
         self.params = params
         self.standardizer = standardizer
@@ -202,11 +206,11 @@ class Stream:
         # Out-of-bag weights too, for a net that validates on them (early stopping after fit).
         data = TrainingData(self.standardizer.transform_X(X, self.dtype),
                             self.standardizer.transform_y(y), weight, (counts == 0) * relative[:, None])
-        first = getattr(self, "first_loss", None)
+        first = self.first_loss
         fit_net(self.net, training_dataset(self.net.module_, data, self.config), self.seed,
                 epochs=1, step=self.n_calls, reference_loss=first)
         self.net.history.record("epoch", self.n_calls + 1)  # the call's number, past the cap too
-        if first is None:  # what a diverging stream is measured against
+        if first is None:
             self.first_loss = self.net.history[-1, "train_loss"]
         if len(self.net.history) > HISTORY_KEPT:  # one entry per call: bounded, like the rest
             del self.net.history[:-HISTORY_KEPT]
@@ -234,7 +238,7 @@ class Stream:
                 copy.deepcopy(self.net.optimizer_.state_dict()), list(self.net.history),
                 self.net.iterator_train__generator.get_state(), copy.copy(self.sample),
                 self.n_calls, self.n_samples_seen, self.weight_unit,
-                getattr(self, "first_loss", None))
+                self.first_loss)
 
     def restore(self, snapshot):
         module_state, optimizer_state, history, generator, sample, *counters = snapshot
