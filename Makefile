@@ -57,8 +57,8 @@ test: $(STAMP) $(PEERS_STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 
-# uci and shift also write their blocks of README.md (between <!-- uci:start/end --> and
-# <!-- shift:start/end -->) and their figures to docs/images/.
+# uci, shift and unshipped also write their blocks of README.md (between <!-- uci:start/end -->,
+# <!-- shift:start/end --> and <!-- unshipped-uci/shift:start/end -->) and their figures to docs/images/.
 benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.bench_fit
 	$(PY) -m benchmarks.bench_reliability
@@ -67,6 +67,7 @@ benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.bench_probe --dask --n-prompts 1000
 	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md
 	MPLBACKEND=Agg $(PY) -m benchmarks.shift --n-jobs 2 --figure $(IMAGES)/shift.png --readme README.md
+	MPLBACKEND=Agg $(PY) -m benchmarks.unshipped --n-jobs 2 --figures $(IMAGES) --readme README.md
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info

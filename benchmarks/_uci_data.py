@@ -30,6 +30,14 @@ def check_data_dir(data_dir, datasets):
     return data_dir
 
 
+def known_datasets(data_dir=None):
+    """The shipped sets, then any other folder of ``data_dir`` in the same layout (e.g. the
+    sets ``python -m benchmarks.unshipped`` writes)."""
+    folder = Path(data_dir or default_data_dir())
+    others = sorted(p.parent.name for p in folder.glob("*/data.txt")) if folder.is_dir() else []
+    return [*DATASETS, *(name for name in others if name not in DATASETS)]
+
+
 def n_splits(data_dir, name):
     return int(np.loadtxt(Path(data_dir) / name / "n_splits.txt"))
 

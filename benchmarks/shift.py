@@ -71,7 +71,7 @@ from ._common import (
     words,
 )
 from ._shift_splits import KINDS, make_split, make_splits
-from ._uci_data import DATASETS, load_dataset
+from ._uci_data import DATASETS, known_datasets, load_dataset
 
 METHODS = {
     "rpf": "RPF (defaults)",
@@ -262,12 +262,15 @@ def parse_args(argv=None):
                         help="where the figure goes (default: <out>/shift.png)")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the block between <!-- shift:start --> and <!-- shift:end --> of this file")
+    parser.add_argument("--readme-block", default="shift",
+                        help="the name of that block (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the finished results in <out>/runs.jsonl (same options, same code)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    for option, known in (("datasets", DATASETS), ("kinds", KINDS), ("methods", METHODS)):
+    for option, known in (("datasets", known_datasets(args.data_dir)), ("kinds", KINDS),
+                          ("methods", METHODS)):
         chosen = words(getattr(args, option))
         unknown = sorted(set(chosen) - set(known))
         if unknown:
@@ -286,12 +289,12 @@ def parse_args(argv=None):
     except (TypeError, ValueError) as exc:
         parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
-    args.gp_features = parse_counts(args.gp_features, DATASETS, "--gp-features")
+    args.gp_features = parse_counts(args.gp_features, args.datasets, "--gp-features")
     for option in ("gp_max_rows", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
     if args.readme is not None:
-        _readme.check_block(args.readme, "shift")  # before the run, not after it
+        _readme.check_block(args.readme, args.readme_block)  # before the run, not after it
     return args
 
 
@@ -343,7 +346,7 @@ def main(argv=None):
     _shift_report.plot(figure, raw, args.datasets, args.kinds, args.methods)
     if args.readme is not None:
         link = os.path.relpath(figure.resolve(), args.readme.resolve().parent)
-        _readme.write_block(args.readme, "shift",
+        _readme.write_block(args.readme, args.readme_block,
                             _shift_report.readme_block(summary, raw, targets, notes, link))
 
     for _, row in raw[raw["error"] != ""].iterrows():
@@ -353,7 +356,7 @@ def main(argv=None):
         print(f"skipped {line}")
     print("\n".join(targets))
     print(f"Wrote {args.out / 'shift.md'}, shift.csv, shift_raw.csv and {figure}"
-          + (f", and the shift block of {args.readme}" if args.readme else "")
+          + (f", and the {args.readme_block} block of {args.readme}" if args.readme else "")
           + f" in {wall_time:.0f} s ({n_jobs} job(s), {len(tasks)} task(s) run).")
     return raw
 

@@ -61,7 +61,7 @@ from ._common import (
     run_tasks,
     words,
 )
-from ._uci_data import DATASETS, load_split, n_splits
+from ._uci_data import DATASETS, known_datasets, load_split, n_splits
 from ._uci_report import METRICS, summarize
 
 METHODS = {
@@ -306,15 +306,19 @@ def parse_args(argv=None):
                         help="where the NLL figure goes (default: <out>/nll.png)")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the block between <!-- uci:start --> and <!-- uci:end --> of this file")
+    parser.add_argument("--readme-block", default="uci",
+                        help="the name of that block (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the finished results in <out>/runs.jsonl (same options, same code)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
     args.datasets = words(args.datasets)
-    unknown = sorted(set(args.datasets) - set(DATASETS))
+    known = known_datasets(args.data_dir)
+    unknown = sorted(set(args.datasets) - set(known))
     if unknown:
-        parser.error(f"unknown data sets {unknown}; expected some of {list(DATASETS)}")
+        parser.error(f"unknown data sets {unknown}; expected some of {known} (folders of "
+                     "--data-dir in the layout of shared/uci count too)")
     args.methods = words(args.methods)
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
@@ -332,13 +336,13 @@ def parse_args(argv=None):
             parser.error(f"--rpf-variant {item!r}: expected LABEL=JSON")
         variants[label] = parse_json_params(text, "--rpf-variant")
     args.rpf_variant = variants
-    args.gp_splits = parse_counts(args.gp_splits, DATASETS, "--gp-splits")
-    args.mapie_splits = parse_counts(args.mapie_splits, DATASETS, "--mapie-splits")
+    args.gp_splits = parse_counts(args.gp_splits, args.datasets, "--gp-splits")
+    args.mapie_splits = parse_counts(args.mapie_splits, args.datasets, "--mapie-splits")
     for option in ("gp_max_rows", "mapie_resamplings", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
     if args.readme is not None:
-        _readme.check_block(args.readme, "uci")  # before the run, not after it
+        _readme.check_block(args.readme, args.readme_block)  # before the run, not after it
     return args
 
 
@@ -398,6 +402,7 @@ def main(argv=None):
             name: len(splits[name][:args.mapie_splits.get(name, len(splits[name]))])
             for name in args.datasets}) if "mapie" in methods else "",
         "rpf_params": args.rpf_params, "rpf_variants": args.rpf_variant,
+        "datasets": args.datasets,
     }
     labels = {m: method_label(m) for m in methods}
     _uci_report.write_markdown(args.out / "results.md", summary, interval_summary, raw, targets, notes)
@@ -405,7 +410,7 @@ def main(argv=None):
     _uci_report.plot_nll(figure, raw, args.datasets, labels)
     if args.readme is not None:
         link = os.path.relpath(figure.resolve(), args.readme.resolve().parent)
-        _readme.write_block(args.readme, "uci", _uci_report.readme_block(
+        _readme.write_block(args.readme, args.readme_block, _uci_report.readme_block(
             summary, interval_summary, raw, targets, notes, link))
 
     for _, row in raw[raw["error"] != ""].iterrows():
@@ -414,7 +419,7 @@ def main(argv=None):
         print(f"{row['dataset']} {row['interval']} interval: {row['error']}")
     print("\n".join(targets))
     print(f"Wrote {args.out / 'results.md'}, results.csv, results_raw.csv, intervals.csv, "
-          f"intervals_raw.csv and {figure}" + (f", and the uci block of {args.readme}" if args.readme else "")
+          f"intervals_raw.csv and {figure}" + (f", and the {args.readme_block} block of {args.readme}" if args.readme else "")
           + f" in {wall_time:.0f} s ({n_jobs} job(s), {len(tasks)} task(s) run).")
     return summary
 
