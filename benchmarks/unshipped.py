@@ -172,9 +172,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from . import shift, uci
+    from . import _readme, shift, uci
 
     args = parse_args(argv)
+    if args.readme is not None and not args.data_only:  # both blocks, before the first run
+        for name in args.benchmarks:
+            _readme.check_block(args.readme, f"unshipped-{name}")
     data = args.out / "data"
     for folder in write_all(data, args.datasets):
         print(f"Wrote {folder}")

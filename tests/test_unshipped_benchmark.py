@@ -74,6 +74,13 @@ def test_the_benchmarks_accept_the_sets_found_in_their_data_dir(data_dir, capsys
             module.parse_args(["--data-dir", str(data_dir), "--datasets", "bostn"])
         err = capsys.readouterr().err
         assert "unknown" in err and "['bostn']" in err and "'boston'" in err
+    # A README without the second block is refused before the first benchmark runs.
+    readme = data_dir / "README.md"
+    readme.write_text(README.split("<!-- unshipped-shift")[0])
+    with pytest.raises(ValueError, match="unshipped-shift"):
+        unshipped.main(["--datasets", "diabetes", "--out", str(data_dir / "run"),
+                        "--readme", str(readme)])
+    assert not (data_dir / "run").exists()
     # A source package that is missing is named, with the way to get it.
     with pytest.raises(ModuleNotFoundError, match=r"no_such_pkg is not installed.*\[bench\]"):
         unshipped._package_file("no_such_pkg", "x")
