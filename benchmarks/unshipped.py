@@ -145,6 +145,16 @@ def write_all(folder, names=tuple(SOURCES)):
     return [write_dataset(folder, name, *SOURCES[name]()) for name in names]
 
 
+def _shown(path):
+    """``path`` relative to the working directory when it lies inside it: the benchmarks
+    record their command line, and the README should show one that works in any checkout."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,6 +188,7 @@ def main(argv=None):
     if args.readme is not None and not args.data_only:  # both blocks, before the first run
         for name in args.benchmarks:
             _readme.check_block(args.readme, f"unshipped-{name}")
+    args.out = _shown(args.out)
     data = args.out / "data"
     for folder in write_all(data, args.datasets):
         print(f"Wrote {folder}")
