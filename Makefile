@@ -3,7 +3,7 @@
 #                   the README's figures; IMAGES=folder to write them elsewhere)
 #   make test       set up .venv (and .venv-peers for NGBoost) if missing, install everything,
 #                   run ruff and the whole test suite
-# and for the benchmarks (about an hour and a half: see the README, "Benchmarks"):
+# and for the benchmarks (about two hours and a quarter: see the README, "Benchmarks"):
 #   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
 #                   write the README's benchmark images to docs/images/ and its generated blocks
 PYTHON ?= python3

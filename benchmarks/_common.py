@@ -186,8 +186,10 @@ def parse_json_params(text, option):
     return params
 
 
-def parse_counts(value, names, option):
-    """``"5"`` -> every name; ``"kin8nm=5,concrete=10"`` -> those names; ``"all"`` -> no limit."""
+def parse_counts(value, names, option, known=None):
+    """``"5"`` -> every name; ``"kin8nm=5,concrete=10"`` -> those of ``names`` (a name that is
+    not in ``known`` is an error, a known one that is not run is dropped, so that no report
+    mentions it); ``"all"`` -> no limit."""
     if value in ("all", ""):
         return {}
     if "=" not in value:
@@ -195,7 +197,11 @@ def parse_counts(value, names, option):
     counts = {}
     for item in (item for item in value.split(",") if item):
         name, _, count = item.partition("=")
-        counts[name] = _count(count, option)
+        count = _count(count, option)
+        if known is not None and name not in known:
+            raise SystemExit(f"{option}: unknown data set {name!r}; expected some of {list(known)}.")
+        if name in names:
+            counts[name] = count
     return counts
 
 

@@ -269,8 +269,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    for option, known in (("datasets", known_datasets(args.data_dir)), ("kinds", KINDS),
-                          ("methods", METHODS)):
+    sets = known_datasets(args.data_dir)
+    for option, known in (("datasets", sets), ("kinds", KINDS), ("methods", METHODS)):
         chosen = words(getattr(args, option))
         unknown = sorted(set(chosen) - set(known))
         if unknown:
@@ -289,7 +289,7 @@ def parse_args(argv=None):
     except (TypeError, ValueError) as exc:
         parser.error(f"--rpf-params: {exc}")
     args.ngboost_params = parse_json_params(args.ngboost_params, "--ngboost-params")
-    args.gp_features = parse_counts(args.gp_features, args.datasets, "--gp-features")
+    args.gp_features = parse_counts(args.gp_features, args.datasets, "--gp-features", sets)
     for option in ("gp_max_rows", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")

@@ -336,8 +336,8 @@ def parse_args(argv=None):
             parser.error(f"--rpf-variant {item!r}: expected LABEL=JSON")
         variants[label] = parse_json_params(text, "--rpf-variant")
     args.rpf_variant = variants
-    args.gp_splits = parse_counts(args.gp_splits, args.datasets, "--gp-splits")
-    args.mapie_splits = parse_counts(args.mapie_splits, args.datasets, "--mapie-splits")
+    args.gp_splits = parse_counts(args.gp_splits, args.datasets, "--gp-splits", known)
+    args.mapie_splits = parse_counts(args.mapie_splits, args.datasets, "--mapie-splits", known)
     for option in ("gp_max_rows", "mapie_resamplings", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")

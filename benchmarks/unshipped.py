@@ -155,7 +155,11 @@ def _shown(path):
         return path
 
 
-def parse_args(argv=None):
+# What this command decides for both benchmarks: extra options may not override it.
+RESERVED = ("--data-dir", "--datasets", "--out", "--figure", "--readme", "--readme-block")
+
+
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(SOURCES), choices=list(SOURCES))
@@ -175,42 +179,78 @@ def parse_args(argv=None):
                         help="folder of the two figures (default: docs/images with --readme, "
                              "else <out>/uci and <out>/shift)")
     parser.add_argument("--uci-args", default="",
-                        help="more options of benchmarks.uci, one string (e.g. '--splits 5')")
+                        help="more options of benchmarks.uci, one string (e.g. '--splits 5'; "
+                             "write --uci-args=--opt=value for a single option)")
     parser.add_argument("--shift-args", default="",
                         help="more options of benchmarks.shift, one string (e.g. '--features 3')")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    """The command's options, with each benchmark's extra options split and screened."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.datasets = list(dict.fromkeys(args.datasets))
+    args.benchmarks = list(dict.fromkeys(args.benchmarks))
+    args.extra = {}
+    for name in ("uci", "shift"):
+        option = f"--{name}-args"
+        try:
+            extra = shlex.split(getattr(args, f"{name}_args"))
+        except ValueError as exc:
+            parser.error(f"{option}: {exc}")
+        taken = sorted({word.split("=")[0] for word in extra} & set(RESERVED))
+        if taken:
+            parser.error(f"{option}: {', '.join(taken)} are set by this command (use its own "
+                         "--datasets, --out, --figures and --readme)")
+        args.extra[name] = extra
+    return args
+
+
+def benchmark_argv(args, name, data):
+    """The command line of ``benchmarks.<name>`` on the sets under ``data``."""
+    argv = ["--data-dir", str(data), "--datasets", *args.datasets, "--n-jobs", str(args.n_jobs)]
+    argv += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
+    figures = args.figures or (Path("docs/images") if args.readme is not None else None)
+    figure = args.out / name / f"{name}.png" if figures is None else figures / f"unshipped_{name}.png"
+    argv += ["--out", str(args.out / name), "--figure", str(figure)]
+    if name == "uci":
+        argv += ["--gp-splits", _counts(GP_SPLITS, args.datasets),
+                 "--mapie-splits", _counts(MAPIE_SPLITS, args.datasets)]
+    elif _counts(SHIFT_GP_FEATURES, args.datasets) != "all":
+        argv += ["--gp-features", _counts(SHIFT_GP_FEATURES, args.datasets)]
+    if args.readme is not None:
+        argv += ["--readme", str(args.readme), "--readme-block", f"unshipped-{name}"]
+    return argv + args.extra[name]
+
+
+def _counts(text, datasets):
+    """``NAME=N,...`` for the chosen sets only ("all" when none is limited), so that a run
+    on some of the sets does not report limits on the others."""
+    kept = [item for item in text.split(",") if item.partition("=")[0] in datasets]
+    return ",".join(kept) or "all"
 
 
 def main(argv=None):
     from . import _readme, shift, uci
 
     args = parse_args(argv)
-    if args.readme is not None and not args.data_only:  # both blocks, before the first run
+    if args.readme is not None and not args.data_only:  # before anything is written
         for name in args.benchmarks:
             _readme.check_block(args.readme, f"unshipped-{name}")
     args.out = _shown(args.out)
     data = args.out / "data"
+    modules = {"uci": uci, "shift": shift}
     for folder in write_all(data, args.datasets):
         print(f"Wrote {folder}")
     if args.data_only:
         return None
-    common = ["--data-dir", str(data), "--datasets", *args.datasets, "--n-jobs", str(args.n_jobs)]
-    common += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
-    figures = args.figures or (Path("docs/images") if args.readme is not None else None)
-    results = {}
-    for name in args.benchmarks:
-        figure = (args.out / name / f"{name}.png" if figures is None
-                  else figures / f"unshipped_{name}.png")
-        argv_ = [*common, "--out", str(args.out / name), "--figure", str(figure)]
-        if name == "uci":
-            argv_ += ["--gp-splits", GP_SPLITS, "--mapie-splits", MAPIE_SPLITS]
-        else:
-            argv_ += ["--gp-features", SHIFT_GP_FEATURES]
-        if args.readme is not None:
-            argv_ += ["--readme", str(args.readme), "--readme-block", f"unshipped-{name}"]
-        extra = shlex.split(args.uci_args if name == "uci" else args.shift_args)
-        results[name] = (uci if name == "uci" else shift).main(argv_ + extra)
-    return results
+    # Both command lines are checked (options, data sets, README blocks) before the first run,
+    # not the second after the first's half hour.
+    argvs = {name: benchmark_argv(args, name, data) for name in args.benchmarks}
+    for name, argv_ in argvs.items():
+        modules[name].parse_args(argv_)
+    return {name: modules[name].main(argv_) for name, argv_ in argvs.items()}
 
 
 if __name__ == "__main__":
