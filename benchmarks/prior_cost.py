@@ -1,0 +1,95 @@
+"""Where the prior's in-distribution cost falls: RPF against the bootstrap ensemble by thirds of
+the target, on validation rows inside training splits.
+
+Both ensembles (the defaults, with and without the prior) are fitted on the inner training part
+of outer training splits (``benchmarks._uci_data.inner_split``, as ``tune_defaults``; test
+splits are never read) and scored row by row on the validation part. The rows are pooled over
+the splits and cut into thirds by their target; for each third the command prints the mean
+Gaussian NLL of each ensemble and their difference, and the median predictive std and absolute
+error of each: where the NLL differs while the errors do not, the prior's spread is the cost.
+
+Usage::
+
+    python -m benchmarks.prior_cost --dataset yacht --splits 0 1 2 3 4
+"""
+
+import argparse
+
+import numpy as np
+
+from ._common import make_rpf, one_thread
+from ._uci_data import DATASETS, check_data_dir, default_data_dir, inner_split
+
+SEARCH_SEED = 0  # the inner splits of benchmarks.tune_defaults
+
+
+def row_scores(data_dir, dataset, split, rpf_params=None):
+    """Validation targets and, per ensemble (``"rpf"``, ``"bootstrap"``), the per-row NLL,
+    predictive std and absolute error."""
+    X_tr, y_tr, X_va, y_va = inner_split(data_dir, dataset, split, seed=SEARCH_SEED)
+    scores = {}
+    for name, prior in (("rpf", True), ("bootstrap", False)):
+        model = make_rpf(split, rpf_params or {}, prior=prior).fit(X_tr, y_tr)
+        mean, std = model.predict(X_va, return_std=True)
+        nll = 0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y_va - mean) / std) ** 2
+        scores[name] = {"nll": nll, "std": std, "error": np.abs(y_va - mean)}
+    return y_va, scores
+
+
+def by_thirds(y, scores):
+    """One row per third of ``y`` (pooled rows): bounds, count, mean NLL of each ensemble and
+    their difference, median std and absolute error of each."""
+    edges = np.quantile(y, [0, 1 / 3, 2 / 3, 1])
+    rows = []
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        inside = (y >= low) & ((y < high) if i < 2 else (y <= high))
+        row = {"low": low, "high": high, "n": int(inside.sum())}
+        for name, s in scores.items():
+            row[f"nll_{name}"] = float(s["nll"][inside].mean())
+            row[f"std_{name}"] = float(np.median(s["std"][inside]))
+            row[f"error_{name}"] = float(np.median(s["error"][inside]))
+        row["nll_cost"] = row["nll_rpf"] - row["nll_bootstrap"]
+        rows.append(row)
+    return rows
+
+
+def table(dataset, rows, y):
+    lines = [f"{dataset}: validation rows pooled over the splits ({len(y)} rows; target std "
+             f"{y.std():.3g})", "",
+             "| target third | rows | NLL, RPF | NLL, bootstrap | RPF minus bootstrap | "
+             "median std, RPF / bootstrap | median abs. error, RPF / bootstrap |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['low']:.3g} to {r['high']:.3g} | {r['n']} | {r['nll_rpf']:.3f} | "
+            f"{r['nll_bootstrap']:.3f} | {r['nll_cost']:+.3f} | {r['std_rpf']:.3g} / "
+            f"{r['std_bootstrap']:.3g} | {r['error_rpf']:.3g} / {r['error_bootstrap']:.3g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="yacht", choices=DATASETS)
+    parser.add_argument("--splits", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    data_dir = str(check_data_dir(args.data_dir or default_data_dir(), [args.dataset]))
+    ys, pooled = [], {"rpf": {}, "bootstrap": {}}
+    with one_thread():
+        for split in args.splits:
+            y, scores = row_scores(data_dir, args.dataset, split)
+            ys.append(y)
+            for name, s in scores.items():
+                for key, values in s.items():
+                    pooled[name].setdefault(key, []).append(values)
+    y = np.concatenate(ys)
+    scores = {name: {k: np.concatenate(v) for k, v in s.items()} for name, s in pooled.items()}
+    rows = by_thirds(y, scores)
+    print(table(args.dataset, rows, y))
+    cost = scores["rpf"]["nll"] - scores["bootstrap"]["nll"]
+    print(f"\nAll rows: RPF minus bootstrap {cost.mean():+.3f} nats.")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

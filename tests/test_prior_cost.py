@@ -1,0 +1,37 @@
+"""``python -m benchmarks.prior_cost``: the prior's in-distribution cost by thirds of the target."""
+
+import numpy as np
+
+from benchmarks import prior_cost
+from benchmarks._uci_data import default_data_dir, inner_split
+
+TINY = {"n_estimators": 3, "max_epochs": 5}
+
+
+def test_thirds_split_the_rows_and_the_cost_is_the_difference():
+    rng = np.random.default_rng(0)
+    y = rng.exponential(size=300)
+    scores = {name: {"nll": rng.normal(size=300) + shift, "std": rng.uniform(1, 2, 300),
+                     "error": rng.uniform(0, 1, 300)} for name, shift in (("rpf", 1.0),
+                                                                          ("bootstrap", 0.0))}
+    rows = prior_cost.by_thirds(y, scores)
+    assert [r["n"] for r in rows] == [100, 100, 100]
+    assert rows[0]["low"] == y.min() and rows[-1]["high"] == y.max()
+    low = y < rows[0]["high"]
+    assert rows[0]["nll_rpf"] == scores["rpf"]["nll"][low].mean()
+    for r in rows:
+        assert r["nll_cost"] == r["nll_rpf"] - r["nll_bootstrap"]
+    text = prior_cost.table("toy", rows, y)
+    assert text.count("\n| ") == 4 and "+" in text.splitlines()[-1]
+
+
+def test_row_scores_on_validation_rows_of_a_training_split():
+    data_dir = str(default_data_dir())
+    y, scores = prior_cost.row_scores(data_dir, "yacht", 0, TINY)
+    # The validation part of the inner split, never a test split.
+    np.testing.assert_array_equal(y, inner_split(data_dir, "yacht", 0, seed=0)[3])
+    for s in scores.values():
+        assert all(np.isfinite(v).all() and v.shape == y.shape for v in s.values())
+        assert (s["std"] > 0).all()
+    # With and without the prior: two different ensembles.
+    assert not np.allclose(scores["rpf"]["std"], scores["bootstrap"]["std"])
