@@ -1,9 +1,12 @@
 """``python -m benchmarks.prior_cost``: the prior's in-distribution cost by thirds of the target."""
 
 import numpy as np
+import pytest
 
 from benchmarks import prior_cost
+from benchmarks._common import make_rpf
 from benchmarks._uci_data import default_data_dir, inner_split
+from sklearn_rpf.metrics import gaussian_nll
 
 TINY = {"n_estimators": 3, "max_epochs": 5}
 
@@ -35,3 +38,23 @@ def test_row_scores_on_validation_rows_of_a_training_split():
         assert (s["std"] > 0).all()
     # With and without the prior: two different ensembles.
     assert not np.allclose(scores["rpf"]["std"], scores["bootstrap"]["std"])
+
+
+def test_log_target_scores_the_log_normal_density_in_the_targets_units():
+    data_dir = str(default_data_dir())
+    y, scores = prior_cost.row_scores(data_dir, "yacht", 1, TINY, log_target=True)
+    X_tr, y_tr, X_va, _ = inner_split(data_dir, "yacht", 1, seed=0)
+    model = make_rpf(1, TINY, prior=True).fit(X_tr, np.log(y_tr))
+    mean, std = model.predict(X_va, return_std=True)
+    # Per-row NLL of log(y) plus log(y): its mean is the log-normal NLL of y.
+    expected = gaussian_nll(np.log(y), mean, std) + np.log(y).mean()
+    np.testing.assert_allclose(scores["rpf"]["nll"].mean(), expected, rtol=1e-10)
+    np.testing.assert_allclose(scores["rpf"]["error"], np.abs(np.log(y) - mean))
+
+
+def test_log_target_refuses_targets_that_are_not_positive(monkeypatch):
+    X = np.ones((4, 1))
+    monkeypatch.setattr(prior_cost, "inner_split",
+                        lambda *a, **k: (X, np.array([1.0, 0.0, 2.0, 3.0]), X, np.ones(4)))
+    with pytest.raises(ValueError, match="targets <= 0"):
+        prior_cost.row_scores("unused", "yacht", 0, TINY, log_target=True)
