@@ -101,7 +101,8 @@ def main(argv=None):
     rows = by_thirds(y, scores)
     print(table(args.dataset + (" (fitted to log y)" if args.log_target else ""), rows, y))
     cost = scores["rpf"]["nll"] - scores["bootstrap"]["nll"]
-    print(f"\nAll rows: RPF minus bootstrap {cost.mean():+.3f} nats.")
+    print(f"\nAll rows: mean NLL RPF {scores['rpf']['nll'].mean():.3f}, bootstrap "
+          f"{scores['bootstrap']['nll'].mean():.3f}; RPF minus bootstrap {cost.mean():+.3f} nats.")
     return rows
 
 
