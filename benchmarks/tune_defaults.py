@@ -153,8 +153,6 @@ _PRIOR_COST = {
     "r7_boot": {"prior_scale": 0.0},
     "r7_wd0": {"weight_decay": 0.0},
     "r7_wd0_boot": {"weight_decay": 0.0, "prior_scale": 0.0},
-    "r7_wd1e-5": {"weight_decay": 1e-5},
-    "r7_wd1e-5_boot": {"weight_decay": 1e-5, "prior_scale": 0.0},
     # four times yacht's budget (625 epochs of its 221 inner training rows under "auto")
     "r7_ep2500": {"max_epochs": 2500},
     "r7_ep2500_boot": {"max_epochs": 2500, "prior_scale": 0.0},
