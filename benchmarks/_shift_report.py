@@ -127,6 +127,9 @@ def note_lines(notes):
     if notes["rpf_params"]:
         lines.append(f"- RandomizedPriorRegressor parameters overridden for both RPF methods: "
                      f"`{json.dumps(notes['rpf_params'])}` (so 'RPF (defaults)' is not the defaults).")
+    if notes.get("log_target"):
+        lines.append("- Every method fitted to log(y): NLL is the log-normal one in the target's "
+                     "units, coverage that of the exponentiated interval, RMSE in log units.")
     lines.append("- AUROC: `sklearn.metrics.roc_auc_score` of the std for telling the held-out (OOD) "
                  "rows from the in-distribution test rows; 0.5 is chance.")
     return lines

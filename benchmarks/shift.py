@@ -90,8 +90,13 @@ _COST = {"rpf": 2.3e-3, "bootstrap": 2.3e-3, "ngboost": 0.02, "gp": 0.08}
 
 
 # ---------------------------------------------------------------------------- scoring
-def shift_scores(y_ood, y_id, mean, std, epistemic):
-    """Scores on the OOD rows and in-distribution rows (stacked in this order in ``mean``...)."""
+def shift_scores(y_ood, y_id, mean, std, epistemic, log_target=False):
+    """Scores on the OOD rows and in-distribution rows (stacked in this order in ``mean``...).
+
+    ``log_target``: ``y_*``, ``mean`` and ``std`` are on the log scale of a positive target; the
+    NLL is then the log-normal one, in the target's units (plus the mean of ``log y``), the
+    coverage that of ``exp`` of the interval (the same rows), the RMSE in log units.
+    """
     from sklearn.metrics import roc_auc_score
 
     from sklearn_rpf.metrics import gaussian_nll, interval_coverage
@@ -101,7 +106,8 @@ def shift_scores(y_ood, y_id, mean, std, epistemic):
     parts = {"ood": (y_ood, slice(0, n)), "id": (y_id, slice(n, None))}
     scores = {}
     for name, (y, rows) in parts.items():
-        scores[f"nll_{name}"] = float(gaussian_nll(y, mean[rows], std[rows]))
+        scores[f"nll_{name}"] = float(gaussian_nll(y, mean[rows], std[rows])
+                                      + (np.mean(y) if log_target else 0.0))
         scores[f"coverage_{name}"] = float(interval_coverage(y, mean[rows], std[rows], level=0.95))
         scores[f"rmse_{name}"] = float(np.sqrt(np.mean((y - mean[rows]) ** 2)))
     scores["auroc_total"] = float(roc_auc_score(is_ood, std))
@@ -130,14 +136,22 @@ def _failed(row, exc):
 def unit_key(dataset, kind, feature, method, settings):
     relevant = {"gp": settings["gp_max_rows"], "ngboost": settings["ngboost_params"]}.get(
         method, rpf_cache_settings(settings["rpf_params"]))
+    if settings.get("log_target"):  # only then: earlier records keep their keys
+        relevant = {"settings": relevant, "log_target": True}
     return ResultCache.key(benchmark="shift", dataset=dataset, kind=kind, feature=feature,
                            method=method, settings=relevant)
 
 
 # ---------------------------------------------------------------------------- tasks
+def _load(data_dir, dataset, settings):
+    """``X`` and the target, on the log scale with ``--log-target``."""
+    X, y = load_dataset(data_dir, dataset)
+    return X, (np.log(y) if settings.get("log_target") else y)
+
+
 def run_in_process(data_dir, dataset, kind, feature, method, settings):
     """One split and one method of those that run in this environment: a one-row list."""
-    X, y = load_dataset(data_dir, dataset)
+    X, y = _load(data_dir, dataset, settings)
     split = make_split(X, dataset, kind, feature)
     train = split.train
     if method == "gp":
@@ -161,7 +175,7 @@ def run_in_process(data_dir, dataset, kind, feature, method, settings):
             epistemic = gp_latent_std(estimator, y[train], X_eval)
         else:
             epistemic = estimator.predict(X_eval, return_std=True, epistemic=True)[1]
-        scores = shift_scores(y_ood, y_id, mean, std, epistemic)
+        scores = shift_scores(y_ood, y_id, mean, std, epistemic, settings.get("log_target"))
     except Exception as exc:  # noqa: BLE001 - one failed fit must not lose a long run
         return [_failed(row, exc)]
     return [{**row, **scores, "fit_time": fit_time, "predict_time": predict_time,
@@ -170,7 +184,7 @@ def run_in_process(data_dir, dataset, kind, feature, method, settings):
 
 def run_ngboost(data_dir, dataset, kind, features, settings):
     """NGBoost on several features' splits of one (dataset, kind), in one peers subprocess."""
-    X, y = load_dataset(data_dir, dataset)
+    X, y = _load(data_dir, dataset, settings)
     splits = [make_split(X, dataset, kind, feature) for feature in features]
     rows = [_row(split, "ngboost", len(split.train), settings) for split in splits]
     jobs = [{"X_train": X[s.train], "y_train": y[s.train], "X_test": _evaluation_rows(X, y, s)[0],
@@ -183,7 +197,8 @@ def run_ngboost(data_dir, dataset, kind, features, settings):
     results = []
     for row, split, out in zip(rows, splits, outputs, strict=True):
         _, y_ood, y_id = _evaluation_rows(X, y, split)
-        scores = shift_scores(y_ood, y_id, out["mean"], out["std"], None)
+        scores = shift_scores(y_ood, y_id, out["mean"], out["std"], None,
+                              settings.get("log_target"))
         results.append({**row, **scores, "fit_time": out["fit_time"],
                         "predict_time": out["predict_time"], "fit_warnings": 0, "error": ""})
     return results
@@ -262,6 +277,9 @@ def parse_args(argv=None):
                         help="where the figure goes (default: <out>/shift.png)")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also write the block between <!-- shift:start --> and <!-- shift:end --> of this file")
+    parser.add_argument("--log-target", action="store_true",
+                        help="fit every method to log(y) (positive targets only): NLL in the "
+                             "target's units (log-normal), RMSE in log units")
     parser.add_argument("--readme-block", default="shift",
                         help="the name of that block (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
@@ -306,7 +324,9 @@ def main(argv=None):
     data_dir, ngboost_note = resolve_inputs(args, "the feature index")
     splits, skipped = {}, []
     for dataset in args.datasets:
-        X, _ = load_dataset(data_dir, dataset)
+        X, y = load_dataset(data_dir, dataset)
+        if args.log_target and y.min() <= 0:
+            raise SystemExit(f"--log-target: {dataset} has targets <= 0 (smallest {y.min():g}).")
         for split in make_splits(X, dataset, args.kinds, _features(args.features, dataset, X.shape[1])):
             if split.skipped:
                 skipped.append(split)
@@ -315,7 +335,7 @@ def main(argv=None):
     n_jobs = effective_n_jobs(args.n_jobs)
     settings = {"rpf_params": args.rpf_params, "gp_max_rows": args.gp_max_rows,
                 "ngboost_params": args.ngboost_params, "ngboost_batch": args.ngboost_batch,
-                "peers_python": args.peers_python}
+                "peers_python": args.peers_python, "log_target": args.log_target}
     cache = ResultCache(args.out / "runs.jsonl", args.resume)
     reused = set(cache.records)
     tasks = plan_tasks(splits, args.methods, args.gp_features, settings, cache)
@@ -338,7 +358,7 @@ def main(argv=None):
         **run_notes("benchmarks.shift", argv, wall_time, n_jobs, n_reused, len(rows)),
         "skipped": [f"{s.dataset} {s.kind} feature {s.feature}: {s.skipped}" for s in skipped],
         "ngboost": ngboost_note, "gp_max_rows": args.gp_max_rows, "gp_features": args.gp_features,
-        "rpf_params": args.rpf_params,
+        "rpf_params": args.rpf_params, "log_target": args.log_target,
     }
     targets = _shift_report.target_summary(raw)
     _shift_report.write_markdown(args.out / "shift.md", summary, raw, targets, notes)

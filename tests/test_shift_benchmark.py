@@ -125,6 +125,35 @@ def test_shift_scores():
     assert np.isnan(shift.shift_scores(y_ood, y_id, mean, std, None)["auroc_epistemic"])
 
 
+def test_log_target_scores_are_log_normal_in_the_targets_units():
+    from scipy.stats import lognorm
+
+    y_ood, y_id = np.array([0.5, 4.0]), np.array([1.0, 2.0, 3.0])
+    mean, std = np.array([0.1, 1.0, 0.0, 0.5, 1.2]), np.array([0.5, 1.0, 0.3, 0.2, 0.4])
+    scores = shift.shift_scores(np.log(y_ood), np.log(y_id), mean, std, None, log_target=True)
+    expected = -lognorm.logpdf(y_ood, std[:2], scale=np.exp(mean[:2])).mean()
+    assert scores["nll_ood"] == pytest.approx(expected, rel=1e-12)
+    expected = -lognorm.logpdf(y_id, std[2:], scale=np.exp(mean[2:])).mean()
+    assert scores["nll_id"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_shift_benchmark_with_log_target(tmp_path, monkeypatch):
+    argv = ["--datasets", "yacht", "--features", "1", "--kinds", "gap", "--methods", "rpf",
+            "--rpf-params", json.dumps(TINY), "--no-progress"]
+    plain = shift.main([*argv, "--out", str(tmp_path / "plain")])
+    # Resumed in the same folder: the log fits are other results, never the plain ones reused.
+    logged = shift.main([*argv, "--out", str(tmp_path / "plain"), "--log-target", "--resume"])
+    assert np.isfinite(logged[list(shift.METRICS)].to_numpy(float)).all()
+    assert logged["nll_ood"].item() != plain["nll_ood"].item()
+    markdown = (tmp_path / "plain" / "shift.md").read_text()
+    assert "fitted to log(y)" in markdown and "reused" not in markdown
+    # A target with values <= 0 is refused before any fit.
+    X, y = load_dataset(str(default_data_dir()), "yacht")
+    monkeypatch.setattr(shift, "load_dataset", lambda *a: (X, y - 1.0))
+    with pytest.raises(SystemExit, match="--log-target: yacht has targets <= 0"):
+        shift.main([*argv, "--out", str(tmp_path / "bad"), "--log-target"])
+
+
 def test_gp_latent_std_is_the_predictive_std_without_the_fitted_noise():
     from sklearn.gaussian_process import GaussianProcessRegressor
 
