@@ -36,11 +36,13 @@ Small runs::
     python -m benchmarks.shift --datasets yacht --features 2 --methods rpf bootstrap \\
         --rpf-params '{"n_estimators": 3, "max_epochs": 20}'
     python -m benchmarks.shift --datasets energy concrete --kinds gap --resume
+    # every method fitted to log(y) (a positive target spanning orders of magnitude)
+    python -m benchmarks.shift --datasets yacht --log-target --out benchmarks/results/shift_log
 
 Outputs in ``--out`` (default ``benchmarks/results/shift``): ``shift.md``, ``shift.csv``
 (the summary), ``shift_raw.csv`` (one row per split and method), ``runs.jsonl`` (the resumable
 record); the figure (``--figure``, default ``<out>/shift.png``); with ``--readme``, the block
-between ``<!-- shift:start -->`` and ``<!-- shift:end -->``.
+between ``<!-- shift:start -->`` and ``<!-- shift:end -->`` (``--readme-block`` names another).
 """
 
 import argparse
