@@ -64,12 +64,18 @@ def save(fig, out, name):
     print(f"wrote {os.path.relpath(out / name)}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def example_args(argv, doc, splits):
+    """``--out`` (created) and ``--splits`` of an example on the published splits."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=IMAGES)
-    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=splits)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv=None):
+    args = example_args(argv, __doc__, splits=10)
 
     rows = {f"RPF, {method}": [] for method in METHODS} | {"GP (ARD), gaussian": []}
     for split in range(args.splits):

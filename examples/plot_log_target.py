@@ -20,10 +20,6 @@ Run ``python examples/plot_log_target.py`` (PNG in docs/images/) or add ``--out 
 ``--splits N`` for fewer or more splits.
 """
 
-import argparse
-import os
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -31,22 +27,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# The same published splits as plot_intervals.py (run as a script, this folder is on sys.path).
+from plot_intervals import example_args, load_split, save  # noqa: E402
+
 from sklearn_rpf import RandomizedPriorRegressor  # noqa: E402
 from sklearn_rpf.metrics import gaussian_nll  # noqa: E402
-
-IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-DATA = Path(os.environ.get("SKLEARN_RPF_UCI", Path(__file__).resolve().parents[2] / "shared" / "uci"))
-
-
-def load_split(split, name="yacht"):
-    folder = DATA / name
-    data = np.loadtxt(folder / "data.txt")
-    features = np.loadtxt(folder / "index_features.txt", dtype=int)
-    target = int(np.loadtxt(folder / "index_target.txt"))
-    train = np.loadtxt(folder / f"index_train_{split}.txt", dtype=int)
-    test = np.loadtxt(folder / f"index_test_{split}.txt", dtype=int)
-    X, y = data[:, features], data[:, target]
-    return X[train], y[train], X[test], y[test]
 
 
 def fit_and_score(X, y, X_test, y_test, log, seed):
@@ -65,11 +50,7 @@ def fit_and_score(X, y, X_test, y_test, log, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=IMAGES)
-    parser.add_argument("--splits", type=int, default=5)
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = example_args(argv, __doc__, splits=5)
 
     results = {"y": [], "log(y)": []}
     first = None
@@ -97,9 +78,7 @@ def main(argv=None):
     ax.set_ylabel("conformal 95% interval width")
     ax.set_title("yacht, split 0: the interval follows the target's size on the log scale")
     ax.legend()
-    fig.savefig(args.out / "log_target.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    print(f"wrote {os.path.relpath(args.out / 'log_target.png')}")
+    save(fig, args.out, "log_target.png")
     return results
 
 

@@ -11,6 +11,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_log_target.py
 
 
 def _example():
+    # As when run as a script: the examples' folder on sys.path (it imports plot_intervals).
+    import sys
+
+    if str(EXAMPLE.parent) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE.parent))
     spec = importlib.util.spec_from_file_location("plot_log_target", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
