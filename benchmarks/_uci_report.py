@@ -137,7 +137,7 @@ def note_lines(notes):
         lines.append(f"- RPF ({label}): `{json.dumps(params)}` on top of the above.")
     lines.append("- Every RPF method and BayesianRidge sit in a `StandardScaler` pipeline, like the GP; "
                  "`random_state` is the split index.")
-    if any(_published(d) for d in notes.get("datasets", PUBLISHED_NLL[DEEP_ENSEMBLES])):
+    if any(_published(d) for d in notes["datasets"]):
         lines.append("- Published figures: test NLL of Deep Ensembles (Lakshminarayanan et al., "
                      "NeurIPS 2017) and the negated test log-likelihood of MC dropout (Gal & "
                      "Ghahramani, ICML 2016), on the same 20 splits.")

@@ -3,8 +3,9 @@
 Each measurement runs in a fresh process, so that its peak resident memory (VmHWM from
 ``/proc/self/status``; ``ru_maxrss`` would be inherited across fork/exec) is its own:
 
-1. **Predict 1,000,000 rows x 10 features** with a model fitted on 2,000 rows (the defaults): the rise of the peak resident memory during ``predict(X, return_std=True)``,
-   against its target of 3x the outputs (mean and std, 16 MB) plus 100 MB.
+1. **Predict 1,000,000 rows x 10 features** with a model fitted on 2,000 rows (the defaults):
+   the rise of the peak resident memory during ``predict(X, return_std=True)``, against its
+   target of 3x the outputs (mean and std, 16 MB) plus 100 MB.
 2. **Fit 1,000,000 rows x 10 float64 features** (80 MB), the default members, one epoch: the
    rise of the peak during fit, and the size of the pickled model at 100,000 and 1,000,000 rows.
 3. **40 rows with sample weights of 2.5e6**: fit time (the bootstrap draws are capped), against
@@ -123,8 +124,8 @@ def main(argv=None):
 
     fit = child(FIT_CHILD)
     fit_rise = fit["after"] - fit["before"]
-    print(f"| fit 1,000,000 x 10 ({fit['data_mb']:.0f} MiB), {fit['members']} members, 1 epoch: rise of peak "
-          f"RSS | {fit_rise:.0f} MiB ({fit_rise / fit['data_mb']:.1f}x the data) | |")
+    print(f"| fit 1,000,000 x 10 ({fit['data_mb']:.0f} MiB), {fit['members']} members, 1 epoch: "
+          f"rise of peak RSS | {fit_rise:.0f} MiB ({fit_rise / fit['data_mb']:.1f}x the data) | |")
     print(f"| fit 1,000,000 x 10: time | {fit['seconds']:.1f} s | |")
     print(f"| pickled model, 100,000 / 1,000,000 training rows | {fit['pickle_100k']:.1f} / "
           f"{fit['pickle_1m']:.1f} MiB | |")

@@ -313,6 +313,8 @@ def parse_args(argv=None):
     for option in ("gp_max_rows", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
+    if args.n_jobs == 0:
+        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
     if args.readme is not None:
         _readme.check_block(args.readme, args.readme_block)  # before the run, not after it
     return args

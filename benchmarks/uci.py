@@ -341,6 +341,8 @@ def parse_args(argv=None):
     for option in ("gp_max_rows", "mapie_resamplings", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
+    if args.n_jobs == 0:
+        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
     if args.readme is not None:
         _readme.check_block(args.readme, args.readme_block)  # before the run, not after it
     return args
@@ -418,9 +420,10 @@ def main(argv=None):
     for _, row in intervals[intervals["error"] != ""].drop_duplicates(["dataset", "interval", "error"]).iterrows():
         print(f"{row['dataset']} {row['interval']} interval: {row['error']}")
     print("\n".join(targets))
+    block = f", and the {args.readme_block} block of {args.readme}" if args.readme else ""
     print(f"Wrote {args.out / 'results.md'}, results.csv, results_raw.csv, intervals.csv, "
-          f"intervals_raw.csv and {figure}" + (f", and the {args.readme_block} block of {args.readme}" if args.readme else "")
-          + f" in {wall_time:.0f} s ({n_jobs} job(s), {len(tasks)} task(s) run).")
+          f"intervals_raw.csv and {figure}{block} in {wall_time:.0f} s ({n_jobs} job(s), "
+          f"{len(tasks)} task(s) run).")
     return summary
 
 

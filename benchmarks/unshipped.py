@@ -190,6 +190,10 @@ def parse_args(argv=None):
     """The command's options, with each benchmark's extra options split and screened."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: a file, not a folder")
+    if args.n_jobs == 0:
+        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
     args.datasets = list(dict.fromkeys(args.datasets))
     args.benchmarks = list(dict.fromkeys(args.benchmarks))
     args.extra = {}
@@ -225,8 +229,9 @@ def benchmark_argv(args, name, data):
 
 
 def _counts(text, datasets):
-    """``NAME=N,...`` for the chosen sets only ("all" when none is limited), so that a run
-    on some of the sets does not report limits on the others."""
+    """``NAME=N,...`` for the chosen sets only ("all" when none is limited). The benchmarks
+    drop limits on sets they do not run anyway; filtered here, the command line they record
+    (and the README shows) names only the sets run."""
     kept = [item for item in text.split(",") if item.partition("=")[0] in datasets]
     return ",".join(kept) or "all"
 

@@ -168,3 +168,17 @@ def test_unshipped_benchmark_end_to_end_on_diabetes(tmp_path):
     for name in ("uci", "shift"):
         png = (tmp_path / "images" / f"unshipped_{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG")
+
+
+def test_bad_out_and_n_jobs_are_refused_before_anything_runs(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for argv, message in ((["--out", str(a_file), "--data-only"], "a file, not a folder"),
+                          (["--n-jobs", "0"], "--n-jobs 0 has no meaning")):
+        with pytest.raises(SystemExit):
+            unshipped.parse_args(argv)
+        assert message in capsys.readouterr().err
+    for module in (uci, shift):
+        with pytest.raises(SystemExit):
+            module.parse_args(["--n-jobs", "0"])
+        assert "--n-jobs 0 has no meaning" in capsys.readouterr().err
