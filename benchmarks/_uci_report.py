@@ -285,7 +285,7 @@ def _interval_lines(intervals):
         paired["dataset"], sort=False).median()
     lines.append("- Issue 11: extra cost of the conformal interval over predict(return_std=True), "
                  "each timed warm (median of alternating calls after one untimed call), "
-                 "median over splits: " + ", ".join(f"{d} {e:+.0%}" for d, e in extra.items())
+                 "median over splits: " + ", ".join(f"{d} {e:+.1%}" for d, e in extra.items())
                  + "; target: below +20%.")
     return lines
 
