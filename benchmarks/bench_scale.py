@@ -1,6 +1,6 @@
 """Past one process: member groups on a Dask cluster, and data streamed through partial_fit (issue 13).
 
-Three measurements, each side by side in one run:
+Four measurements, each side by side in one run:
 
 1. **Distributed fit.** 40 members on 20,000 rows x 10 features, the regressor's defaults: one
    process (``n_jobs=1``, torch with every core) against a ``LocalCluster(n_workers=2,
@@ -13,8 +13,13 @@ Three measurements, each side by side in one run:
    model was built (after the first chunk), and the same for holding the model alone.
 3. **Streaming quality.** On a 200,000-row version: test NLL of ``partial_fit`` (chunks of
    100,000, the same number of passes as ``fit``'s epochs) against ``fit``.
+4. **Conformal intervals on many rows.** One model fitted on 100,000 rows, its conformal
+   calibration kept as shipped (a random sample of ``_conformal.MAX_ROWS`` rows) and, refitted
+   with the same seed (the same members), with every row: warm median times of ``predict(X,
+   return_std=True)`` and ``predict_interval`` on 20,000 test rows, coverage and mean width.
 
     python -m benchmarks.bench_scale [--repeats 3] [--skip-distributed] [--skip-stream]
+                                     [--skip-interval]
 """
 
 import argparse
@@ -180,11 +185,49 @@ def streaming_quality(n=200_000, chunk=100_000, passes=1):
     print(f"\n| difference | {abs(nll['fit'] - nll['partial_fit']):.3f} nats | target <= 0.05 |\n")
 
 
+# --------------------------------------------------------------------------- 4. intervals at scale
+def interval_at_scale(n=100_000, epochs=3, repeats=3):
+    from sklearn_rpf import RandomizedPriorRegressor
+    from sklearn_rpf.ensemble import _conformal
+
+    X, y = make_data(n)
+    X_test, y_test = make_data(20_000, seed=1)
+    shipped = _conformal.MAX_ROWS
+    models = {}
+    try:
+        for label, cap in ((f"a sample of {shipped:,} rows (shipped)", shipped),
+                           (f"all {n:,} rows", n)):
+            _conformal.MAX_ROWS = cap
+            models[label] = RandomizedPriorRegressor(max_epochs=epochs, random_state=0).fit(X, y)
+    finally:
+        _conformal.MAX_ROWS = shipped
+    print(f"4. Conformal 95% intervals: {n:,} training rows x 10 features ({epochs} epochs), "
+          f"20,000 test rows; medians of {repeats} warm calls\n")
+    print("| calibration rows | predict(return_std=True) (s) | predict_interval (s) | ratio | "
+          "coverage | mean width |\n|---|---:|---:|---:|---:|---:|")
+    for label, model in models.items():
+        model.predict_interval(X_test)  # untimed: first calls pay one-off costs
+        times = {"predict": [], "interval": []}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict(X_test, return_std=True)
+            times["predict"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            lower, upper = model.predict_interval(X_test)
+            times["interval"].append(time.perf_counter() - start)
+        predict_s, interval_s = (statistics.median(times[key]) for key in ("predict", "interval"))
+        coverage = np.mean((lower <= y_test) & (y_test <= upper))
+        print(f"| {label} | {predict_s:.2f} | {interval_s:.2f} | {interval_s / predict_s:.1f}x | "
+              f"{coverage:.3f} | {np.mean(upper - lower):.3f} |")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-distributed", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument("--skip-interval", action="store_true")
     parser.add_argument("--passes", type=int, default=1)
     args = parser.parse_args(argv)
     if not args.skip_distributed:
@@ -192,6 +235,8 @@ def main(argv=None):
     if not args.skip_stream:
         streaming_memory()
         streaming_quality(passes=args.passes)
+    if not args.skip_interval:
+        interval_at_scale(repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from sklearn_rpf import RandomizedPriorRegressor
+from sklearn_rpf.ensemble import _conformal
 
 FAST = dict(n_estimators=8, max_epochs=30, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
 
@@ -23,11 +24,15 @@ def covered(y, lower, upper):
 
 
 # ----------------------------------------------------------------------------- the guarantee
-def test_conformal_coverage_guarantee_over_repetitions():
+@pytest.mark.parametrize("max_rows", [None, 20])
+def test_conformal_coverage_guarantee_over_repetitions(max_rows, monkeypatch):
     # 60 independent small problems with Student-t(2) noise (no variance, so no Gaussian model is
     # right). Jackknife+-after-bootstrap guarantees at least 1 - 2 alpha = 0.8 at alpha = 0.1;
     # the mean coverage over 4,800 test points must not fall below it by more than 0.02 (the
-    # Monte Carlo error of the mean is below 0.01), and must not be trivially 1.
+    # Monte Carlo error of the mean is below 0.01), and must not be trivially 1. With max_rows,
+    # only a random 20 of the about 38 calibration rows are kept: the guarantee still holds.
+    if max_rows is not None:
+        monkeypatch.setattr(_conformal, "MAX_ROWS", max_rows)
     coverage = {"conformal": [], "conformal-studentized": []}
     for rep in range(60):
         X, y = heavy_tailed(120, rep)
@@ -58,6 +63,35 @@ def test_conformal_interval_is_the_jackknife_plus_quantile():
     upper = np.sort(loo_x + residual)[int(np.ceil((1 - alpha) * (n + 1))) - 1]
     got = reg.predict_interval(x, confidence=0.8)
     np.testing.assert_allclose([got[0][0], got[1][0]], [lower, upper], rtol=1e-5)
+
+
+def test_many_rows_keep_a_random_sample_of_them(monkeypatch):
+    # Beyond MAX_ROWS calibration rows, fit keeps a random sample of that many, drawn from the
+    # seed: the interval is jackknife+ over exactly those rows, and refitting draws the same ones.
+    X, y = heavy_tailed(60, 0)
+    x = np.array([[0.3, -0.2], [-0.9, 0.8]])
+    monkeypatch.setattr(_conformal, "MAX_ROWS", 25)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    assert reg._calibration.n_rows == 25
+    members, at_x = reg.predict_members(X), reg.predict_members(x)  # (K, n), (K, 2)
+    out = reg.in_bag_counts_ == 0
+    eligible = np.flatnonzero(out.any(axis=1))
+    assert len(eligible) > 25
+    residual = {i: y[i] - members[out[i], i].mean() for i in eligible}
+    stored = reg._fitted.standardizer.inverse_std(reg._calibration.residuals)[:, 0]  # y's units
+    kept = [i for i in eligible if np.isclose(stored, residual[i], rtol=0, atol=1e-5).any()]
+    assert len(kept) == 25  # the stored residuals are those of 25 distinct training rows
+    alpha = 0.2
+    lower_ends = [[at_x[out[i], j].mean() - abs(residual[i]) for i in kept] for j in range(2)]
+    upper_ends = [[at_x[out[i], j].mean() + abs(residual[i]) for i in kept] for j in range(2)]
+    lower = [np.sort(v)[int(np.floor(alpha * 26)) - 1] for v in lower_ends]
+    upper = [np.sort(v)[int(np.ceil((1 - alpha) * 26)) - 1] for v in upper_ends]
+    got = reg.predict_interval(x, confidence=0.8)
+    np.testing.assert_allclose(got, [lower, upper], rtol=1e-5)
+    again = RandomizedPriorRegressor(**FAST).fit(X, y).predict_interval(x, confidence=0.8)
+    np.testing.assert_array_equal(again, got)
+    other = RandomizedPriorRegressor(**{**FAST, "random_state": 1}).fit(X, y)
+    assert other._calibration.n_rows == 25
 
 
 def _upper_quantile(values, w, alpha):

@@ -385,7 +385,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                           oob_weight, config, seed, self.n_jobs)
             fitted = FittedEnsemble.around(net, standardizer, config.predict_rows)
             calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
-                                    self.calibrate_epistemic, spec.heteroscedastic)
+                                    self.calibrate_epistemic, spec.heteroscedastic, seed=seed)
             self._set_fitted_state(net, fitted, calibration, y_ndim, n_epochs,
                                    in_bag_counts_=bag.counts, _fitted_bootstrap=bag.bootstrap,
                                    _fit_params=self.get_params())
@@ -463,7 +463,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 stream.train_on(X, y, sample_weight)
                 fitted = stream.fitted()
                 calibration = calibrate(fitted, *stream.calibration_set(),
-                                        self.calibrate_epistemic, self.loss == "gaussian_nll")
+                                        self.calibrate_epistemic, self.loss == "gaussian_nll",
+                                        seed=stream.seed)
             except BaseException:
                 stream.restore(snapshot)
                 raise
@@ -612,7 +613,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             number of members is random as in their theorem; with a fixed number of members it
             holds up to that detail, and in practice coverage is close to ``confidence``. Needs
             ``bootstrap=True``. With few training rows the bound can be infinite: the guarantee
-            cannot be met with fewer than about ``1 / (1 - confidence)`` rows.
+            cannot be met with fewer than about ``1 / (1 - confidence)`` rows. Past 20,000
+            calibration rows, fit keeps a random sample of 20,000 (drawn from ``random_state``,
+            not from the data): the guarantee holds with that many, and the cost stops growing
+            with the training set.
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
             members disagree. The guarantee holds only approximately: the score also uses the

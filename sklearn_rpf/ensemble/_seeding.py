@@ -18,7 +18,7 @@ import torch
 
 # Fixed numbers, not hash() of the names: str hashes change from one process to the next.
 _PURPOSES = {"init": 1, "prior": 2, "bootstrap": 3, "shuffle": 4, "draws": 5, "dropout": 6,
-             "checks": 7}
+             "checks": 7, "calibration": 8}
 
 
 def seed_from(random_state):

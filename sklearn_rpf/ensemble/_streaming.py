@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ._bootstrap import Bag, row_hashes, splitmix64
+from ._conformal import MAX_ROWS
 from ._inference import FittedEnsemble
 from ._scaling import Standardizer
 from ._seeding import stream
@@ -30,8 +31,9 @@ from ._training import TrainingData, fit_net, make_net, training_dataset
 # Entries of the training log kept by a stream (the last calls'): memory stays flat however long
 # the stream runs.
 HISTORY_KEPT = 1000
-# Rows kept to calibrate the noise and the conformal intervals after each partial_fit call.
-CALIBRATION_ROWS = 20_000
+# Rows kept to calibrate the noise and the conformal intervals after each partial_fit call: as
+# many as fit keeps for the conformal intervals.
+CALIBRATION_ROWS = MAX_ROWS
 
 # P(Poisson(1) <= c) for c = 0, 1, ...: inverse-CDF sampling of the counts from uniform hashes.
 _POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, c + 1)) for c in range(20)])

@@ -202,7 +202,8 @@ class Calibration:
     conformal: object = None
 
 
-def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heteroscedastic=False):
+def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heteroscedastic=False, *,
+              seed):
     """Fit the factor on the spread and the noise on the out-of-bag rows when there are enough of
     them, else (optimistically) on the training residuals; keep the conformal residuals.
 
@@ -216,6 +217,8 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
     bag : Bag
     sample_weight : ndarray of shape (n,)
     calibrate_epistemic, heteroscedastic : bool
+    seed : int
+        The model's seed: it draws the conformal calibration rows where there are too many.
 
     Returns
     -------
@@ -232,5 +235,5 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
             mean[rows] = means.mean(axis=0)
         scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
     conformal = None if oob is None else OutOfBagCalibration.from_out_of_bag(
-        y, oob, ~bag.in_bag, sample_weight, *scales)
+        y, oob, ~bag.in_bag, sample_weight, *scales, seed)
     return Calibration(*scales, conformal)
