@@ -188,15 +188,20 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     spread = np.geomspace(0.01, 30.0, m)  # from agreement to wild disagreement
     members = rng.normal(size=m) + spread * rng.normal(size=(K, m))
     expected = _full_search(members, residual, average, weight, alpha)
-    # Pruned in one chunk, pruned in small chunks, and the one-pass search of small problems.
-    for chunk, small in ((500_000, 0), (50, 0), (500_000, n * m)):
-        saved = _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH
-        _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = chunk, small
+    # Pruned in one chunk, in small chunks, with groups of test points cut wherever their
+    # prefix lengths halve and never cut, and the one-pass search of small problems.
+    names = ("_CHUNK_ELEMENTS", "_SMALL_SEARCH", "_MERGE_ELEMENTS")
+    for settings in ((500_000, 0, 10_000), (50, 0, 10_000), (500_000, 0, 0),
+                     (500_000, 0, 10**12), (500_000, n * m, 10_000)):
+        saved = [getattr(_conformal, name) for name in names]
+        for name, value in zip(names, settings, strict=True):
+            setattr(_conformal, name, value)
         try:
             got = _conformal._absolute_bounds(members, _conformal._Rows(residual, average, weight),
                                               alpha)
         finally:
-            _conformal._CHUNK_ELEMENTS, _conformal._SMALL_SEARCH = saved
+            for name, value in zip(names, saved, strict=True):
+                setattr(_conformal, name, value)
         # The same row chosen at every point: equal up to the products' summation order.
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
