@@ -374,7 +374,10 @@ def main(argv=None):
 
     chosen = {(d, s, m) for d in args.datasets for m in methods
               for s in splits[d][:limits.get(m, {}).get(d, len(splits[d]))]}
-    units = [u for u in cache.records.values() if (u["dataset"], u["split"], u["method"]) in chosen]
+    # By key, not by (dataset, split, method): a resumed file may still hold results fitted
+    # under other settings (an older default), which are not this run's.
+    wanted = {unit_key(*unit, settings) for unit in chosen}
+    units = [u for key, u in cache.records.items() if key in wanted]
     n_reused = sum(u["key"] in reused for u in units)
     # Tasks finish in any order: sort rows as the data sets and methods were asked for.
     rank = {**{name: i for i, name in enumerate(args.datasets)},

@@ -102,6 +102,16 @@ def test_uci_benchmark_on_two_yacht_splits(tmp_path):
     again = uci.main([*argv, "--resume"])
     pd.testing.assert_frame_equal(again, summary)
     assert "12 of 12 results reused" in (out / "results.md").read_text()
+    # A result fitted under other settings (an older default, say) for the same data set, split
+    # and method is not this run's: a resumed run neither reuses nor reports it.
+    runs = out / "runs.jsonl"
+    stale = next(json.loads(line) for line in runs.read_text().splitlines()
+                 if json.loads(line)["method"] == "rpf")
+    key = stale["key"].replace('"n_estimators": 3', '"n_estimators": 4')
+    assert key != stale["key"]
+    stale = {**stale, "key": key, "scores": [{**stale["scores"][0], "nll": 99.0}]}
+    runs.write_text(runs.read_text() + json.dumps(stale) + "\n")
+    pd.testing.assert_frame_equal(uci.main([*argv, "--resume"]), summary)
 
 
 def test_ngboost_rows_through_the_peers_environment(tmp_path):
