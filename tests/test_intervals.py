@@ -38,6 +38,8 @@ def test_conformal_coverage_guarantee_over_repetitions(max_rows, monkeypatch):
         X, y = heavy_tailed(120, rep)
         reg = RandomizedPriorRegressor(n_estimators=8, max_epochs=5, hidden_layer_sizes=(8,),
                                        batch_size=None, lr=3e-2, random_state=rep).fit(X[:40], y[:40])
+        if max_rows is not None:
+            assert reg._calibration.n_rows == max_rows
         for method, values in coverage.items():
             lower, upper = reg.predict_interval(X[40:], confidence=0.9, method=method)
             values.append(covered(y[40:], lower, upper).mean())
@@ -65,23 +67,30 @@ def test_conformal_interval_is_the_jackknife_plus_quantile():
     np.testing.assert_allclose([got[0][0], got[1][0]], [lower, upper], rtol=1e-5)
 
 
-def test_many_rows_keep_a_random_sample_of_them(monkeypatch):
-    # Beyond MAX_ROWS calibration rows, fit keeps a random sample of that many, drawn from the
-    # seed: the interval is jackknife+ over exactly those rows, and refitting draws the same ones.
+def _kept_rows(reg, X, y):
+    """The training rows whose out-of-bag residual the model kept, found by recomputing every
+    eligible row's residual from the members; with each row's out-of-bag mask and residual."""
+    members = reg.predict_members(X)  # (K, n)
+    out = reg.in_bag_counts_ == 0
+    eligible = np.flatnonzero(out.any(axis=1))
+    residual = {i: y[i] - members[out[i], i].mean() for i in eligible}
+    stored = reg._fitted.standardizer.inverse_std(reg._calibration.residuals)[:, 0]  # y's units
+    kept = [i for i in eligible if np.isclose(stored, residual[i], rtol=0, atol=1e-5).any()]
+    return kept, eligible, out, residual
+
+
+def test_many_rows_keep_a_sample_of_them(monkeypatch):
+    # Beyond MAX_ROWS calibration rows, fit keeps that many, chosen by a hash of each row's
+    # content keyed by the seed: the interval is jackknife+ over exactly those rows, refitting
+    # keeps the same ones, another seed others, and shuffling the rows changes nothing.
     X, y = heavy_tailed(60, 0)
     x = np.array([[0.3, -0.2], [-0.9, 0.8]])
     monkeypatch.setattr(_conformal, "MAX_ROWS", 25)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     assert reg._calibration.n_rows == 25
-    members, at_x = reg.predict_members(X), reg.predict_members(x)  # (K, n), (K, 2)
-    out = reg.in_bag_counts_ == 0
-    eligible = np.flatnonzero(out.any(axis=1))
-    assert len(eligible) > 25
-    residual = {i: y[i] - members[out[i], i].mean() for i in eligible}
-    stored = reg._fitted.standardizer.inverse_std(reg._calibration.residuals)[:, 0]  # y's units
-    kept = [i for i in eligible if np.isclose(stored, residual[i], rtol=0, atol=1e-5).any()]
-    assert len(kept) == 25  # the stored residuals are those of 25 distinct training rows
-    alpha = 0.2
+    kept, eligible, out, residual = _kept_rows(reg, X, y)
+    assert len(eligible) > 25 and len(kept) == 25  # 25 distinct training rows' residuals
+    at_x, alpha = reg.predict_members(x), 0.2  # (K, 2)
     lower_ends = [[at_x[out[i], j].mean() - abs(residual[i]) for i in kept] for j in range(2)]
     upper_ends = [[at_x[out[i], j].mean() + abs(residual[i]) for i in kept] for j in range(2)]
     lower = [np.sort(v)[int(np.floor(alpha * 26)) - 1] for v in lower_ends]
@@ -90,8 +99,18 @@ def test_many_rows_keep_a_random_sample_of_them(monkeypatch):
     np.testing.assert_allclose(got, [lower, upper], rtol=1e-5)
     again = RandomizedPriorRegressor(**FAST).fit(X, y).predict_interval(x, confidence=0.8)
     np.testing.assert_array_equal(again, got)
+
     other = RandomizedPriorRegressor(**{**FAST, "random_state": 1}).fit(X, y)
     assert other._calibration.n_rows == 25
+    assert set(_kept_rows(other, X, y)[0]) != set(kept)
+    # Full-batch training does not depend on the order of the rows (nor do the bootstrap draws):
+    # the same rows are kept, by content, from shuffled data.
+    full = {**FAST, "batch_size": None}
+    order = np.random.default_rng(1).permutation(len(X))
+    first = RandomizedPriorRegressor(**full).fit(X, y)
+    shuffled = RandomizedPriorRegressor(**full).fit(X[order], y[order])
+    assert sorted(_kept_rows(first, X, y)[0]) == sorted(
+        order[_kept_rows(shuffled, X[order], y[order])[0]])
 
 
 def _upper_quantile(values, w, alpha):
@@ -190,9 +209,11 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     expected = _full_search(members, residual, average, weight, alpha)
     # Pruned in one chunk, in small chunks, with groups of test points cut wherever their
     # prefix lengths halve and never cut, and the one-pass search of small problems.
-    names = ("_CHUNK_ELEMENTS", "_SMALL_SEARCH", "_MERGE_ELEMENTS")
-    for settings in ((500_000, 0, 10_000), (50, 0, 10_000), (500_000, 0, 0),
-                     (500_000, 0, 10**12), (500_000, n * m, 10_000)):
+    # A first pass over exactly `rank` rows (the loosest floor) too.
+    names = ("_CHUNK_ELEMENTS", "_SMALL_SEARCH", "_MERGE_ELEMENTS", "_HEAD_FACTOR")
+    for settings in ((500_000, 0, 10_000, 1.5), (50, 0, 10_000, 1.5), (500_000, 0, 0, 1.5),
+                     (500_000, 0, 10**12, 1.5), (500_000, 0, 10_000, 1.0),
+                     (500_000, n * m, 10_000, 1.5)):
         saved = [getattr(_conformal, name) for name in names]
         for name, value in zip(names, settings, strict=True):
             setattr(_conformal, name, value)

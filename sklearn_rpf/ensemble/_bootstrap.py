@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._seeding import numpy_rng
+from ._seeding import numpy_rng, stream
 
 # Each resample draws round(total weight) rows (an integer weight acts as repeated rows), at least
 # one per row of positive weight and at most this many per such row: weights of 2.5e6 must not
@@ -55,6 +55,19 @@ def row_hashes(*arrays):
                 bits = np.ascontiguousarray(columns[:, j] + 0.0).view(np.uint64)  # -0.0 -> 0.0
                 h = splitmix64(h ^ bits)
     return h
+
+
+def hash_key(seed, purpose, member=0):
+    """A 64-bit key from ``(seed, purpose, member)``'s stream, to mix into row hashes."""
+    return np.uint64(stream(seed, purpose, member).generate_state(1, dtype=np.uint64)[0])
+
+
+def hash_uniform(hashes, key):
+    """Uniform numbers in [0, 1) from row hashes and a key (53 bits of a mixed hash): a random
+    number per row that depends on its content and the key only, not on where the row sits."""
+    with np.errstate(over="ignore"):
+        mixed = splitmix64(hashes ^ key)
+    return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _compact(counts):
@@ -129,11 +142,15 @@ class Bag:
     in_bag : ndarray of shape (n, K), bool
         Pooled over identical rows: whether member ``k`` saw row ``i`` or a copy of it.
     bootstrap : bool
+    hashes : ndarray of shape (n,), uint64, or None
+        The rows' content hashes (``row_hashes`` of the raw ``X`` and ``y``), where computed: they
+        pick the conformal calibration rows when there are too many, whatever the rows' order.
     """
 
     counts: np.ndarray
     in_bag: np.ndarray
     bootstrap: bool
+    hashes: np.ndarray = None
 
     def loss_weights(self, sample_weight):
         """Per-row, per-member loss weights: the counts (which already follow the sample weights
@@ -170,4 +187,4 @@ def make_bag(X, y, sample_weight, n_members, seed, bootstrap=True):
     hashes = row_hashes(X, y)
     order = np.argsort(hashes, kind="stable")
     counts = draw_counts(sample_weight, order, n_members, seed)
-    return Bag(counts, pooled_in_bag(counts > 0, hashes, order), True)
+    return Bag(counts, pooled_in_bag(counts > 0, hashes, order), True, hashes)

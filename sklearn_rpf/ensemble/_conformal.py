@@ -27,10 +27,13 @@ weight changes nothing.
 What fit keeps: each calibration row's residual (``n x t`` floats) and which members left it out
 (``n x K`` bits, packed): jackknife+ needs the second, because ``mu_{-i}`` is re-evaluated at every
 test point. Rows that every member drew have no out-of-bag prediction and are left out. Beyond
-``MAX_ROWS`` such rows, a uniform random sample of ``MAX_ROWS`` of them is kept, drawn from the
-model's seed and nothing else (not the rows' values): the sample and a new test point are then
-still exchangeable, so the guarantee holds with ``n = MAX_ROWS``, while the cost at predict time
-and the memory stop growing with the training set.
+``MAX_ROWS`` such rows, a uniform sample of ``MAX_ROWS`` of them is kept: the rows of smallest
+keyed hash of their content (keyed by the seed, like the bootstrap draws and ``partial_fit``'s
+calibration sample), so it does not depend on the order of the rows, and no row's residual or
+out-of-bag members play a part in choosing it. The members still train on every row; the sample
+and a new test point are exchangeable as before, so the guarantee holds with ``n = MAX_ROWS``
+(in the same sense as above), while the cost at predict time and the calibration's memory stop
+growing with the training set.
 
 Cost at predict time. Done naively, each test point needs all ``n`` values ``mu_{-i}(x) +/- R_i``
 and a selection among them. For the absolute score most rows cannot matter: ``mu_{-i}(x)`` lies
@@ -51,12 +54,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._seeding import numpy_rng
+from ._bootstrap import hash_key, hash_uniform
 
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
 _CHUNK_ELEMENTS = 500_000
 # Below this many (rows x test points) the pruned search is not worth its first pass: measured
-# warm on split 0 of the shared sets, one pass wins on energy (53k), pruning on concrete (91k).
+# warm on split 0 of the shared sets, one pass wins on energy (53k: 0.21 against 0.26 ms), pruning
+# on concrete (95k: 0.32 against 0.35 ms), both ends solved together in either.
 _SMALL_SEARCH = 80_000
 # A group of test points in the pruned search is split off only if that spares more values than
 # this: about what a group's own calls cost in evaluated values.
@@ -66,10 +70,11 @@ _MERGE_ELEMENTS = 10_000
 # 1.25, 2 and 3 (kin8nm 13.4 ms against 15.2 ms at 2, wine 1.38 against 1.52).
 _HEAD_FACTOR = 1.5
 SCORES = ("absolute", "studentized")
-# Calibration rows kept at most. The interval's cost grows with rows x test points: at 100,000
-# training rows it took 12-18 times predict's time, against 3-4 times at 20,000 (measured on 20,000
-# test points). At 20,000 rows the 95% end is the 1,000th largest value, so the sampling error of
-# the coverage is about 0.002. The streaming calibration sample has the same size.
+# Calibration rows kept at most. The interval's cost grows with rows x test points: on 100,000
+# training rows and 20,000 test points it took 14.9 times predict's time with every row, 3.6 times
+# with 20,000 (benchmarks/bench_scale.py). At 20,000 rows of equal weight the 95% end is the
+# 1,000th largest value, and the coverage's sampling error about 0.002 (more with very uneven
+# weights: fewer rows then carry the weight). partial_fit's calibration sample has the same size.
 MAX_ROWS = 20_000
 
 
@@ -97,19 +102,22 @@ class OutOfBagCalibration:
     n_members: int
 
     @classmethod
-    def from_out_of_bag(cls, y, oob, out_of_bag, sample_weight, epistemic_scale, noise, seed):
-        """Calibration rows: those of positive weight with at least one out-of-bag member (a
-        uniform sample of ``MAX_ROWS`` of them, drawn from ``seed``, where there are more).
+    def from_out_of_bag(cls, y, oob, out_of_bag, sample_weight, epistemic_scale, noise, hashes,
+                        seed):
+        """Calibration rows: those of positive weight with at least one out-of-bag member (where
+        there are more than ``MAX_ROWS``, the ``MAX_ROWS`` of smallest hash keyed by ``seed``).
 
         ``oob`` is the ``_uncertainty.OutOfBag`` summary of the training rows, ``out_of_bag`` the
         ``(n, K)`` boolean mask it was computed from; ``epistemic_scale`` and ``noise`` are the
-        fitted factors (standardised units) that make up ``s_{-i}``.
+        fitted factors (standardised units) that make up ``s_{-i}``; ``hashes`` the rows'
+        content hashes (``Bag.hashes``).
         """
         rows = np.flatnonzero((oob.n_members >= 1) & (sample_weight > 0))
         if len(rows) < 1:
             return None
         if len(rows) > MAX_ROWS:
-            rows = np.sort(numpy_rng(seed, "calibration").choice(rows, MAX_ROWS, replace=False))
+            ranks = hash_uniform(hashes[rows], hash_key(seed, "calibration"))
+            rows = np.sort(rows[np.argsort(ranks, kind="stable")[:MAX_ROWS]])
         # Stored by decreasing |R_i| of the first target: the pruned search reads them in that
         # order, and a single-target model then never sorts at predict time.
         rows = rows[np.argsort(-np.abs(y[rows, 0] - oob.mean[rows, 0]), kind="stable")]
@@ -291,6 +299,8 @@ def _upper_end(members, centre, residual, average, weight, rank, budget, head):
         limit = min(m, start + max(1, _CHUNK_ELEMENTS // longest))
         stop = min(limit, start + int(np.searchsorted(-ordered[start:], -longest / 2,
                                                       side="left")))
+        # What cutting at stop spares at most (the points after it would still be evaluated at
+        # their own group's longest, not at their own lengths).
         if longest * (limit - stop) - (summed[limit] - summed[stop]) <= _MERGE_ELEMENTS:
             stop = limit
         points = by_length[start:max(stop, start + 1)]

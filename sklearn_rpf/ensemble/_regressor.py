@@ -614,9 +614,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             holds up to that detail, and in practice coverage is close to ``confidence``. Needs
             ``bootstrap=True``. With few training rows the bound can be infinite: the guarantee
             cannot be met with fewer than about ``1 / (1 - confidence)`` rows. Past 20,000
-            calibration rows, fit keeps a random sample of 20,000 (drawn from ``random_state``,
-            not from the data): the guarantee holds with that many, and the cost stops growing
-            with the training set.
+            calibration rows, fit keeps a uniform sample of 20,000 (by a hash of each row's
+            content keyed by ``random_state``; no residual plays a part): the guarantee holds
+            with that many, and the cost stops growing with the training set.
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
             members disagree. The guarantee holds only approximately: the score also uses the

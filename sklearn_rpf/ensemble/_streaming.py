@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._bootstrap import Bag, row_hashes, splitmix64
+from ._bootstrap import Bag, hash_key, hash_uniform, row_hashes
 from ._conformal import MAX_ROWS
 from ._inference import FittedEnsemble
 from ._scaling import Standardizer
-from ._seeding import stream
 from ._training import TrainingData, fit_net, make_net, training_dataset
 
 # Entries of the training log kept by a stream (the last calls'): memory stays flat however long
@@ -39,22 +38,12 @@ CALIBRATION_ROWS = MAX_ROWS
 _POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, c + 1)) for c in range(20)])
 
 
-def _key(seed, purpose, member=0):
-    return np.uint64(stream(seed, purpose, member).generate_state(1, dtype=np.uint64)[0])
-
-
-def _uniform(hashes, key):
-    """Uniform numbers in [0, 1) from row hashes and a key (53 bits of a mixed hash)."""
-    with np.errstate(over="ignore"):
-        mixed = splitmix64(hashes ^ key)
-    return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 def poisson_counts(hashes, seed, n_members):
     """Member ``k``'s Poisson(1) count of each row, from the row hashes: shape ``(n, K)``, uint8."""
     counts = np.empty((len(hashes), n_members), dtype=np.uint8)
     for k in range(n_members):
-        counts[:, k] = np.searchsorted(_POISSON_CDF, _uniform(hashes, _key(seed, "bootstrap", k)),
+        counts[:, k] = np.searchsorted(_POISSON_CDF,
+                                       hash_uniform(hashes, hash_key(seed, "bootstrap", k)),
                                        side="right")
     return counts
 
@@ -75,7 +64,7 @@ class CalibrationSample:
 
     def add(self, X, y, weight, hashes):
         """Merge a chunk; keep the ``capacity`` rows of smallest rank."""
-        ranks = _uniform(hashes, _key(self.seed, "draws"))
+        ranks = hash_uniform(hashes, hash_key(self.seed, "draws"))
         if self.X is not None:
             X, y = np.concatenate([self.X, X]), np.concatenate([self.y, y])
             weight = np.concatenate([self.weight, weight])
@@ -232,7 +221,7 @@ class Stream:
         counts = poisson_counts(sample.hashes, self.seed, self.n_members) if bootstrap else \
             np.ones((len(sample.hashes), self.n_members), dtype=np.uint8)
         return (sample.X, self.standardizer.transform_y(sample.y),
-                Bag(counts, counts > 0, bootstrap), sample.weight)
+                Bag(counts, counts > 0, bootstrap, sample.hashes), sample.weight)
 
     def snapshot(self):
         """Everything a call changes, to undo a call that failed."""

@@ -218,7 +218,8 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
     sample_weight : ndarray of shape (n,)
     calibrate_epistemic, heteroscedastic : bool
     seed : int
-        The model's seed: it draws the conformal calibration rows where there are too many.
+        The model's seed: it keys the hash that picks the conformal calibration rows where there
+        are too many.
 
     Returns
     -------
@@ -235,5 +236,5 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
             mean[rows] = means.mean(axis=0)
         scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
     conformal = None if oob is None else OutOfBagCalibration.from_out_of_bag(
-        y, oob, ~bag.in_bag, sample_weight, *scales, seed)
+        y, oob, ~bag.in_bag, sample_weight, *scales, bag.hashes, seed)
     return Calibration(*scales, conformal)
