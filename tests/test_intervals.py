@@ -30,7 +30,7 @@ def test_conformal_coverage_guarantee_over_repetitions(max_rows, monkeypatch):
     # right). Jackknife+-after-bootstrap guarantees at least 1 - 2 alpha = 0.8 at alpha = 0.1;
     # the mean coverage over 4,800 test points must not fall below it by more than 0.02 (the
     # Monte Carlo error of the mean is below 0.01), and must not be trivially 1. With max_rows,
-    # only a random 20 of the about 38 calibration rows are kept: the guarantee still holds.
+    # only 20 of the about 38 calibration rows are kept: the guarantee still holds.
     if max_rows is not None:
         monkeypatch.setattr(_conformal, "MAX_ROWS", max_rows)
     coverage = {"conformal": [], "conformal-studentized": []}
@@ -103,12 +103,12 @@ def test_many_rows_keep_a_sample_of_them(monkeypatch):
     other = RandomizedPriorRegressor(**{**FAST, "random_state": 1}).fit(X, y)
     assert other._calibration.n_rows == 25
     assert set(_kept_rows(other, X, y)[0]) != set(kept)
-    # Full-batch training does not depend on the order of the rows (nor do the bootstrap draws):
-    # the same rows are kept, by content, from shuffled data.
-    full = {**FAST, "batch_size": None}
+    # Which rows are eligible and kept depends on the bootstrap draws and the rows' content only
+    # (not on training, nor on the order of the rows): the same rows, by content, from shuffled
+    # data.
     order = np.random.default_rng(1).permutation(len(X))
-    first = RandomizedPriorRegressor(**full).fit(X, y)
-    shuffled = RandomizedPriorRegressor(**full).fit(X[order], y[order])
+    first = RandomizedPriorRegressor(**FAST).fit(X, y)
+    shuffled = RandomizedPriorRegressor(**FAST).fit(X[order], y[order])
     assert sorted(_kept_rows(first, X, y)[0]) == sorted(
         order[_kept_rows(shuffled, X[order], y[order])[0]])
 

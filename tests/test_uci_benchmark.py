@@ -112,6 +112,7 @@ def test_uci_benchmark_on_two_yacht_splits(tmp_path):
     stale = {**stale, "key": key, "scores": [{**stale["scores"][0], "nll": 99.0}]}
     runs.write_text(runs.read_text() + json.dumps(stale) + "\n")
     pd.testing.assert_frame_equal(uci.main([*argv, "--resume"]), summary)
+    assert "12 of 12 results reused" in (out / "results.md").read_text()
 
 
 def test_ngboost_rows_through_the_peers_environment(tmp_path):

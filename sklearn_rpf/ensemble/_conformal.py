@@ -28,9 +28,9 @@ What fit keeps: each calibration row's residual (``n x t`` floats) and which mem
 (``n x K`` bits, packed): jackknife+ needs the second, because ``mu_{-i}`` is re-evaluated at every
 test point. Rows that every member drew have no out-of-bag prediction and are left out. Beyond
 ``MAX_ROWS`` such rows, a uniform sample of ``MAX_ROWS`` of them is kept: the rows of smallest
-keyed hash of their content (keyed by the seed, like the bootstrap draws and ``partial_fit``'s
-calibration sample), so it does not depend on the order of the rows, and no row's residual or
-out-of-bag members play a part in choosing it. The members still train on every row; the sample
+hash of their content keyed by the seed (as ``partial_fit``'s Poisson draws and calibration sample
+are; identical rows are kept or left together), so it does not depend on the order of the rows,
+and no row's residual or out-of-bag members play a part in choosing it. The members still train on every row; the sample
 and a new test point are exchangeable as before, so the guarantee holds with ``n = MAX_ROWS``
 (in the same sense as above), while the cost at predict time and the calibration's memory stop
 growing with the training set.
@@ -116,6 +116,8 @@ class OutOfBagCalibration:
         if len(rows) < 1:
             return None
         if len(rows) > MAX_ROWS:
+            if hashes is None:
+                raise RuntimeError("the rows' content hashes are needed to pick calibration rows")
             ranks = hash_uniform(hashes[rows], hash_key(seed, "calibration"))
             rows = np.sort(rows[np.argsort(ranks, kind="stable")[:MAX_ROWS]])
         # Stored by decreasing |R_i| of the first target: the pruned search reads them in that
