@@ -159,6 +159,12 @@ def run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, desc, quiet):
     return time.perf_counter() - start
 
 
+def reused_clause(notes):
+    """"; N of M results reused from an earlier run" after a resumed run (its wall time is then
+    not the fits'), for a report's first line; empty otherwise."""
+    return f"; {notes['reused']}" if notes.get("reused") else ""
+
+
 def run_notes(module, argv, wall_time, n_jobs, n_reused, n_results):
     """What every report says of its run: the command, when, how long, on how many jobs."""
     return {

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ._common import cell, draw_means, figure_legend
+from ._common import cell, draw_means, figure_legend, reused_clause
 
 SUMMARY_METRICS = ("nll_ood", "coverage_ood", "nll_id", "auroc_epistemic", "auroc_total", "fit_time")
 HEADERS = {"nll_ood": "OOD NLL", "coverage_ood": "OOD 95% coverage", "nll_id": "in-dist. NLL",
@@ -148,7 +148,7 @@ def write_markdown(path, summary, raw, targets, notes):
 def readme_block(summary, raw, targets, notes, figure_link):
     lines = ["<!-- Written by benchmarks/shift.py (command below): edit the script, not this block. -->",
              f"Command: `{notes['command']}` ({notes['wall_time']:.0f} s on {notes['n_jobs']} job(s), "
-             f"{notes['date']}). Means ± standard errors over features.", "",
+             f"{notes['date']}{reused_clause(notes)}). Means ± standard errors over features.", "",
              *summary_table(summary), "", *comparison_table(raw), "",
              f"![OOD NLL and AUROC per data set, split kind and method]({figure_link})", "",
              *targets, "", *note_lines(notes)[1:], "",

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ._common import cell, decimals, draw_means, figure_legend
+from ._common import cell, decimals, draw_means, figure_legend, reused_clause
 from ._intervals import INTERVALS
 
 METRICS = ("rmse", "nll", "crps", "coverage_95", "width_95", "fit_time", "predict_time")
@@ -161,8 +161,8 @@ def readme_block(summary, interval_summary, raw, targets, notes, figure_link):
     lines = [
         "<!-- Written by benchmarks/uci.py (command below): edit the script, not this block. -->",
         f"Command: `{notes['command']}` ({notes['wall_time']:.0f} s on {notes['n_jobs']} job(s), "
-        f"{notes['date']}). Test metrics in the target's units, mean ± standard error over "
-        "splits; NLL in nats.", "",
+        f"{notes['date']}{reused_clause(notes)}). Test metrics in the target's units, mean ± "
+        "standard error over splits; NLL in nats.", "",
         *score_table(summary, README_METRICS), "", f"![Test NLL per data set and method]({figure_link})",
         "", "95% prediction intervals of RPF:", "", *interval_table(interval_summary), "",
         *targets, "", *note_lines(notes)[1:], "",

@@ -55,9 +55,12 @@ def test_shift_benchmark_on_two_features_of_yacht(tmp_path):
     # Resuming reruns nothing and gives the same numbers.
     again = shift.main(["--datasets", "yacht", "--features", "2", "--methods", "rpf", "bootstrap",
                         "gp", "--gp-max-rows", "60", "--rpf-params", json.dumps(TINY),
-                        "--out", str(tmp_path / "out"), "--no-progress", "--resume"])
+                        "--out", str(tmp_path / "out"), "--no-progress", "--resume",
+                        "--readme", str(readme)])
     pd.testing.assert_frame_equal(again[list(shift.METRICS)], raw[list(shift.METRICS)])
     assert "12 of 12 results reused" in (out / "shift.md").read_text()
+    # The README block says so next to its wall time, which is no longer the fits'.
+    assert "; 12 of 12 results reused from an earlier run)." in readme.read_text()
 
 
 def test_ngboost_in_the_shift_benchmark(tmp_path):

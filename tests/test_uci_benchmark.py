@@ -102,6 +102,8 @@ def test_uci_benchmark_on_two_yacht_splits(tmp_path):
     again = uci.main([*argv, "--resume"])
     pd.testing.assert_frame_equal(again, summary)
     assert "12 of 12 results reused" in (out / "results.md").read_text()
+    assert "; 12 of 12 results reused from an earlier run)." in readme.read_text()
+    assert "results reused" not in text  # the first run's block: nothing was
     # A result fitted under other settings (an older default, say) for the same data set, split
     # and method is not this run's: a resumed run neither reuses nor reports it.
     runs = out / "runs.jsonl"
