@@ -66,8 +66,9 @@ _SMALL_SEARCH = 80_000
 # this: about what a group's own calls cost in evaluated values.
 _MERGE_ELEMENTS = 10_000
 # The pruned search's first pass reads this many times the selected rank of rows (those of
-# largest residual) to set its floor: measured warm on split 0 of the shared sets, 1.5 beat 1,
-# 1.25, 2 and 3 (kin8nm 13.4 ms against 15.2 ms at 2, wine 1.38 against 1.52).
+# largest residual) to set its floor: measured warm on split 0 of the shared sets, 1.25 and 1.5
+# tied and beat 1, 2 and 3 (kin8nm 13.4 ms at 1.5, 13.5 at 1.25, 15.2 at 2; wine 1.38, 1.47 and
+# 1.52 ms; concrete within 3% from 1.25 to 2).
 _HEAD_FACTOR = 1.5
 SCORES = ("absolute", "studentized")
 # Calibration rows kept at most. The interval's cost grows with rows x test points: on 100,000
