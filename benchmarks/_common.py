@@ -159,6 +159,12 @@ def run_tasks(run_task, data_dir, tasks, settings, cache, n_jobs, desc, quiet):
     return time.perf_counter() - start
 
 
+def check_n_jobs(parser, n_jobs):
+    """joblib's trace for ``--n-jobs 0`` becomes the parser's error, in words."""
+    if n_jobs == 0:
+        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
+
+
 def reused_clause(notes):
     """"; N of M results reused from an earlier run" after a resumed run (its wall time is then
     not the fits'), for a report's first line; empty otherwise."""

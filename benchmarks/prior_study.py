@@ -43,7 +43,7 @@ from joblib import Parallel, delayed
 from sklearn.preprocessing import StandardScaler
 
 from . import _readme, shift
-from ._common import REPO_ROOT, command_line, make_rpf, one_thread
+from ._common import REPO_ROOT, check_n_jobs, command_line, make_rpf, one_thread
 from ._prior_shapes import fit_ard_kernel
 from ._shift_splits import make_split
 from ._uci_data import DATASETS, default_data_dir, load_dataset
@@ -91,8 +91,7 @@ def parse_args(argv=None):
     fixed = sorted(set(args.rpf_params) & {"prior", "prior_scale", "calibrate_epistemic", "loss"})
     if fixed:
         parser.error(f"--rpf-params may not set {fixed}: the configurations compared set them")
-    if args.n_jobs == 0:
-        parser.error("--n-jobs must not be 0 (1 for one process, -1 for one per core)")
+    check_n_jobs(parser, args.n_jobs)
     if args.spread_features < 0:
         parser.error(f"--spread-features must be 0 or more; got {args.spread_features}")
     return args

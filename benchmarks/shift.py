@@ -57,6 +57,7 @@ from . import _readme, _shift_report, peers
 from ._common import (
     DEFAULT_GP_MAX_ROWS,
     ResultCache,
+    check_n_jobs,
     check_rpf_params,
     gp_latent_std,
     gp_rows,
@@ -313,8 +314,7 @@ def parse_args(argv=None):
     for option in ("gp_max_rows", "ngboost_batch"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
-    if args.n_jobs == 0:
-        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
+    check_n_jobs(parser, args.n_jobs)
     if args.readme is not None:
         _readme.check_block(args.readme, args.readme_block)  # before the run, not after it
     return args

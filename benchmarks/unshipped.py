@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import check_n_jobs
+
 N_SPLITS = 20
 TEST_SHARE = 0.1
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "unshipped"
@@ -192,8 +194,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: a file, not a folder")
-    if args.n_jobs == 0:
-        parser.error("--n-jobs 0 has no meaning: a positive count, or -1 for every CPU")
+    check_n_jobs(parser, args.n_jobs)
     args.datasets = list(dict.fromkeys(args.datasets))
     args.benchmarks = list(dict.fromkeys(args.benchmarks))
     args.extra = {}

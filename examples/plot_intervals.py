@@ -65,11 +65,18 @@ def save(fig, out, name):
 
 
 def example_args(argv, doc, splits):
-    """``--out`` (created) and ``--splits`` of an example on the published splits."""
+    """``--out`` (created) and ``--splits`` (1 to the published splits) of an example on yacht's
+    published splits."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=IMAGES)
     parser.add_argument("--splits", type=int, default=splits)
     args = parser.parse_args(argv)
+    published = len(list((DATA / "yacht").glob("index_train_*.txt")))
+    if published == 0:
+        parser.error(f"no published splits of yacht in {DATA / 'yacht'} (set SKLEARN_RPF_UCI)")
+    if not 1 <= args.splits <= published:
+        parser.error(f"--splits must be between 1 and {published} (yacht's published splits); "
+                     f"got {args.splits}")
     args.out.mkdir(parents=True, exist_ok=True)
     return args
 

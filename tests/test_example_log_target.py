@@ -49,3 +49,14 @@ def test_log_normal_nll_of_the_example():
     mean, std = reg.predict(X[50:], return_std=True)
     expected = -lognorm.logpdf(y[50:], std, scale=np.exp(mean)).mean()
     np.testing.assert_allclose(r["nll"], expected, rtol=1e-9)
+
+
+def test_a_split_count_outside_the_published_ones_is_a_clear_error(tmp_path, capsys):
+    # --splits 0 once failed on an empty list after the fits, 25 on a missing index file.
+    import pytest
+
+    example = _example()
+    for count in ("0", "25"):
+        with pytest.raises(SystemExit):
+            example.main(["--splits", count, "--out", str(tmp_path)])
+        assert "--splits must be between 1 and 20" in capsys.readouterr().err

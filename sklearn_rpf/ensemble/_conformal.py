@@ -29,9 +29,9 @@ What fit keeps: each calibration row's residual (``n x t`` floats) and which mem
 test point. Rows that every member drew have no out-of-bag prediction and are left out. Beyond
 ``MAX_ROWS`` such rows, a uniform sample of ``MAX_ROWS`` of them is kept: the rows of smallest
 hash of their content keyed by the seed (as ``partial_fit``'s Poisson draws and calibration
-sample are; identical rows are kept or left together), so it does not depend on the order of the
-rows, and no row's residual or out-of-bag members play a part in choosing it. The members still
-train on every row; the sample and a new test point are exchangeable as before, so the guarantee
+sample are; identical rows share a hash, so only a group of them straddling the cut is split),
+so it does not depend on the order of the rows, and no row's residual or out-of-bag members
+play a part in choosing it. The members still train on every row; the sample and a new test point are exchangeable as before, so the guarantee
 holds with ``n = MAX_ROWS`` (in the same sense as above), while the cost at predict time and the
 calibration's memory stop growing with the training set.
 
