@@ -36,11 +36,45 @@ ACTIVATIONS = {
 _GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
                "logistic": "sigmoid", "selu": "linear", "identity": "linear"}
 
-def _uniform_(tensor, bound, generator):
-    """Fill ``tensor`` with U(-bound, bound) drawn from ``generator`` (never the global RNG)."""
-    with torch.no_grad():
-        tensor.copy_((torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype) * 2 - 1) * bound)
-    return tensor
+
+# Both initialisations draw member by member, each from its own generator, in the order weight 0,
+# bias 0, weight 1, ...: member k's weights do not depend on how many members are built together.
+# The draws go straight into the stacked tensors and are scaled once for all members: built one
+# small tensor at a time, the networks of a 50-member toy fit cost about a tenth of the fit.
+
+
+def _init_uniform(weights, biases, generators):
+    """Like :class:`torch.nn.Linear`: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    A member's draws are one call of the length of all its parameters: torch's CPU generator fills
+    a uniform tensor element by element, so this gives the very numbers of one call per tensor."""
+    tensors = [t for pair in zip(weights, biases, strict=True) for t in pair]
+    sizes = [math.prod(t.shape[1:]) for t in tensors]
+    draws = torch.empty(len(generators), sum(sizes), dtype=weights[0].dtype)
+    for k, generator in enumerate(generators):
+        torch.rand(sum(sizes), generator=generator, dtype=draws.dtype, out=draws[k])
+    start = 0
+    for i, (tensor, size) in enumerate(zip(tensors, sizes, strict=True)):
+        bound = 1.0 / math.sqrt(weights[i // 2].shape[1])
+        tensor.copy_(((draws[:, start : start + size] * 2 - 1) * bound).view(tensor.shape))
+        start += size
+
+
+def _init_variance_preserving(weights, biases, generators, gain):
+    """Gaussian weights scaled by the activation's gain (He/Kaiming), biases as in
+    :func:`_init_uniform`.
+
+    With standardised inputs every layer, and so the output, has about unit variance, whatever the
+    width and depth. The first layer sees the raw inputs; later ones see activations, which the
+    gain compensates (ReLU halves the second moment, so its gain is sqrt(2))."""
+    for k, generator in enumerate(generators):
+        for weight, bias in zip(weights, biases, strict=True):
+            torch.randn(weight.shape[1:], generator=generator, dtype=weight.dtype, out=weight[k])
+            torch.rand(bias.shape[1:], generator=generator, dtype=bias.dtype, out=bias[k])
+    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        fan_in = weight.shape[1]
+        weight.mul_((gain if i else 1.0) / math.sqrt(fan_in))
+        bias.copy_((bias * 2 - 1) * (1.0 / math.sqrt(fan_in)))
 
 
 class MLP(nn.Module):
@@ -132,28 +166,14 @@ class EnsembleMLP(_StackedMembers, nn.Module):
         sizes = [n_features, *hidden_layer_sizes, n_outputs]
         if len(generators) != n_members:
             raise ValueError(f"Expected {n_members} generators, got {len(generators)}.")
-        gain = nn.init.calculate_gain(_GAIN_NAMES.get(activation, "relu"))
         weights = [torch.empty(n_members, fan_in, fan_out, dtype=dtype)
                    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
         biases = [torch.empty(n_members, 1, b, dtype=dtype) for b in sizes[1:]]
-        # Member by member, each from its own generator: member k's weights do not depend on how
-        # many members are built together.
-        for k, generator in enumerate(generators):
-            for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-                fan_in = weight.shape[1]
-                bound = 1.0 / math.sqrt(fan_in)
-                if init == "uniform":
-                    _uniform_(weight[k], bound, generator)
-                else:
-                    # Variance preserving (He/Kaiming): with standardised inputs every layer, and
-                    # so the output, has about unit variance, whatever the width and depth. The
-                    # first layer sees the raw inputs; later ones see activations, which the gain
-                    # compensates (ReLU halves the second moment, so its gain is sqrt(2)).
-                    std = (gain if i else 1.0) / math.sqrt(fan_in)
-                    with torch.no_grad():
-                        weight[k].copy_(torch.randn(weight[k].shape, generator=generator,
-                                                    dtype=dtype) * std)
-                _uniform_(bias[k], bound, generator)
+        if init == "uniform":
+            _init_uniform(weights, biases, generators)
+        else:
+            _init_variance_preserving(weights, biases, generators,
+                                      nn.init.calculate_gain(_GAIN_NAMES.get(activation, "relu")))
         self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
         self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
         self.act = ACTIVATIONS[activation]()
