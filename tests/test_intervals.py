@@ -48,10 +48,37 @@ def test_conformal_coverage_guarantee_over_repetitions(max_rows, monkeypatch):
         assert 0.86 <= np.mean(values) < 0.96, method  # and close to nominal in practice
 
 
-def test_conformal_interval_is_the_jackknife_plus_quantile():
+def test_conformal_coverage_guarantee_with_repeated_rows():
+    # Exchangeable data with ties: every row, training or test, is drawn with replacement from a
+    # pool of 25 distinct (x, y) pairs, so rows repeat each other in training and at test time
+    # alike. Out of bag by index, the guarantee (0.8 at alpha = 0.1) holds; pooling copies would
+    # leave a repeated row with fewer members and a wider interval than the data need.
+    coverage = []
+    for rep in range(40):
+        X_pool, y_pool = heavy_tailed(25, 1000 + rep)
+        picks = np.random.default_rng(rep).integers(0, 25, size=120)
+        X, y = X_pool[picks], y_pool[picks]
+        reg = RandomizedPriorRegressor(n_estimators=8, max_epochs=5, hidden_layer_sizes=(8,),
+                                       batch_size=None, lr=3e-2, random_state=rep).fit(X[:40], y[:40])
+        assert len(np.unique(picks[:40])) < 40  # copies in every training set
+        lower, upper = reg.predict_interval(X[40:], confidence=0.9)
+        coverage.append(covered(y[40:], lower, upper).mean())
+    assert np.mean(coverage) >= 0.8 - 0.02  # the guarantee
+    assert np.mean(coverage) < 0.97  # and not trivially everything
+
+
+@pytest.mark.parametrize("copies", [False, True])
+def test_conformal_interval_is_the_jackknife_plus_quantile(copies):
     # Recompute the interval of one test point by hand from the members and the in-bag counts.
+    # With copies (20 of the 60 rows repeat others), a row is still out of bag for every member
+    # that did not draw that row itself, whatever its copies did: Kim et al.'s construction.
     X, y = heavy_tailed(60, 0)
+    if copies:
+        X[40:], y[40:] = X[:20], y[:20]
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    if copies:  # the noise fit, by contrast, leaves out a member that drew any copy of the row
+        pooled = reg.in_bag_counts_[:20] + reg.in_bag_counts_[40:]
+        assert np.any((pooled > 0) & (reg.in_bag_counts_[:20] == 0))
     x = np.array([[0.3, -0.2]])
     members = reg.predict_members(X)  # (K, n)
     at_x = reg.predict_members(x)[:, 0]

@@ -13,7 +13,9 @@ weights, so the data is held once, not ``K`` times. Three properties matter:
   order: a row of integer weight ``w`` is drawn exactly as often as ``w`` copies of it would be.
 
 A copy of a training row is not new data, so identical rows are pooled when deciding what is out
-of bag: a row is in member ``k``'s bag if any copy of it is.
+of bag for the noise fit and early stopping: a row is in member ``k``'s bag if any copy of it is.
+The conformal calibration goes by index instead, as jackknife+-after-bootstrap's guarantee needs
+(``_uncertainty.out_of_bag_by_index``).
 """
 
 from dataclasses import dataclass

@@ -616,7 +616,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             cannot be met with fewer than about ``1 / (1 - confidence)`` rows. Past 20,000
             calibration rows, fit keeps a uniform sample of 20,000 (by a hash of each row's
             content keyed by ``random_state``; no residual plays a part): the guarantee holds
-            with that many, and the cost stops growing with the training set.
+            with that many, and the cost stops growing with the training set. Rows are out of
+            bag by index, as in Kim et al.: a member that drew a copy of row ``i`` but not row
+            ``i`` itself still counts for it (under exchangeability a test point repeats
+            training rows as often as they repeat each other; drop rows duplicated by mistake).
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
             members disagree. The guarantee holds only approximately: the score also uses the
