@@ -77,6 +77,10 @@ SCORES = ("absolute", "studentized")
 # 1,000th largest value, and the coverage's sampling error about 0.002 (more with very uneven
 # weights: fewer rows then carry the weight). partial_fit's calibration sample has the same size.
 MAX_ROWS = 20_000
+# predict_interval warns when more than this share of the training rows have an exact copy: rows
+# duplicated by mistake (a data set concatenated twice, say) make the interval too narrow for new
+# data. Wine, a quarter of whose rows have a copy in every published training split, stays below.
+REPEATED_ROWS_WARNING = 0.5
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ class OutOfBagCalibration:
     weight : ndarray of shape (n_cal,)
         Sample weights relative to their mean (the test point counts as one row).
     n_members : int
+    repeated : float
+        Share of the training rows of positive weight that have an exact copy, where going by
+        index made a difference (0 without copies, and in a stream, whose draws follow the rows'
+        content, so that copies are drawn together).
     """
 
     residuals: np.ndarray
@@ -101,10 +109,11 @@ class OutOfBagCalibration:
     out_of_bag: np.ndarray
     weight: np.ndarray
     n_members: int
+    repeated: float = 0.0
 
     @classmethod
     def from_out_of_bag(cls, y, oob, out_of_bag, sample_weight, epistemic_scale, noise, hashes,
-                        seed):
+                        seed, repeated=0.0):
         """Calibration rows: those of positive weight with at least one out-of-bag member (where
         there are more than ``MAX_ROWS``, the ``MAX_ROWS`` of smallest hash keyed by ``seed``).
 
@@ -135,6 +144,7 @@ class OutOfBagCalibration:
             out_of_bag=np.packbits(mask, axis=1),
             weight=weight / weight.mean(),
             n_members=out_of_bag.shape[1],
+            repeated=float(repeated),
         )
 
     @property

@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .._arrays import untracked
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
+from ._conformal import REPEATED_ROWS_WARNING
 from ._groups import train_members
 from ._inference import FittedEnsemble, predict_rows
 from ._networks import ACTIVATIONS
@@ -619,7 +620,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             with that many, and the cost stops growing with the training set. Rows are out of
             bag by index, as in Kim et al.: a member that drew a copy of row ``i`` but not row
             ``i`` itself still counts for it (under exchangeability a test point repeats
-            training rows as often as they repeat each other; drop rows duplicated by mistake).
+            training rows as often as they repeat each other; drop rows duplicated by mistake,
+            which make the interval too narrow for new data: it warns when more than half of the
+            training rows have an exact copy).
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
             members disagree. The guarantee holds only approximately: the score also uses the
@@ -671,6 +674,14 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                    "each row is drawn many times); refit with more rows or smaller weights")
             raise ValueError(f"method={method!r} needs out-of-bag rows, but {why}, or use "
                              "method='gaussian'.")
+        if self._calibration.repeated > REPEATED_ROWS_WARNING:
+            warnings.warn(
+                f"{self._calibration.repeated:.0%} of the training rows repeat another row "
+                "exactly (same X and y). The conformal interval counts copies as data that new "
+                "points repeat as often (exchangeable data, as in Kim et al.); if rows were "
+                "duplicated by mistake, new data will not repeat them and the interval will be "
+                "too narrow: drop the copies and refit.", UserWarning, stacklevel=2,
+            )
         score = {"conformal": "absolute", "conformal-studentized": "studentized"}[method]
         lower = np.empty((len(X), fitted.n_targets))
         upper = np.empty_like(lower)

@@ -114,6 +114,12 @@ class OutOfBag:
                         put(self.epistemic, other.epistemic), put(self.base, other.base))
 
 
+def _share_with_copies(hashes):
+    """Share of the rows whose content hash (``X`` and ``y``) another row shares."""
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    return float(np.mean(counts[inverse] > 1))
+
+
 def out_of_bag_by_index(fitted, X, bag, pooled):
     """The out-of-bag sets of the conformal calibration: for row ``i``, the members that did not
     draw row ``i`` itself, as in Kim et al.'s construction, on which their guarantee rests.
@@ -128,13 +134,16 @@ def out_of_bag_by_index(fitted, X, bag, pooled):
     -------
     oob : OutOfBag
     out_of_bag : ndarray of shape (n, K), bool
+    differ : ndarray of shape (n,), bool
+        The rows whose two sets differ (rows with copies that a member drew without the row).
     """
     by_index = bag.counts == 0
-    differ = np.flatnonzero((by_index != ~bag.in_bag).any(axis=1))
-    if len(differ) == 0:
-        return pooled, by_index
-    part = OutOfBag.from_batches(fitted.batches(X[differ]), by_index[differ], fitted.n_targets)
-    return pooled.with_rows(differ, part), by_index
+    differ = (by_index != ~bag.in_bag).any(axis=1)
+    if not differ.any():
+        return pooled, by_index, differ
+    rows = np.flatnonzero(differ)
+    part = OutOfBag.from_batches(fitted.batches(X[rows]), by_index[rows], fitted.n_targets)
+    return pooled.with_rows(rows, part), by_index, differ
 
 
 def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
@@ -272,7 +281,8 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
         scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
     conformal = None
     if oob is not None:
-        by_index, out_of_bag = out_of_bag_by_index(fitted, X, bag, oob)
+        by_index, out_of_bag, differ = out_of_bag_by_index(fitted, X, bag, oob)
         conformal = OutOfBagCalibration.from_out_of_bag(
-            y, by_index, out_of_bag, sample_weight, *scales, bag.hashes, seed)
+            y, by_index, out_of_bag, sample_weight, *scales, bag.hashes, seed,
+            repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if differ.any() else 0.0)
     return Calibration(*scales, conformal)
