@@ -7,7 +7,7 @@ of ``predict_interval`` is scored on the validation rows at 90% and 95%: coverag
 the interval score of Gneiting & Raftery (2007, eq. 43: width plus ``2 / alpha`` times each miss
 distance; lower is better, and it rewards narrow intervals only where they still cover).
 
-Run ``python -m benchmarks.interval_choice`` (about 2 minutes on 2 cores); it prints a Markdown
+Run ``python -m benchmarks.interval_choice`` (under a minute on 2 cores); it prints a Markdown
 table of means over splits, quoted in ``benchmarks/TUNING.md``. ``--pooled`` adds the conformal
 interval as it was before its out-of-bag sets went by index (a member that drew any copy of a row
 did not count for it), recomputed from the same fitted members; ``--splits N`` scores outer
@@ -37,7 +37,8 @@ def interval_score(y, lower, upper, alpha):
 
 def pooled_calibration(regressor, X, y, seed):
     """The conformal calibration with copies pooled: row ``i`` is out of bag only for members that
-    drew no copy of it (the shipped one goes by index). ``X`` as the regressor saw it."""
+    drew no copy of it (the shipped one goes by index). ``X`` as the regressor saw it; the model
+    must have been fitted without ``sample_weight`` (every row counts one here)."""
     from sklearn_rpf.ensemble._bootstrap import pooled_in_bag, row_hashes
     from sklearn_rpf.ensemble._conformal import OutOfBagCalibration
     from sklearn_rpf.ensemble._uncertainty import OutOfBag

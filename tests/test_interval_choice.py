@@ -27,7 +27,7 @@ def test_without_copies_pooled_is_what_fit_kept():
         np.testing.assert_array_equal(getattr(pooled, field), getattr(reg._calibration, field))
 
 
-@pytest.mark.filterwarnings("ignore:.*repeat another row exactly")  # a third of the rows
+@pytest.mark.filterwarnings("ignore:.*have an exact copy")  # two thirds of the rows
 def test_with_copies_pooled_leaves_fewer_members_and_restores_the_model():
     X, y = data(copies=True)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)

@@ -101,9 +101,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     bootstrap : bool, default=True
         Train each member on a bootstrap resample (as per-row loss weights). Rows are drawn in
         proportion to ``sample_weight``; each resample has ``round(total weight)`` draws, so an
-        integer weight acts exactly like repeating the row, but at least one and at most 10 per
-        row of positive weight (larger weights still set the probabilities; the cap keeps the
-        cost bounded).
+        integer weight acts exactly like repeating the row in training, but at least one and
+        at most 10 per row of positive weight (larger weights still set the probabilities; the
+        cap keeps the cost bounded). The conformal calibration is the exception: a row of weight
+        2 is out of bag only for the members that drew it not at all, where each of two copies
+        is out of bag for every member that missed that copy (``predict_interval``).
     loss : {"squared_error", "gaussian_nll"}, default="squared_error"
         ``"squared_error"``: members predict a mean; the noise is one variance per target,
         estimated from out-of-bag residuals. ``"gaussian_nll"``: heteroscedastic members predict a
@@ -194,9 +196,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         to their average predicted variance.
     in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
         How many times each training row was drawn for each member (the smallest unsigned type
-        that holds the counts). Identical rows (same X and y) are drawn as one: a member that
-        drew any copy has every copy in bag, which is what early stopping, the noise fit and the
-        conformal intervals read as out of bag, even where a copy's own count is 0.
+        that holds the counts). Copies (rows with the same X and y) are drawn separately, then
+        pooled for early stopping and the noise fit: a member that drew any copy has every copy
+        in bag there, even where a copy's own count is 0. The conformal intervals go by these
+        counts, row by row (``predict_interval``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has string feature names.
@@ -621,8 +624,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             bag by index, as in Kim et al.: a member that drew a copy of row ``i`` but not row
             ``i`` itself still counts for it (under exchangeability a test point repeats
             training rows as often as they repeat each other; drop rows duplicated by mistake,
-            which make the interval too narrow for new data: it warns when more than half of the
-            training rows have an exact copy).
+            which make the interval too narrow for new data: it warns when more than 30% of the
+            training rows have an exact copy). A row's integer weight is not a set of copies
+            here: it is out of bag only for the members that drew none of it. A model trained by
+            ``partial_fit`` draws copies together (its draws follow the rows' content), so there
+            a member that drew a copy never counts for the row.
             ``"conformal-studentized"``: the same with residuals divided by the out-of-bag
             members' predictive standard deviation, so that the interval widens where the
             members disagree. The guarantee holds only approximately: the score also uses the
@@ -676,8 +682,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                              "method='gaussian'.")
         if self._calibration.repeated > REPEATED_ROWS_WARNING:
             warnings.warn(
-                f"{self._calibration.repeated:.0%} of the training rows repeat another row "
-                "exactly (same X and y). The conformal interval counts copies as data that new "
+                f"{self._calibration.repeated:.1%} of the training rows have an exact copy "
+                "(same X and y). The conformal interval counts copies as data that new "
                 "points repeat as often (exchangeable data, as in Kim et al.); if rows were "
                 "duplicated by mistake, new data will not repeat them and the interval will be "
                 "too narrow: drop the copies and refit.", UserWarning, stacklevel=2,

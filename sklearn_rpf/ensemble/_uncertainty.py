@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from ._conformal import OutOfBagCalibration
+from ._conformal import OutOfBagCalibration, calibration_rows
 
 # A row needs at least this many members that did not train on it to estimate a spread.
 MIN_OOB_MEMBERS = 2
@@ -120,30 +120,36 @@ def _share_with_copies(hashes):
     return float(np.mean(counts[inverse] > 1))
 
 
-def out_of_bag_by_index(fitted, X, bag, pooled):
+def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, seed):
     """The out-of-bag sets of the conformal calibration: for row ``i``, the members that did not
     draw row ``i`` itself, as in Kim et al.'s construction, on which their guarantee rests.
 
     The noise fit's sets (``pooled``, from ``~bag.in_bag``) also leave out members that drew a copy
     of the row. Under exchangeability a test point repeats a training row as often as the training
     rows repeat each other, so the jackknife+ residuals must be taken by index; pooled, a row with
-    copies keeps fewer members (a pair of copies, about 2.7 of 20 rather than 7.4) and its noisier
-    residual widens every interval. Only rows with copies differ, and only they are predicted again.
+    one copy keeps about 2.7 members of 20 rather than 7.4, and its noisier residual widens every
+    interval. Only rows whose two sets differ and that the calibration keeps (positive weight,
+    within the ``MAX_ROWS`` sample) are predicted again.
 
     Returns
     -------
     oob : OutOfBag
+        By index on the calibration rows (other rows as in ``pooled``: they are not read).
     out_of_bag : ndarray of shape (n, K), bool
-    differ : ndarray of shape (n,), bool
-        The rows whose two sets differ (rows with copies that a member drew without the row).
+    copies_matter : bool
+        Whether any row of positive weight has a copy that a member drew without the row.
     """
     by_index = bag.counts == 0
-    differ = (by_index != ~bag.in_bag).any(axis=1)
+    differ = (by_index != ~bag.in_bag).any(axis=1) & (sample_weight > 0)
     if not differ.any():
-        return pooled, by_index, differ
-    rows = np.flatnonzero(differ)
+        return pooled, by_index, False
+    kept = np.zeros(len(differ), dtype=bool)
+    kept[calibration_rows(by_index.any(axis=1) & (sample_weight > 0), bag.hashes, seed)] = True
+    rows = np.flatnonzero(differ & kept)
+    if len(rows) == 0:
+        return pooled, by_index, True
     part = OutOfBag.from_batches(fitted.batches(X[rows]), by_index[rows], fitted.n_targets)
-    return pooled.with_rows(rows, part), by_index, differ
+    return pooled.with_rows(rows, part), by_index, True
 
 
 def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
@@ -281,8 +287,9 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
         scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
     conformal = None
     if oob is not None:
-        by_index, out_of_bag, differ = out_of_bag_by_index(fitted, X, bag, oob)
+        by_index, out_of_bag, copies_matter = out_of_bag_by_index(fitted, X, bag, oob,
+                                                                  sample_weight, seed)
         conformal = OutOfBagCalibration.from_out_of_bag(
             y, by_index, out_of_bag, sample_weight, *scales, bag.hashes, seed,
-            repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if differ.any() else 0.0)
+            repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if copies_matter else 0.0)
     return Calibration(*scales, conformal)
