@@ -4,6 +4,7 @@ import pickle
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from joblib import parallel_config
@@ -359,12 +360,71 @@ def test_module_classes_without_their_own_init():
 @pytest.mark.parametrize("y, match", [
     (np.array(["a"] * 60), "y must be numeric"),
     (np.array(["1.5"] * 60), "y must be numeric"),
+    # Numeric text is text in every container (scikit-learn would parse it from these three
+    # but not from a list), and dates are not numbers of nanoseconds.
+    (pd.Series(["1.5"] * 60), "y must be numeric.*got text"),
+    (pd.Series(["1.5"] * 60, dtype="string"), "y must be numeric.*got text"),
+    (np.array(["1.5"] * 60, dtype=object), "y must be numeric.*got text"),
+    (pd.Series(pd.date_range("2020", periods=60)), "y must be numeric.*got dates"),
+    (np.arange(60).astype("timedelta64[s]"), "y must be numeric.*got durations"),
     (np.arange(60) + 1j, "Complex data not supported"),
 ])
 def test_non_numeric_targets(y, match):
     X, _ = data()
     with pytest.raises(ValueError, match=match):
         RandomizedPriorRegressor(**FAST).fit(X, y)
+    reg = RandomizedPriorRegressor(**FAST).fit(X[:30], np.arange(30.0))
+    with pytest.raises(ValueError, match=match):
+        reg.partial_fit(X, y)
+
+
+def test_dates_as_sample_weight_are_refused():
+    X, y = data()
+    with pytest.raises(ValueError, match="sample_weight must be numeric.*got dates"):
+        RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=pd.date_range("2020", periods=60))
+
+
+def test_decimal_targets_are_numbers():
+    from decimal import Decimal
+
+    X, y = data()
+    as_decimals = np.array([Decimal(str(float(v))) for v in y], dtype=object)
+    np.testing.assert_array_equal(RandomizedPriorRegressor(**FAST).fit(X, as_decimals).predict(X),
+                                  RandomizedPriorRegressor(**FAST).fit(X, y).predict(X))
+
+
+@pytest.mark.parametrize("column", ["target", "feature"])
+def test_a_small_spread_around_a_large_value_is_scaled_not_dropped(column):
+    # 1e-4 around 1e9 is far above float64's rounding there (about 1e-7): StandardScaler scales
+    # it, and so must the regressor; taken for a constant, the target's spread drowned in the
+    # prior (stds 1,000 times the data's) and the feature was ignored.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(60, 1))
+    signal = np.sin(3 * x[:, 0])
+    params = dict(n_estimators=4, max_epochs=200, hidden_layer_sizes=(16,), random_state=0)
+    if column == "target":
+        y = 1e9 + 1e-4 * signal
+        reg = RandomizedPriorRegressor(**params).fit(x, y)
+        mean, std = reg.predict(x, return_std=True)
+        assert reg._fitted.standardizer.y_scale[0] < 1e-3
+        assert np.abs(mean - y).max() < 0.5 * np.ptp(y) and std.max() < np.ptp(y)
+    else:
+        X = 1e9 + 1e-4 * x
+        reg = RandomizedPriorRegressor(**params).fit(X, signal)
+        assert reg._fitted.standardizer.x_scale[0] < 1e-3
+        assert np.corrcoef(reg.predict(X), signal)[0, 1] > 0.9
+
+
+def test_values_near_the_float64_limit_of_both_signs_standardise():
+    # (x - mean) overflowed for +1.7e308 against a mean of -5.7e307; only such entries are now
+    # computed as x / scale - mean / scale.
+    X, y = data(n=30)
+    big = np.where(np.arange(30) % 3 == 0, -1.7e308, 1.7e308)
+    reg = RandomizedPriorRegressor(**FAST).fit(np.c_[X, big], y)
+    assert np.isfinite(reg.predict(np.c_[X, big])).all()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, big)
+    assert np.isfinite(reg.predict(X)).all()  # (its std may pass float64's range: inf, as said)
+    assert np.isfinite(reg._fitted.standardizer.transform_y(big[:, None])).all()
 
 
 def test_complex_inputs_are_rejected():

@@ -487,11 +487,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
-        y_dtype = np.asarray(y).dtype
-        if y_dtype.kind in "USV":  # scikit-learn would fail later, inside a NumPy ufunc
-            raise ValueError(
-                f"y must be numeric (a regression target); got an array of dtype {y_dtype}."
-            )
+        _check_numeric(y, "y", "a regression target")
+        if sample_weight is not None:
+            _check_numeric(sample_weight, "sample_weight", "non-negative weights")
         X, y = validate_data(
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
             ensure_min_samples=2 if reset else 1, reset=reset,
@@ -775,6 +773,21 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
+
+
+def _check_numeric(values, name, what):
+    """Text, dates and durations are not numbers: scikit-learn would parse numeric strings held
+    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds."""
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    text = kind in "USV" or (kind == "O" and any(isinstance(v, (str, bytes))
+                                                 for v in array.ravel()))
+    if text or kind in "Mm":
+        sort = "text" if text else ("dates" if kind == "M" else "durations")
+        raise ValueError(
+            f"{name} must be numeric ({what}); got {sort} (an array of dtype {array.dtype}). "
+            "Convert it to numbers first, e.g. with pandas.to_numeric."
+        )
 
 
 def _check_out_of_bag(oob_weight):

@@ -88,6 +88,7 @@ class Standardizer:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
             for chunk in _chunks(len(X)):
                 np.divide(X[chunk] - self.x_offset, self.x_scale, out=out[chunk], casting="unsafe")
+            _refine_overflow(out, X, self.x_offset, self.x_scale)
         if not np.isfinite(out).all():
             where = np.argwhere(~np.isfinite(out))[0]
             raise ValueError(
@@ -100,7 +101,10 @@ class Standardizer:
 
     def transform_y(self, y):
         """Standardised targets, float64, shape ``(n, n_targets)``."""
-        return (y - self.y_offset) / self.y_scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (y - self.y_offset) / self.y_scale
+            _refine_overflow(out, y, self.y_offset, self.y_scale)
+        return out
 
     def inverse_mean(self, mean):
         """From standardised to original units (last axis: targets)."""
@@ -111,10 +115,24 @@ class Standardizer:
         return std * self.y_scale
 
 
+def _refine_overflow(out, A, offset, scale):
+    """Where ``(A - offset) / scale`` overflowed in the subtraction (values of opposite signs near
+    float64's limit, 1.7e308), recompute it as ``A / scale - offset / scale``, which stays finite.
+    Only those entries: everywhere else the result stays bit for bit the usual one."""
+    bad = ~np.isfinite(out) & np.isfinite(A)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        out[rows, cols] = A[rows, cols] / scale[cols] - offset[cols] / scale[cols]
+
+
 def _offset_scale(A, weight, normalize):
     if not normalize:
         return np.zeros(A.shape[1]), np.ones(A.shape[1])
     mean, std, peak = weighted_location_scale(A, weight)
-    # A constant column (or one whose spread is lost in rounding) gets unit scale, as in
-    # StandardScaler and GaussianProcessRegressor(normalize_y=True).
-    return mean, np.where(std > peak * 1e-12, std, 1.0)
+    # A constant column (one whose spread is within the rounding of its values) gets unit scale, as
+    # in StandardScaler, with its test (sklearn.preprocessing._data._is_constant_feature): a spread
+    # of 1e-4 around 1e9 is real and is scaled up, not taken for rounding.
+    eps, n = np.finfo(np.float64).eps, A.shape[0]
+    variance, location = (std / peak) ** 2, mean / peak
+    constant = variance <= n * eps * variance + (n * location * eps) ** 2
+    return mean, np.where(constant, 1.0, std)
