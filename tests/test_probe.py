@@ -561,3 +561,28 @@ def test_scoring_parameters_apply_at_transform_time(tiny_lm_folder, monkeypatch)
 
     with pytest.raises(InvalidParameterError, match="batch_size"):
         probe.set_params(batch_size=0).transform(PROMPTS)
+
+
+@pytest.mark.filterwarnings("ignore:X has feature names")  # fitted on lists, on purpose
+def test_each_cell_is_formatted_as_its_own_column_holds_it(tiny_lm_folder):
+    # validate_data turns a mixed DataFrame or nested list into one NumPy dtype: the prompts read
+    # "12.0" for 12, "3.0" for a nullable Int64 3, "0.10000000149011612" for a float32 0.1, and
+    # "{0:d}" failed on an int column. Each cell now keeps its column's type.
+    probe = BenfordDigitProbe(tiny_lm_folder, template="Town {0} has {1} people").fit([["a", 1]])
+    text = BenfordDigitProbe(tiny_lm_folder).fit(["x"])
+    expected = text.transform(["Town 12 has 0.5 people"])
+    frames = [
+        pd.DataFrame({"n": [12], "m": [0.5]}),
+        pd.DataFrame({"n": pd.array([12], dtype="Int64"), "m": [0.5]}),
+        pd.DataFrame({"n": [12], "m": np.float32([0.5])}),
+    ]
+    for X in (*frames, [[12, 0.5]], ((12, 0.5),)):
+        np.testing.assert_array_equal(probe.transform(X), expected)
+    assert probe.transform(pd.DataFrame({"n": [12], "m": np.float32([0.1])})).shape == (1, 9)
+    ints = BenfordDigitProbe(tiny_lm_folder, template="{0:d} people").fit([[1]])
+    np.testing.assert_array_equal(ints.transform(pd.DataFrame({"n": [12], "m": [0.5]})[["n"]]),
+                                  ints.transform(np.array([[12]])))
+    both = pd.DataFrame({"n": [12], "m": [0.5]})
+    np.testing.assert_array_equal(
+        BenfordDigitProbe(tiny_lm_folder, template="{0:d} and {1}").fit(both).transform(both),
+        text.transform(["12 and 0.5"]))

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from .._arrays import untracked
 from .._workers import relax_worker_malloc
 from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
@@ -239,9 +240,10 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         return X
 
     def _validate_X(self, X, reset):
-        X = self._as_2d(X)
+        X = self._as_2d(untracked(X))
         _reject_unreadable_missing(X)
-        return validate_data(self, X, dtype=None, reset=reset, ensure_all_finite=True)
+        return validate_data(self, _cells_as_given(X), dtype=None, reset=reset,
+                             ensure_all_finite=True)
 
 
     # --------------------------------------------------------------------------------- fitting
@@ -351,6 +353,28 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         _check_feature_names_in(self, input_features)
         names = DIGIT_COLUMNS + ((MASS_COLUMN,) if self.return_numeric_mass else ())
         return np.asarray(names, dtype=object)
+
+
+def _cells_as_given(X):
+    """Each cell as its own column holds it: a DataFrame or a nested list of mixed columns would
+    otherwise become one NumPy dtype in validate_data, and the prompt would read 12.0 for 12, 3.0
+    for a nullable Int64 3, 1.0 for True, 0.10000000149011612 for a float32 0.1. A NumPy array is
+    taken as it is (its dtype is the caller's choice)."""
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame, column by column
+        cells = np.empty(X.shape, dtype=object)
+        for j in range(X.shape[1]):
+            cells[:, j] = list(X.iloc[:, j].to_numpy())  # NumPy scalars keep their own type
+        return type(X)(cells, index=X.index, columns=X.columns, dtype=object)
+    if isinstance(X, (list, tuple)):
+        try:
+            cells = np.asarray(X, dtype=object)
+        except ValueError:  # ragged: validate_data says so
+            return X
+        if cells.ndim != 2 or any(isinstance(v, (complex, np.complexfloating))
+                                  for v in cells.ravel()):
+            return X  # validate_data's own error: complex data, or not 2-D
+        return cells
+    return X
 
 
 def _reject_unreadable_missing(X):
