@@ -2,11 +2,26 @@
 
 import torch
 
+# Floating types NumPy has no dtype for: read as float32, which holds every one of their values.
+_WIDENED = {torch.bfloat16} | {getattr(torch, name) for name in (
+    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz") if hasattr(torch, name)}
+
 
 def untracked(array):
-    """A torch tensor as NumPy can read it: detached from autograd and on the CPU (NumPy's
-    ``__array__`` refuses both, with a torch error); anything else as it is. The caller's tensor
-    is not changed."""
+    """A torch tensor as NumPy can read it: detached from autograd, on the CPU and, for bfloat16
+    and float8, widened to float32 (NumPy's ``__array__`` refuses all three with a torch error);
+    a list or tuple of tensors element by element; anything else as it is. The caller's tensor is
+    not changed. Sparse tensors and tensors on the meta device (no values) get a clear error."""
     if isinstance(array, torch.Tensor):
-        return array.detach().cpu()
+        if array.layout != torch.strided:
+            raise ValueError(
+                f"Got a sparse torch tensor (layout {array.layout}); pass a dense one "
+                "(tensor.to_dense()) or a scipy.sparse matrix where sparse input is accepted."
+            )
+        if array.device.type == "meta":
+            raise ValueError("Got a torch tensor on the 'meta' device, which holds no values.")
+        array = array.detach().cpu()
+        return array.float() if array.dtype in _WIDENED else array
+    if isinstance(array, (list, tuple)) and any(isinstance(a, torch.Tensor) for a in array):
+        return type(array)(untracked(a) for a in array)
     return array

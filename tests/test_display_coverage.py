@@ -246,3 +246,19 @@ def test_bad_predictions():
     with pytest.raises(ValueError, match="names has 1 entries for 2 curve"):
         CoverageDisplay(nominal=[0.5], observed=[[0.5], [0.4]], names=["a"]).plot()
     assert plt.get_fignums() == []  # no empty figure is left behind by a failed call
+
+
+def test_tensors_that_require_grad_are_read_like_arrays():
+    import torch
+
+    rng = np.random.default_rng(0)
+    y, mean, std = rng.normal(size=40), rng.normal(size=40) * 0.1, np.full(40, 1.0)
+    grad = [torch.tensor(a).requires_grad_(True) for a in (y, mean, std, np.ones(40))]
+    from_tensors = CoverageDisplay.from_predictions(*grad[:3], sample_weight=grad[3])
+    from_arrays = CoverageDisplay.from_predictions(y, mean, std, sample_weight=np.ones(40))
+    np.testing.assert_array_equal(from_tensors.observed, from_arrays.observed)
+    bounds = {0.9: (grad[1] - 1.6, grad[1] + 1.6)}
+    np.testing.assert_array_equal(
+        CoverageDisplay.from_predictions(grad[0], intervals=bounds).observed,
+        CoverageDisplay.from_predictions(y, intervals={0.9: (mean - 1.6, mean + 1.6)}).observed)
+    plt.close("all")

@@ -355,3 +355,15 @@ def test_regressor_without_return_std(data):
     X, y = data
     with pytest.raises(TypeError, match=r"does not accept return_std=True"):
         UncertaintyDisplay.from_estimator(LinearRegression().fit(X, y), X, y)
+
+
+def test_tensors_that_require_grad_are_read_like_arrays():
+    import torch
+
+    rng = np.random.default_rng(0)
+    x, mean, std = np.linspace(0, 1, 20), rng.normal(size=20), np.full(20, 0.5)
+    grad = [torch.tensor(a).requires_grad_(True) for a in (x, mean, std)]
+    display = UncertaintyDisplay.from_predictions(
+        *grad, y_true=grad[1], x_true=grad[0], interval=(grad[1] - 1, grad[1] + 1))
+    np.testing.assert_array_equal(display.line_.get_ydata(), mean)
+    plt.close("all")

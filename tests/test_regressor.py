@@ -364,6 +364,28 @@ def test_tensors_that_require_grad_are_read_like_any_tensor():
     assert tensors[0].requires_grad and tensors[0].grad is None  # the caller's tensor as it was
 
 
+def test_bfloat16_tensors_and_lists_of_tensors_are_read():
+    # NumPy has no bfloat16: such tensors are widened to float32 (exactly), and a list of row
+    # tensors that require grad is read row by row, as a list of arrays would be.
+    X, y = regression_data()
+    X16, y16 = (torch.tensor(a, dtype=torch.bfloat16) for a in (X, y))
+    reg = RandomizedPriorRegressor(**FAST).fit(X16, y16, sample_weight=torch.ones(len(y),
+                                                                              dtype=torch.bfloat16))
+    expected = RandomizedPriorRegressor(**FAST).fit(X16.float().numpy(), y16.float().numpy())
+    np.testing.assert_array_equal(reg.predict(X16), expected.predict(X16.float().numpy()))
+    rows = [torch.tensor(row).requires_grad_(True) for row in X]
+    np.testing.assert_array_equal(reg.predict(rows), reg.predict(X))
+
+
+@pytest.mark.parametrize("kind", ["sparse", "meta"])
+def test_tensors_without_dense_values_are_a_clear_error(kind):
+    X, y = regression_data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    bad = torch.tensor(X).to_sparse() if kind == "sparse" else torch.empty(X.shape, device="meta")
+    with pytest.raises(ValueError, match="sparse torch tensor" if kind == "sparse" else "'meta'"):
+        reg.predict(bad)
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "X, y, sample_weight, error, match",

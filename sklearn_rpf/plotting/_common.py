@@ -12,6 +12,8 @@ from sklearn.utils import _safe_indexing, check_array
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils._plotting import _validate_style_kwargs
 
+from .._arrays import untracked
+
 
 def get_axes(ax, caller):
     """``(ax, figure)``: the given axes, or new ones; a clear ImportError without matplotlib."""
@@ -32,7 +34,7 @@ def as_2d(X):
     """A 1-D array of inputs is one feature (the toy problems' convenience); others pass through."""
     if hasattr(X, "iloc"):
         return X
-    X = np.asarray(X)
+    X = np.asarray(untracked(X))
     return X[:, None] if X.ndim == 1 else X
 
 
@@ -78,7 +80,7 @@ def pick_target(values, target, sample_ndim=1):
     ``sample_ndim`` is the number of axes before the target axis (1 for ``predict``, 2 for
     ``predict_members``); an array with no target axis is single-output.
     """
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(untracked(values), dtype=np.float64)
     if values.ndim == sample_ndim:
         if target not in (None, 0):
             raise ValueError(
@@ -148,7 +150,7 @@ def interval_predictor(estimator):
 
 def float_array(values, name, allow_inf=False):
     """A float64 array, finite (or, with ``allow_inf``, infinite values allowed but no NaN)."""
-    array = check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
+    array = check_array(untracked(values), ensure_2d=False, dtype=np.float64, input_name=name,
                         ensure_all_finite=not allow_inf)
     if allow_inf and np.isnan(array).any():
         raise ValueError(f"Input {name} contains NaN.")
@@ -182,7 +184,7 @@ def finish_axes(ax, xlabel, ylabel):
 
 def observed_target(y, n_targets, target, name="y"):
     """The observed column matching the drawn prediction (``n_targets`` None: single output)."""
-    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name=name)
+    y = check_array(untracked(y), ensure_2d=False, dtype=np.float64, input_name=name)
     if n_targets in (None, 1) and y.ndim in (1, 2) and y.size == len(y):
         y = y.reshape(-1) if n_targets is None else y.reshape(-1, 1)  # (n,) and (n, 1) alike
     if y.ndim != (1 if n_targets is None else 2) or (n_targets is not None
