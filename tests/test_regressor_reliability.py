@@ -252,6 +252,15 @@ def test_unusable_devices_are_clear_errors(device):
         RandomizedPriorRegressor(**dict(FAST, device=device)).fit(X, y)
     with pytest.raises(ValueError, match="net_params may not set 'device'"):
         RandomizedPriorRegressor(**dict(FAST, net_params={"device": "cpu"})).fit(X, y)
+    # Keys with a parameter of their own trained silently with another value than get_params
+    # reports (lr, optimizer; max_epochs also cut the cosine schedule short); module and
+    # criterion failed inside skorch.
+    for key, value in (("lr", 0.1), ("optimizer", torch.optim.SGD), ("max_epochs", 3),
+                       ("module", nn.Linear), ("criterion", nn.L1Loss)):
+        reg = RandomizedPriorRegressor(**dict(FAST, net_params={key: value}))
+        with pytest.raises(ValueError, match=f"net_params may not set '{key}'"):
+            reg.fit(X, y)
+        assert not hasattr(reg, "ensemble_")
 
 
 def test_module_and_prior_shapes_are_checked_whole():

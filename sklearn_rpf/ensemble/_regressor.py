@@ -159,6 +159,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     net_params : dict, default=None
         Further keyword arguments for the skorch net, e.g.
         ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or ``{"optimizer__momentum": 0.9}``.
+        Keys that have a parameter here (``device``, ``lr``, ``optimizer``, ``max_epochs``) or
+        name a part the regressor builds (``module``, ``criterion``, ``train_split``, the
+        iterators) are refused with a ValueError; ``batch_size`` may be overridden.
     random_state : int, RandomState instance or None, default=None
         Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
         prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
@@ -499,11 +502,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         weight_decay_kwargs(self.optimizer, self.weight_decay)  # an optimizer without it
-        if "device" in (self.net_params or {}):
-            raise ValueError(
-                "net_params may not set 'device': use the device parameter, which is checked and "
-                "also places the data and the priors."
-            )
+        for key in self.net_params or {}:
+            if key in _NET_PARAMS_REFUSED:
+                raise ValueError(f"net_params may not set {key!r}: {_NET_PARAMS_REFUSED[key]}.")
         for name in ("early_stopping", "calibrate_epistemic"):
             if getattr(self, name) and not self.bootstrap:
                 raise ValueError(
@@ -773,6 +774,21 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
+
+
+# Keys of net_params that would silently contradict a parameter of the regressor (get_params
+# would report one value and training use another) or replace a part it builds itself.
+_NET_PARAMS_REFUSED = {
+    "device": "use the device parameter, which is checked and also places the data and the priors",
+    "lr": "use the lr parameter (the learning-rate schedule reads it too)",
+    "optimizer": "use the optimizer parameter",
+    "max_epochs": "use the max_epochs parameter (the learning-rate schedule counts its steps)",
+    "module": "the regressor builds the ensemble's module from its module and prior parameters",
+    "criterion": "the members' bootstrap-weighted loss is the regressor's (see the loss parameter)",
+    "train_split": "the out-of-bag rows are the members' validation sets (early_stopping)",
+    "iterator_train": "the regressor's batches carry each member's bootstrap weights",
+    "iterator_valid": "the regressor's batches carry each member's bootstrap weights",
+}
 
 
 def _check_numeric(values, name, what):
