@@ -568,3 +568,12 @@ def test_a_model_pickled_before_repeated_was_kept_still_predicts():
     restored = pickle.loads(pickle.dumps(reg))
     assert restored._calibration.repeated == 0.0  # the field's default
     np.testing.assert_array_equal(restored.predict_interval(X[:3]), expected)
+
+
+def test_sample_y_takes_numpy_integers():
+    # np.uint8(2) overflowed the batch arithmetic (4,000,000 rows' worth in uint8).
+    X, y = heavy_tailed(40, 5)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    for n in (np.uint8(2), np.int16(300)):
+        np.testing.assert_array_equal(reg.sample_y(X[:3], n_samples=n, random_state=1),
+                                      reg.sample_y(X[:3], n_samples=int(n), random_state=1))

@@ -749,10 +749,13 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         X = self._validate_predict_input(X)
+        n_samples = int(n_samples)  # a NumPy uint8 would overflow the batch arithmetic below
         rng = check_random_state(seed_from(random_state))
         fitted = self._fitted
-        members = balanced_picks(fitted.module.n_members, n_samples, rng)
+        # The output first: a request too large for memory fails here, in NumPy's words, rather
+        # than after the member picks (n_samples integers) have filled the memory.
         draws = np.empty((len(X), fitted.n_targets, n_samples))
+        members = balanced_picks(fitted.module.n_members, n_samples, rng)
         # Rows per batch so that one batch of draws stays near 4M floats, however many draws.
         batch_rows = max(1, min(fitted.rows, 4_000_000 // (n_samples * fitted.n_targets)))
         for rows, means, variances in fitted.batches(X, batch_rows):
