@@ -19,13 +19,19 @@ predictive distribution is, with the conventions of :mod:`sklearn.metrics`:
   :data:`neg_crps_scorer` are ready to use.
 """
 
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import erf
 from scipy.stats import norm
 from sklearn.utils import check_array, check_consistent_length
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
 from ._arrays import untracked
@@ -498,6 +504,20 @@ class _GaussianScorer:
         return request
 
 
+def _check_metric_kwargs(function, kwargs, name):
+    """Keywords the metric does not take fail when the scorer is made (a search would otherwise
+    score NaN in every fold, with a warning each)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    try:
+        signature.bind(None, None, None, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"The metric {name} does not take these keywords {sorted(kwargs)}: "
+                        f"{exc}.") from None
+
+
 def make_gaussian_scorer(metric, *, greater_is_better=None, **kwargs):
     """Make a scorer that evaluates ``estimator.predict(X, return_std=True)``.
 
@@ -547,9 +567,20 @@ def make_gaussian_scorer(metric, *, greater_is_better=None, **kwargs):
         if greater_is_better is not None:
             raise ValueError(f"greater_is_better is fixed for the named scorer {metric!r}.")
         score_func, sign = _NAMED_SCORERS[metric]
+        _check_metric_kwargs(score_func, kwargs, metric)
+        # Our own metrics validate their parameters before reading the data: tried on three rows,
+        # a bad level fails here, not as a NaN score and a warning in every fold of a search
+        # (errors that depend on the data, such as weights for several outputs, are left to it).
+        try:
+            score_func([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0], **kwargs)
+        except InvalidParameterError:
+            raise
+        except (ValueError, TypeError):
+            pass
         return _GaussianScorer(score_func, sign, kwargs, name=metric)
     if not callable(metric):
         raise TypeError(f"metric must be a scorer name or a callable; got {metric!r}.")
+    _check_metric_kwargs(metric, kwargs, getattr(metric, "__name__", repr(metric)))
     if greater_is_better is not None and not isinstance(greater_is_better, bool | np.bool_):
         raise ValueError(f"greater_is_better must be True, False or None; got "
                          f"{greater_is_better!r}.")

@@ -503,3 +503,17 @@ def test_docstring_examples_run():
     result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 7
     assert result.failed == 0
+
+
+def test_scorer_keywords_are_checked_when_the_scorer_is_made():
+    # A misspelt or out-of-range keyword used to score NaN in every fold of a search, with a
+    # "Scoring failed" warning each time.
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(TypeError, match="does not take these keywords.*levl"):
+        make_gaussian_scorer("neg_crps", levl=0.9)
+    with pytest.raises(InvalidParameterError, match="'level' parameter of interval_coverage"):
+        make_gaussian_scorer("interval_coverage", level=1.5)
+    with pytest.raises(TypeError, match="does not take these keywords.*foo"):
+        make_gaussian_scorer(lambda y, m, s, sample_weight=None: 0.0, foo=1)
+    make_gaussian_scorer("interval_coverage", level=0.9)  # a good keyword still works
