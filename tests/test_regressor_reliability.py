@@ -498,3 +498,17 @@ def test_grouping_is_invisible_in_float64():
         with parallel_config(backend="threading", n_jobs=n_groups):
             grouped = RandomizedPriorRegressor(**kw).fit(X, y).predict_members(X)
         np.testing.assert_allclose(grouped, reference, rtol=0, atol=1e-12)
+
+
+def test_predict_flags_and_n_jobs_zero_are_checked():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    for flags in ({"return_std": "yes"}, {"return_std": True, "epistemic": "no"},
+                  {"return_std": 1}):
+        with pytest.raises(ValueError, match="must be True or False"):
+            reg.predict(X, **flags)
+    assert len(reg.predict(X, return_std=np.True_)) == 2
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        RandomizedPriorRegressor(**dict(FAST, n_jobs=0)).fit(X, y)

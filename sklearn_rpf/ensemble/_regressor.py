@@ -252,7 +252,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "device": [str, torch.device],
         "net_params": [dict, None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"),
+                   Interval(Integral, None, -1, closed="right"), None],  # joblib: 0 means nothing
         "verbose": ["verbose"],
     }
 
@@ -563,6 +564,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
         y_std : ndarray of the same shape, only with ``return_std=True``
         """
+        for name, flag in (("return_std", return_std), ("epistemic", epistemic)):
+            if not isinstance(flag, bool | np.bool_):  # "no" is truthy: it would ask for the std
+                raise ValueError(f"{name} must be True or False; got {flag!r}.")
         return self._predict(self._validate_predict_input(X), return_std, epistemic)
 
     def _predict(self, X, return_std=False, epistemic=False):
