@@ -512,3 +512,18 @@ def test_predict_flags_and_n_jobs_zero_are_checked():
     assert len(reg.predict(X, return_std=np.True_)) == 2
     with pytest.raises(InvalidParameterError, match="n_jobs"):
         RandomizedPriorRegressor(**dict(FAST, n_jobs=0)).fit(X, y)
+
+
+def test_member_nets_check_their_input_like_the_ensemble():
+    # estimators_ are skorch nets: a list failed with "'list' object has no attribute 'to'", a
+    # wrong width with torch's shape error, and a NaN row predicted NaN without a word.
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    member = reg.estimators_[0]
+    np.testing.assert_allclose(member.predict(X.tolist()), member.predict(X))
+    np.testing.assert_allclose(member.predict(pd.DataFrame(X)), reg.predict_members(X)[0],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="X has 4 features, but this member is expecting 3"):
+        member.predict(np.c_[X, X[:, :1]])
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        member.predict(np.r_[X[:1] * np.nan, X])

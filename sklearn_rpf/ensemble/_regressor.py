@@ -777,7 +777,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             fitted = self._fitted
             self.__dict__["_estimators"] = [
                 member_net(fitted.module.member(k, fitted.standardizer, self._y_ndim == 1),
-                           self.ensemble_)
+                           self.ensemble_, self.n_features_in_)
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]

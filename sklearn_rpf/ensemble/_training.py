@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array
 from skorch import NeuralNet, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
+from skorch.utils import is_dataset
 from torch import nn
 
+from .._arrays import untracked
 from .._devices import unusable_reason
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
@@ -356,11 +359,28 @@ def _check_convergence(net, start=0, reference=None):
         )
 
 
-def member_net(module, ensemble_net):
+class MemberNet(NeuralNetRegressor):
+    """One member as a skorch regressor, whose inputs are checked like the ensemble's: a list,
+    a DataFrame or a tensor is read as an array; NaN, infinity or another number of features is a
+    clear error (torch's shape error, or a silent NaN, before)."""
+
+    def get_dataset(self, X, y=None):
+        if not is_dataset(X):
+            X = check_array(untracked(X), dtype=[np.float64, np.float32], input_name="X")
+            if not X.flags.writeable:  # pandas' copy-on-write view: torch warns on read-only data
+                X = X.copy()
+            expected = self.n_features_expected_
+            if expected is not None and X.shape[1] != expected:
+                raise ValueError(f"X has {X.shape[1]} features, but this member is expecting "
+                                 f"{expected} features as input.")
+        return super().get_dataset(X, y)
+
+
+def member_net(module, ensemble_net, n_features=None):
     """One member module as an initialised skorch ``NeuralNetRegressor``, set up like the
     ensemble's net (optimizer, learning rate, batch size, device), so it can be trained further."""
     params = ensemble_net.get_params()
-    net = NeuralNetRegressor(
+    net = MemberNet(
         module=module, criterion=nn.MSELoss, train_split=None, optimizer=params["optimizer"],
         lr=params["lr"],
         **weight_decay_kwargs(params["optimizer"], params.get("optimizer__weight_decay", 0.0)),
@@ -370,6 +390,7 @@ def member_net(module, ensemble_net):
         # unless given their own: these keep the caller's generator untouched.
         iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
     )
+    net.n_features_expected_ = n_features
     net.initialize()
     return net
 
