@@ -262,3 +262,21 @@ def test_tensors_that_require_grad_are_read_like_arrays():
         CoverageDisplay.from_predictions(grad[0], intervals=bounds).observed,
         CoverageDisplay.from_predictions(y, intervals={0.9: (mean - 1.6, mean + 1.6)}).observed)
     plt.close("all")
+
+
+def test_weights_are_checked_before_any_prediction_and_coverages_within_0_and_1():
+    calls = []
+
+    class Counting(RandomizedPriorRegressor):
+        def predict_interval(self, X, **kwargs):
+            calls.append(1)
+            return super().predict_interval(X, **kwargs)
+
+    X, y = make_two_clusters(n_samples=40, random_state=0)
+    reg = Counting(n_estimators=4, max_epochs=5, hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(40,\)"):
+        CoverageDisplay.from_estimator(reg, X, y, method="interval", sample_weight=np.ones(5))
+    assert not calls  # (every level's interval was computed before the length error)
+    with pytest.raises(ValueError, match="observed coverages must lie between 0 and 1"):
+        CoverageDisplay(nominal=[0.5, 0.9], observed=[1.4, -3.0]).plot()
+    plt.close("all")

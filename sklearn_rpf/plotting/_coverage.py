@@ -5,7 +5,9 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils.validation import _num_samples
 
+from .._arrays import untracked
 from ..metrics import calibration_curve
 from ._common import float_array, get_axes, interval_predictor, predict_mean_std, style
 
@@ -52,7 +54,8 @@ def _select(columns, target, name):
 def _check_sample_weight(sample_weight, n_samples):
     if sample_weight is None:
         return None
-    weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    weight = check_array(untracked(sample_weight), ensure_2d=False, dtype=np.float64,
+                         input_name="sample_weight")
     if weight.ndim != 1 or len(weight) != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},); got {weight.shape}.")
     if np.any(weight < 0) or not np.any(weight > 0):
@@ -177,6 +180,11 @@ class CoverageDisplay:
             raise ValueError(
                 f"observed must have shape (n_levels,) or (n_curves, n_levels) with n_levels = "
                 f"{len(nominal)}; got {np.shape(self.observed)}."
+            )
+        if np.any((observed < 0) | (observed > 1)):  # a share of the rows: within [0, 1]
+            raise ValueError(
+                "observed coverages must lie between 0 and 1; got values from "
+                f"{np.nanmin(observed):.3g} to {np.nanmax(observed):.3g}."
             )
         n_curves = len(observed)
         names = [None] * n_curves if self.names is None else list(self.names)
@@ -338,6 +346,7 @@ class CoverageDisplay:
         # Everything is checked before the first prediction is made.
         nominal = _interval_levels(levels) if method == "interval" else _nominal_levels(levels)
         check_consistent_length(X, y)
+        _check_sample_weight(sample_weight, _num_samples(X))
         if method == "interval":
             predictors = {label: interval_predictor(model) for label, model in named.items()}
             for label, predict_interval in predictors.items():
