@@ -15,13 +15,13 @@ def untracked(array):
     if isinstance(array, torch.Tensor):
         if array.layout != torch.strided:
             raise ValueError(
-                f"Got a sparse torch tensor (layout {array.layout}); pass a dense one "
-                "(tensor.to_dense()) or a scipy.sparse matrix where sparse input is accepted."
+                f"Got a torch tensor of layout {array.layout} (sparse or otherwise not strided); "
+                "pass a dense one (tensor.to_dense())."
             )
         if array.device.type == "meta":
             raise ValueError("Got a torch tensor on the 'meta' device, which holds no values.")
         array = array.detach().cpu()
         return array.float() if array.dtype in _WIDENED else array
     if isinstance(array, (list, tuple)) and any(isinstance(a, torch.Tensor) for a in array):
-        return type(array)(untracked(a) for a in array)
+        return [untracked(a) for a in array]  # a list whatever the sequence (a namedtuple too)
     return array

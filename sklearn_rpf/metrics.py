@@ -507,6 +507,9 @@ class _GaussianScorer:
 def _check_metric_kwargs(function, kwargs, name):
     """Keywords the metric does not take fail when the scorer is made (a search would otherwise
     score NaN in every fold, with a warning each)."""
+    if "sample_weight" in kwargs:
+        raise TypeError("sample_weight is not a keyword of the scorer: pass it when scoring, "
+                        "scorer(estimator, X, y, sample_weight=w), or let GridSearchCV route it.")
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check

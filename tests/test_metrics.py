@@ -517,3 +517,5 @@ def test_scorer_keywords_are_checked_when_the_scorer_is_made():
     with pytest.raises(TypeError, match="does not take these keywords.*foo"):
         make_gaussian_scorer(lambda y, m, s, sample_weight=None: 0.0, foo=1)
     make_gaussian_scorer("interval_coverage", level=0.9)  # a good keyword still works
+    with pytest.raises(TypeError, match="sample_weight is not a keyword of the scorer"):
+        make_gaussian_scorer("neg_crps", sample_weight=[1.0, 2.0])

@@ -578,7 +578,12 @@ def test_each_cell_is_formatted_as_its_own_column_holds_it(tiny_lm_folder):
     ]
     for X in (*frames, [[12, 0.5]], ((12, 0.5),)):
         np.testing.assert_array_equal(probe.transform(X), expected)
-    assert probe.transform(pd.DataFrame({"n": [12], "m": np.float32([0.1])})).shape == (1, 9)
+    np.testing.assert_array_equal(  # "0.1", not "0.10000000149011612"
+        probe.transform(pd.DataFrame({"n": [12], "m": np.float32([0.1])})),
+        text.transform(["Town 12 has 0.1 people"]))
+    # Rows of 0-d tensors are read as numbers, as before.
+    np.testing.assert_array_equal(probe.transform([[torch.tensor(12), torch.tensor(0.5)]]),
+                                  expected)
     ints = BenfordDigitProbe(tiny_lm_folder, template="{0:d} people").fit([[1]])
     np.testing.assert_array_equal(ints.transform(pd.DataFrame({"n": [12], "m": [0.5]})[["n"]]),
                                   ints.transform(np.array([[12]])))

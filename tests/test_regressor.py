@@ -377,12 +377,22 @@ def test_bfloat16_tensors_and_lists_of_tensors_are_read():
     np.testing.assert_array_equal(reg.predict(rows), reg.predict(X))
 
 
+def test_a_namedtuple_of_row_tensors_is_read_as_rows():
+    from collections import namedtuple
+
+    X, y = regression_data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    Rows = namedtuple("Rows", ["a", "b", "c"])
+    rows = Rows(*(torch.tensor(row).requires_grad_(True) for row in X[:3]))
+    np.testing.assert_array_equal(reg.predict(rows), reg.predict(X[:3]))
+
+
 @pytest.mark.parametrize("kind", ["sparse", "meta"])
 def test_tensors_without_dense_values_are_a_clear_error(kind):
     X, y = regression_data()
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     bad = torch.tensor(X).to_sparse() if kind == "sparse" else torch.empty(X.shape, device="meta")
-    with pytest.raises(ValueError, match="sparse torch tensor" if kind == "sparse" else "'meta'"):
+    with pytest.raises(ValueError, match="layout torch.sparse_coo" if kind == "sparse" else "'meta'"):
         reg.predict(bad)
 
 

@@ -255,7 +255,8 @@ def test_unusable_devices_are_clear_errors(device):
     # Keys with a parameter of their own trained silently with another value than get_params
     # reports (lr, optimizer; max_epochs also cut the cosine schedule short); module and
     # criterion failed inside skorch.
-    for key, value in (("lr", 0.1), ("optimizer", torch.optim.SGD), ("max_epochs", 3),
+    for key, value in (("lr", 0.1), ("optimizer__lr", 0.5), ("optimizer", torch.optim.SGD),
+                       ("optimizer__weight_decay", 0.3), ("max_epochs", 3),
                        ("module", nn.Linear), ("criterion", nn.L1Loss)):
         reg = RandomizedPriorRegressor(**dict(FAST, net_params={key: value}))
         with pytest.raises(ValueError, match=f"net_params may not set '{key}'"):
@@ -389,8 +390,15 @@ def test_non_numeric_targets(y, match):
 
 def test_dates_as_sample_weight_are_refused():
     X, y = data()
-    with pytest.raises(ValueError, match="sample_weight must be numeric.*got dates"):
-        RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=pd.date_range("2020", periods=60))
+    # With a time zone, dates are an object array of Timestamps: scikit-learn made them epoch
+    # numbers (1.6e15) and used them as weights.
+    for weight in (pd.date_range("2020", periods=60), pd.Series(pd.date_range("2020", periods=60,
+                                                                               tz="UTC"))):
+        with pytest.raises(ValueError, match="sample_weight must be numeric.*got dates"):
+            RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=weight)
+    periods = pd.Series(pd.period_range("2020-01", periods=60, freq="M")).to_numpy()
+    with pytest.raises(ValueError, match="y must be numeric.*got Period values"):
+        RandomizedPriorRegressor(**FAST).fit(X, periods)
 
 
 def test_decimal_targets_are_numbers():
@@ -527,3 +535,13 @@ def test_member_nets_check_their_input_like_the_ensemble():
         member.predict(np.c_[X, X[:, :1]])
     with pytest.raises(ValueError, match="Input X contains NaN"):
         member.predict(np.r_[X[:1] * np.nan, X])
+    # A clone (unfitted, rebuilt from its parameters) trains; a single-target member's (n,)
+    # predictions met skorch's (n, 1) targets in MSELoss as an (n, n) matrix of every pair's
+    # error (torch warned): a member trained further learnt the mean of the targets.
+    from sklearn.base import clone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trained = member.fit(X.astype(np.float32), y[:, None].astype(np.float32))
+        clone(member).fit(X.astype(np.float32), y[:, None].astype(np.float32))
+    assert np.corrcoef(trained.predict(X), y)[0, 1] > 0.8

@@ -6,6 +6,7 @@ from numbers import Integral, Real
 from os import PathLike
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
@@ -370,9 +371,12 @@ def _cells_as_given(X):
             cells = np.asarray(X, dtype=object)
         except ValueError:  # ragged: validate_data says so
             return X
-        if cells.ndim != 2 or any(isinstance(v, (complex, np.complexfloating))
+        if cells.ndim != 2 or any(isinstance(v, complex | np.complexfloating)
                                   for v in cells.ravel()):
             return X  # validate_data's own error: complex data, or not 2-D
+        for index, value in np.ndenumerate(cells):
+            if isinstance(value, torch.Tensor) and value.ndim == 0:  # a 0-d tensor: its number
+                cells[index] = value.item()
         return cells
     return X
 

@@ -94,6 +94,20 @@ def _finite(number):
         return False
 
 
+class _AsPrinted:
+    """A NumPy float in a template field: with no format spec, written as NumPy prints it ("0.1"
+    for a float32 0.1; ``format`` would widen it to a Python float, "0.10000000149011612"), and
+    with a spec (``{0:.2f}``) formatted as a Python float."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __format__(self, spec):
+        return str(self.value) if not spec else format(float(self.value), spec)
+
+
 def format_prompts(X, template):
     """One prompt per row of the validated 2-D array X: ``template`` filled with the row's
     values, or the values joined with spaces when it is None."""
@@ -120,7 +134,8 @@ def format_prompts(X, template):
             prompt = " ".join(str(value) for value in row)
         else:
             try:
-                prompt = template.format(*row)
+                prompt = template.format(*(_AsPrinted(value) if isinstance(value, np.floating)
+                                           else value for value in row))
             except (ValueError, TypeError) as exc:
                 raise ValueError(
                     f"template {template!r} cannot format row {row_index} "

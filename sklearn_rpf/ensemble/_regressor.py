@@ -6,9 +6,10 @@ noise out of bag), each implemented in the module that owns the concept.
 """
 
 import contextlib
+import datetime
 import warnings
 from dataclasses import replace
-from numbers import Integral, Real
+from numbers import Integral, Number, Real
 
 import numpy as np
 import torch
@@ -159,7 +160,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     net_params : dict, default=None
         Further keyword arguments for the skorch net, e.g.
         ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or ``{"optimizer__momentum": 0.9}``.
-        Keys that have a parameter here (``device``, ``lr``, ``optimizer``, ``max_epochs``) or
+        Keys that have a parameter here (``device``, ``lr`` and ``optimizer__lr``,
+        ``optimizer``, ``optimizer__weight_decay``, ``max_epochs``) or
         name a part the regressor builds (``module``, ``criterion``, ``train_split``, the
         iterators) are refused with a ValueError; ``batch_size`` may be overridden.
     random_state : int, RandomState instance or None, default=None
@@ -788,7 +790,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 _NET_PARAMS_REFUSED = {
     "device": "use the device parameter, which is checked and also places the data and the priors",
     "lr": "use the lr parameter (the learning-rate schedule reads it too)",
+    "optimizer__lr": "use the lr parameter (the learning-rate schedule reads it too)",
     "optimizer": "use the optimizer parameter",
+    "optimizer__weight_decay": "use the weight_decay parameter",
     "max_epochs": "use the max_epochs parameter (the learning-rate schedule counts its steps)",
     "module": "the regressor builds the ensemble's module from its module and prior parameters",
     "criterion": "the members' bootstrap-weighted loss is the regressor's (see the loss parameter)",
@@ -800,13 +804,24 @@ _NET_PARAMS_REFUSED = {
 
 def _check_numeric(values, name, what):
     """Text, dates and durations are not numbers: scikit-learn would parse numeric strings held
-    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds."""
+    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds.
+    In an object array (time-zone-aware dates, Timestamps, Periods, text), every cell must be a
+    number or None (missing: the finiteness check names it)."""
     array = np.asarray(values)
     kind = array.dtype.kind
-    text = kind in "USV" or (kind == "O" and any(isinstance(v, (str, bytes))
-                                                 for v in array.ravel()))
-    if text or kind in "Mm":
-        sort = "text" if text else ("dates" if kind == "M" else "durations")
+    odd = None
+    if kind == "O":
+        odd = next((v for v in array.ravel() if v is not None
+                    and not isinstance(v, Number | np.bool_)), None)
+    if kind in "USVMm" or odd is not None:
+        if kind in "USV" or isinstance(odd, str | bytes):
+            sort = "text"
+        elif kind == "M" or isinstance(odd, datetime.date):
+            sort = "dates"
+        elif kind == "m" or isinstance(odd, datetime.timedelta):
+            sort = "durations"
+        else:
+            sort = f"{type(odd).__name__} values"
         raise ValueError(
             f"{name} must be numeric ({what}); got {sort} (an array of dtype {array.dtype}). "
             "Convert it to numbers first, e.g. with pandas.to_numeric."

@@ -88,8 +88,11 @@ class Standardizer:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
             for chunk in _chunks(len(X)):
                 np.divide(X[chunk] - self.x_offset, self.x_scale, out=out[chunk], casting="unsafe")
-            _refine_overflow(out, X, self.x_offset, self.x_scale)
-        if not np.isfinite(out).all():
+            finite = np.isfinite(out).all()
+            if not finite:
+                _refine_overflow(out, X, self.x_offset, self.x_scale)
+                finite = np.isfinite(out).all()
+        if not finite:
             where = np.argwhere(~np.isfinite(out))[0]
             raise ValueError(
                 f"X[{where[0]}, {where[1]}] = {X[tuple(where)]!r} is too far from the training "
@@ -103,7 +106,8 @@ class Standardizer:
         """Standardised targets, float64, shape ``(n, n_targets)``."""
         with np.errstate(over="ignore", invalid="ignore"):
             out = (y - self.y_offset) / self.y_scale
-            _refine_overflow(out, y, self.y_offset, self.y_scale)
+            if not np.isfinite(out).all():
+                _refine_overflow(out, y, self.y_offset, self.y_scale)
         return out
 
     def inverse_mean(self, mean):
@@ -130,8 +134,9 @@ def _offset_scale(A, weight, normalize):
         return np.zeros(A.shape[1]), np.ones(A.shape[1])
     mean, std, peak = weighted_location_scale(A, weight)
     # A constant column (one whose spread is within the rounding of its values) gets unit scale, as
-    # in StandardScaler, with its test (sklearn.preprocessing._data._is_constant_feature): a spread
-    # of 1e-4 around 1e9 is real and is scaled up, not taken for rounding.
+    # in StandardScaler, with its test (sklearn.preprocessing._data._is_constant_feature, n the
+    # number of rows; StandardScaler uses the weights' sum when weighted): a spread of 1e-4 around
+    # 1e9 is real and is scaled up, not taken for rounding (the cut was 1e-12 of the peak before).
     eps, n = np.finfo(np.float64).eps, A.shape[0]
     variance, location = (std / peak) ** 2, mean / peak
     constant = variance <= n * eps * variance + (n * location * eps) ** 2

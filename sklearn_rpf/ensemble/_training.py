@@ -26,7 +26,7 @@ from sklearn.utils import check_array
 from skorch import NeuralNet, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
-from skorch.utils import is_dataset
+from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
 from .._arrays import untracked
@@ -361,8 +361,19 @@ def _check_convergence(net, start=0, reference=None):
 
 class MemberNet(NeuralNetRegressor):
     """One member as a skorch regressor, whose inputs are checked like the ensemble's: a list,
-    a DataFrame or a tensor is read as an array; NaN, infinity or another number of features is a
-    clear error (torch's shape error, or a silent NaN, before)."""
+    a DataFrame or a tensor is read as an array; NaN, infinity or another number of features than
+    the ensemble's is a clear error (torch's shape error, or a silent NaN, before). Feature names
+    are not checked. A clone (unfitted, from its parameters) checks all but the width."""
+
+    n_features_expected_ = None  # set on the members of a fitted ensemble
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        # A single-target member predicts shape (n,), like the ensemble, while skorch wants y as
+        # (n, 1): MSELoss would broadcast the two into an (n, n) matrix of every pair's error.
+        y_true = to_tensor(y_true, device=self.device)
+        if y_true.shape != y_pred.shape and y_true.numel() == y_pred.numel():
+            y_true = y_true.reshape(y_pred.shape)
+        return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
