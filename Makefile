@@ -63,6 +63,7 @@ benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.bench_fit
 	$(PY) -m benchmarks.bench_reliability
 	$(PY) -m benchmarks.bench_scale
+	$(PY) -m benchmarks.duplicated_rows
 	$(PY) -m benchmarks.bench_probe
 	$(PY) -m benchmarks.bench_probe --dask --n-prompts 1000
 	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md

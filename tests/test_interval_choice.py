@@ -51,3 +51,16 @@ def test_compare_pooled_counts_cases_that_differ():
     line = compare_pooled(rows, ["a", "b"])
     assert "identical in 2 set x level cases" in line
     assert "the lower interval score in 2 of 2" in line
+
+
+def test_duplicated_rows_benchmark_measures_each_layout():
+    # The layouts, and one tiny measurement: every row tripled warns, its coverage is a share.
+    from benchmarks.duplicated_rows import LAYOUTS, laid_out, measure
+
+    X, y = np.arange(16.0).reshape(8, 2), np.arange(8.0)
+    sizes = [len(laid_out(X, y, layout)[0]) for layout in LAYOUTS]
+    assert sizes == [8, 12, 24]
+    tiny = {k: v for k, v in FAST.items() if k != "random_state"}
+    record = measure(40, 0, "all tripled", params=tiny)
+    assert record["share"] == 1.0 and record["warned"]
+    assert 0.0 <= record["coverage"] <= 1.0 and 0.0 <= record["coverage_pooled"] <= 1.0
