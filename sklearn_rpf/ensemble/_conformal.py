@@ -115,16 +115,18 @@ class OutOfBagCalibration:
 
     @classmethod
     def from_out_of_bag(cls, y, oob, out_of_bag, sample_weight, epistemic_scale, noise, hashes,
-                        seed, repeated=0.0):
+                        seed, repeated=0.0, rows=None):
         """Calibration rows: those of positive weight with at least one out-of-bag member (where
-        there are more than ``MAX_ROWS``, the ``MAX_ROWS`` of smallest hash keyed by ``seed``).
+        there are more than ``MAX_ROWS``, the ``MAX_ROWS`` of smallest hash keyed by ``seed``), or
+        ``rows`` where the caller has picked them already (:func:`calibration_rows`).
 
         ``oob`` is the ``_uncertainty.OutOfBag`` summary of the training rows, ``out_of_bag`` the
         ``(n, K)`` boolean mask it was computed from; ``epistemic_scale`` and ``noise`` are the
         fitted factors (standardised units) that make up ``s_{-i}``; ``hashes`` the rows'
         content hashes (``Bag.hashes``).
         """
-        rows = calibration_rows(out_of_bag.any(axis=1) & (sample_weight > 0), hashes, seed)
+        if rows is None:
+            rows = calibration_rows(out_of_bag.any(axis=1) & (sample_weight > 0), hashes, seed)
         if len(rows) < 1:
             return None
         # Stored by decreasing |R_i| of the first target: the pruned search reads them in that

@@ -120,7 +120,7 @@ def _share_with_copies(hashes):
     return float(np.mean(counts[inverse] > 1))
 
 
-def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, seed):
+def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, rows):
     """The out-of-bag sets of the conformal calibration: for row ``i``, the members that did not
     draw row ``i`` itself, as in Kim et al.'s construction, on which their guarantee rests.
 
@@ -128,8 +128,8 @@ def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, seed):
     of the row. Under exchangeability a test point repeats a training row as often as the training
     rows repeat each other, so the jackknife+ residuals must be taken by index; pooled, a row with
     one copy keeps about 2.7 members of 20 rather than 7.4, and its noisier residual widens every
-    interval. Only rows whose two sets differ and that the calibration keeps (positive weight,
-    within the ``MAX_ROWS`` sample) are predicted again.
+    interval. Only rows whose two sets differ and that the calibration keeps (``rows``, from
+    :func:`calibration_rows` on the sets returned here) are predicted again.
 
     Returns
     -------
@@ -143,9 +143,7 @@ def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, seed):
     differ = (by_index != ~bag.in_bag).any(axis=1) & (sample_weight > 0)
     if not differ.any():
         return pooled, by_index, False
-    kept = np.zeros(len(differ), dtype=bool)
-    kept[calibration_rows(by_index.any(axis=1) & (sample_weight > 0), bag.hashes, seed)] = True
-    rows = np.flatnonzero(differ & kept)
+    rows = rows[differ[rows]]
     if len(rows) == 0:
         return pooled, by_index, True
     part = OutOfBag.from_batches(fitted.batches(X[rows]), by_index[rows], fitted.n_targets)
@@ -287,9 +285,14 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
         scales = in_sample_noise(y, mean, sample_weight, heteroscedastic)
     conformal = None
     if oob is not None:
+        # By index, row i is out of bag where no member drew it: the calibration's rows are
+        # picked once from those sets, for the re-prediction and for the residuals alike.
+        rows = calibration_rows((bag.counts == 0).any(axis=1) & (sample_weight > 0), bag.hashes,
+                                seed)
         by_index, out_of_bag, copies_matter = out_of_bag_by_index(fitted, X, bag, oob,
-                                                                  sample_weight, seed)
+                                                                  sample_weight, rows)
         conformal = OutOfBagCalibration.from_out_of_bag(
             y, by_index, out_of_bag, sample_weight, *scales, bag.hashes, seed,
-            repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if copies_matter else 0.0)
+            repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if copies_matter else 0.0,
+            rows=rows)
     return Calibration(*scales, conformal)
