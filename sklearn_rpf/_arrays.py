@@ -1,6 +1,11 @@
 """Inputs as NumPy reads them, whatever the container."""
 
+import datetime
+from numbers import Number
+
+import numpy as np
 import torch
+from sklearn.utils import check_array
 
 # Floating types NumPy has no dtype for: read as float32, which holds every one of their values.
 _WIDENED = {torch.bfloat16} | {getattr(torch, name) for name in (
@@ -25,3 +30,42 @@ def untracked(array):
     if isinstance(array, (list, tuple)) and any(isinstance(a, torch.Tensor) for a in array):
         return [untracked(a) for a in array]  # a list whatever the sequence (a namedtuple too)
     return array
+
+
+def check_numeric(values, name, what=None):
+    """Text, dates and durations are not numbers: scikit-learn would parse numeric strings held
+    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds.
+    In an object array (time-zone-aware dates, Timestamps, Periods, text), every cell must be a
+    number or None (missing: the finiteness check names it). ``what`` says what the values are
+    for, in the message."""
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    odd = None
+    if kind == "O":
+        odd = next((v for v in array.ravel() if v is not None
+                    and not isinstance(v, Number | np.bool_)), None)
+    if kind in "USVMm" or odd is not None:
+        if kind in "USV" or isinstance(odd, str | bytes):
+            sort = "text"
+        elif kind == "M" or isinstance(odd, datetime.date):
+            sort = "dates"
+        elif kind == "m" or isinstance(odd, datetime.timedelta):
+            sort = "durations"
+        else:
+            sort = f"{type(odd).__name__} values"
+        purpose = f" ({what})" if what else ""
+        raise ValueError(
+            f"{name} must be numeric{purpose}; got {sort} (an array of dtype {array.dtype}). "
+            "Convert it to numbers first, e.g. with pandas.to_numeric."
+        )
+
+
+def numeric_array(values, name, what=None, **check_array_params):
+    """``values`` as a float64 array through scikit-learn's ``check_array`` (not forced 2-D), after
+    :func:`untracked` and :func:`check_numeric`: text, dates and durations are refused whatever
+    holds them, where ``check_array`` alone would parse ``"1.5"`` from an object array or a
+    pandas Series."""
+    values = untracked(values)
+    check_numeric(values, name, what)
+    return check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
+                       **check_array_params)

@@ -25,7 +25,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import erf
 from scipy.stats import norm
-from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
-from ._arrays import untracked
+from ._arrays import numeric_array
 
 __all__ = [
     "calibration_curve",
@@ -67,7 +67,7 @@ def _validated(extra=None):
 
 def _as_columns(values, name):
     """Return a finite float64 2-D array (1-D input becomes one column)."""
-    array = check_array(untracked(values), ensure_2d=False, dtype=np.float64, input_name=name)
+    array = numeric_array(values, name)
     return array.reshape(-1, 1) if array.ndim == 1 else array
 
 
@@ -90,9 +90,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
             f"non-positive value(s), the smallest being {y_std.min()!r}."
         )
     if sample_weight is not None:
-        sample_weight = check_array(
-            untracked(sample_weight), ensure_2d=False, dtype=np.float64, input_name="sample_weight"
-        )
+        sample_weight = numeric_array(sample_weight, "sample_weight")
         if sample_weight.ndim != 1:
             raise ValueError(
                 f"sample_weight must be 1-D of shape (n_samples,); got shape {sample_weight.shape}."
@@ -112,9 +110,7 @@ def _check_gaussian_targets(y_true, y_mean, y_std, sample_weight, multioutput):
                 f"shape (n_outputs,); got {multioutput!r}."
             )
     else:
-        multioutput = check_array(
-            untracked(multioutput), ensure_2d=False, dtype=np.float64, input_name="multioutput"
-        )
+        multioutput = numeric_array(multioutput, "multioutput")
         if multioutput.shape != (n_outputs,):
             raise ValueError(
                 f"multioutput weights must have shape (n_outputs,) = ({n_outputs},); "
@@ -361,7 +357,7 @@ def calibration_curve(
     if isinstance(levels, Integral):
         nominal = (np.arange(int(levels)) + 0.5) / int(levels)
     else:
-        nominal = check_array(levels, ensure_2d=False, dtype=np.float64, input_name="levels")
+        nominal = numeric_array(levels, "levels")
         if nominal.ndim != 1 or np.any((nominal <= 0) | (nominal >= 1)):
             raise ValueError(
                 "levels must be a 1-D array of values in the open interval (0, 1); "

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin  # noqa: E402
 from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
@@ -280,3 +281,12 @@ def test_weights_are_checked_before_any_prediction_and_coverages_within_0_and_1(
     with pytest.raises(ValueError, match="observed coverages must lie between 0 and 1"):
         CoverageDisplay(nominal=[0.5, 0.9], observed=[1.4, -3.0]).plot()
     plt.close("all")
+
+
+def test_from_predictions_refuses_numeric_text():
+    y = pd.Series(["0.0", "1.0", "2.0"])
+    with pytest.raises(ValueError, match="must be numeric; got text"):
+        CoverageDisplay.from_predictions(y, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight must be numeric; got text"):
+        CoverageDisplay.from_predictions(np.zeros(3), np.zeros(3), np.ones(3),
+                                         sample_weight=pd.Series(["1", "1", "2"]))

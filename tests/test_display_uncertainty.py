@@ -367,3 +367,12 @@ def test_tensors_that_require_grad_are_read_like_arrays():
         *grad, y_true=grad[1], x_true=grad[0], interval=(grad[1] - 1, grad[1] + 1))
     np.testing.assert_array_equal(display.line_.get_ydata(), mean)
     plt.close("all")
+
+
+def test_from_predictions_refuses_numeric_text():
+    mean, std = np.array([1.0, 0.0, 0.5]), np.array([0.2, 0.1, 0.3])
+    with pytest.raises(ValueError, match="must be numeric; got text"):
+        UncertaintyDisplay.from_predictions([2.0, 0.0, 1.0], mean, std,
+                                            y_true=pd.Series(["1.1", "-0.1", "0.4"]))
+    with pytest.raises(ValueError, match="must be numeric; got text"):
+        UncertaintyDisplay.from_predictions([2.0, 0.0, 1.0], pd.Series(["1", "0", "0.5"]), std)

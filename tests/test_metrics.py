@@ -519,3 +519,35 @@ def test_scorer_keywords_are_checked_when_the_scorer_is_made():
     make_gaussian_scorer("interval_coverage", level=0.9)  # a good keyword still works
     with pytest.raises(TypeError, match="sample_weight is not a keyword of the scorer"):
         make_gaussian_scorer("neg_crps", sample_weight=[1.0, 2.0])
+
+
+TEXT_CONTAINERS = [
+    pd.Series(["1.5", "2.0", "0.5"]),
+    pd.Series(["1.5", "2.0", "0.5"], dtype="string"),
+    np.array(["1.5", "2.0", "0.5"], dtype=object),
+    ["1.5", "2.0", "0.5"],
+]
+
+
+@pytest.mark.parametrize("text", TEXT_CONTAINERS, ids=["series", "string", "object", "list"])
+@pytest.mark.parametrize("argument", ["y_true", "y_mean", "y_std", "sample_weight"])
+def test_numeric_text_is_refused_whatever_holds_it(argument, text):
+    # check_array alone parses "1.5" from an object array or a Series: a silent conversion.
+    values = {"y_true": [1.0, 2.0, 0.5], "y_mean": [1.0, 2.0, 0.5], "y_std": [1.0, 1.0, 1.0],
+              "sample_weight": [1.0, 1.0, 1.0], argument: text}
+    for metric in (gaussian_nll, interval_coverage):
+        with pytest.raises(ValueError, match=f"{argument} must be numeric; got text"):
+            metric(values["y_true"], values["y_mean"], values["y_std"],
+                   sample_weight=values["sample_weight"])
+
+
+def test_dates_are_refused_and_numbers_of_any_container_pass():
+    dates = pd.Series(pd.date_range("2020", periods=3))
+    with pytest.raises(ValueError, match="y_true must be numeric; got dates"):
+        gaussian_nll(dates, [1.0, 2.0, 0.5], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="levels must be numeric; got text"):
+        calibration_curve([1.0, 2.0], [1.0, 2.0], [1.0, 1.0], levels=["0.5", "0.9"])
+    expected = gaussian_nll([1.0, 2.0, 0.5], [1.0, 2.5, 0.5], [1.0, 1.0, 2.0])
+    for y_true in (pd.Series([1, 2, 0.5], dtype="Float64"), np.array([1, 2.0, 0.5], dtype=object),
+                   pd.Series([1, 2, 0.5], dtype=object)):
+        assert gaussian_nll(y_true, [1.0, 2.5, 0.5], [1.0, 1.0, 2.0]) == pytest.approx(expected)

@@ -6,10 +6,9 @@ noise out of bag), each implemented in the module that owns the concept.
 """
 
 import contextlib
-import datetime
 import warnings
 from dataclasses import replace
-from numbers import Integral, Number, Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .._arrays import untracked
+from .._arrays import check_numeric, untracked
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
@@ -493,9 +492,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
-        _check_numeric(y, "y", "a regression target")
+        check_numeric(y, "y", "a regression target")
         if sample_weight is not None:
-            _check_numeric(sample_weight, "sample_weight", "non-negative weights")
+            check_numeric(sample_weight, "sample_weight", "non-negative weights")
         X, y = validate_data(
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
             ensure_min_samples=2 if reset else 1, reset=reset,
@@ -800,32 +799,6 @@ _NET_PARAMS_REFUSED = {
     "iterator_train": "the regressor's batches carry each member's bootstrap weights",
     "iterator_valid": "the regressor's batches carry each member's bootstrap weights",
 }
-
-
-def _check_numeric(values, name, what):
-    """Text, dates and durations are not numbers: scikit-learn would parse numeric strings held
-    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds.
-    In an object array (time-zone-aware dates, Timestamps, Periods, text), every cell must be a
-    number or None (missing: the finiteness check names it)."""
-    array = np.asarray(values)
-    kind = array.dtype.kind
-    odd = None
-    if kind == "O":
-        odd = next((v for v in array.ravel() if v is not None
-                    and not isinstance(v, Number | np.bool_)), None)
-    if kind in "USVMm" or odd is not None:
-        if kind in "USV" or isinstance(odd, str | bytes):
-            sort = "text"
-        elif kind == "M" or isinstance(odd, datetime.date):
-            sort = "dates"
-        elif kind == "m" or isinstance(odd, datetime.timedelta):
-            sort = "durations"
-        else:
-            sort = f"{type(odd).__name__} values"
-        raise ValueError(
-            f"{name} must be numeric ({what}); got {sort} (an array of dtype {array.dtype}). "
-            "Convert it to numbers first, e.g. with pandas.to_numeric."
-        )
 
 
 def _check_out_of_bag(oob_weight):

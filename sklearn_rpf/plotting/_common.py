@@ -8,11 +8,11 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import _safe_indexing, check_array
+from sklearn.utils import _safe_indexing
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils._plotting import _validate_style_kwargs
 
-from .._arrays import untracked
+from .._arrays import numeric_array, untracked
 
 
 def get_axes(ax, caller):
@@ -150,8 +150,7 @@ def interval_predictor(estimator):
 
 def float_array(values, name, allow_inf=False):
     """A float64 array, finite (or, with ``allow_inf``, infinite values allowed but no NaN)."""
-    array = check_array(untracked(values), ensure_2d=False, dtype=np.float64, input_name=name,
-                        ensure_all_finite=not allow_inf)
+    array = numeric_array(values, name, ensure_all_finite=not allow_inf)
     if allow_inf and np.isnan(array).any():
         raise ValueError(f"Input {name} contains NaN.")
     return array
@@ -184,7 +183,7 @@ def finish_axes(ax, xlabel, ylabel):
 
 def observed_target(y, n_targets, target, name="y"):
     """The observed column matching the drawn prediction (``n_targets`` None: single output)."""
-    y = check_array(untracked(y), ensure_2d=False, dtype=np.float64, input_name=name)
+    y = numeric_array(y, name)
     if n_targets in (None, 1) and y.ndim in (1, 2) and y.size == len(y):
         y = y.reshape(-1) if n_targets is None else y.reshape(-1, 1)  # (n,) and (n, 1) alike
     if y.ndim != (1 if n_targets is None else 2) or (n_targets is not None

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.validation import _num_samples
 
-from .._arrays import untracked
+from .._arrays import numeric_array
 from ..metrics import calibration_curve
 from ._common import float_array, get_axes, interval_predictor, predict_mean_std, style
 
@@ -54,8 +54,7 @@ def _select(columns, target, name):
 def _check_sample_weight(sample_weight, n_samples):
     if sample_weight is None:
         return None
-    weight = check_array(untracked(sample_weight), ensure_2d=False, dtype=np.float64,
-                         input_name="sample_weight")
+    weight = numeric_array(sample_weight, "sample_weight")
     if weight.ndim != 1 or len(weight) != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},); got {weight.shape}.")
     if np.any(weight < 0) or not np.any(weight > 0):
