@@ -591,3 +591,34 @@ def test_each_cell_is_formatted_as_its_own_column_holds_it(tiny_lm_folder):
     np.testing.assert_array_equal(
         BenfordDigitProbe(tiny_lm_folder, template="{0:d} and {1}").fit(both).transform(both),
         text.transform(["12 and 0.5"]))
+
+
+def test_a_huge_prompt_is_cut_before_tokenising_with_the_same_last_tokens(tiny_lm_folder):
+    from sklearn_rpf.benford._prompts import encode_prompts
+
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
+    tokenizer, limit = probe.tokenizer_, probe.context_length_ - 1
+    seen = []
+
+    class Spy:
+        def get_vocab(self):
+            return tokenizer.get_vocab()
+
+        def __call__(self, prompts, **kwargs):
+            seen.append(list(map(len, prompts)))
+            return tokenizer(prompts, **kwargs)
+
+    longest = max(map(len, tokenizer.get_vocab()))
+    prompts = [
+        "Room 101 has   2 beds.\n" * 20_000 + "the bridge is 1 mile long",  # words: cut
+        "x " * 10 + "7" * 60_000,  # one long word at the end: from the break before it
+        "a" * 60_000,  # no break at all: tokenised whole
+        "She ran 42 miles",  # short: untouched
+    ]
+    with pytest.warns(UserWarning, match="3 prompt"):
+        encoded = encode_prompts(Spy(), prompts, limit + 1)
+    for prompt, ids in zip(prompts, encoded, strict=True):
+        assert ids == tokenizer(prompt)["input_ids"][-limit:]
+    lengths = seen[0]
+    assert 4 * limit * longest <= lengths[0] < len(prompts[0]) / 10
+    assert lengths[1] == 60_001 and lengths[2:] == [60_000, len(prompts[3])]

@@ -153,13 +153,23 @@ def format_prompts(X, template):
 
 def encode_prompts(tokenizer, prompts, context_length):
     """Token ids of each prompt; prompts longer than the context keep their end, with a warning
-    (one position stays free for the whitespace step)."""
-    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    (one position stays free for the whitespace step).
+
+    A prompt far longer than the context is cut before tokenising (:func:`_spare_tail`): the
+    tokenizer would otherwise read all of it (minutes for 100 million characters) to keep its
+    last few thousand tokens."""
     limit = None if context_length is None else context_length - 1
+    prompts = list(prompts)
+    vocabulary = getattr(tokenizer, "get_vocab", None)
+    if (limit is not None and vocabulary is not None
+            and max(map(len, prompts), default=0) > _TAIL_FACTOR * limit):
+        longest_token = max(map(len, vocabulary()), default=1)
+        prompts = [_spare_tail(p, _TAIL_FACTOR * limit * max(longest_token, 1)) for p in prompts]
+    encoded = tokenizer(prompts, add_special_tokens=True)["input_ids"]
     n_truncated = 0
     for i, ids in enumerate(encoded):
         if len(ids) == 0:
-            raise ValueError(f"Prompt {prompts[i]!r} encodes to no token at all.")
+            raise ValueError(f"Prompt {prompts[i]!r:.200} encodes to no token at all.")
         if limit is not None and len(ids) > limit:
             encoded[i] = ids[-limit:]  # one position stays free for the whitespace step
             n_truncated += 1
@@ -171,3 +181,30 @@ def encode_prompts(tokenizer, prompts, context_length):
             stacklevel=4,
         )
     return encoded
+
+
+# A prompt is cut before tokenising only where what is left still holds this many times the
+# context in tokens: the tokens kept, the last quarter, are then far from the cut.
+_TAIL_FACTOR = 4
+# A whitespace right after a word, read backwards: tokenizers split words there before merging.
+_REVERSED_BREAK = re.compile(r"\s(?=\S)")
+
+
+def _spare_tail(prompt, n_chars):
+    """The end of ``prompt`` from the first whitespace run at least ``n_chars`` characters from
+    its end (the whole prompt when it is shorter, or when no such break exists: one long word
+    is tokenised whole, its merges could depend on where it starts).
+
+    ``n_chars`` is the context times the longest vocabulary entry times ``_TAIL_FACTOR``: no
+    token covers more characters than its vocabulary entry has (a normaliser that drops
+    characters, such as accent stripping, aside: the factor leaves room for it), so the tail
+    still holds about ``_TAIL_FACTOR`` times the context in tokens; and tokenizers (byte-level
+    BPE, SentencePiece) split words at whitespace before merging, so the last tokens are those
+    of the whole prompt.
+    """
+    if len(prompt) <= n_chars:
+        return prompt
+    start = len(prompt) - n_chars
+    # The last word break at or before the cut, found as the first one in the reversed head.
+    match = _REVERSED_BREAK.search(prompt[start::-1])
+    return prompt if match is None else prompt[start - match.start():]
