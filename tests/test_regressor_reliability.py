@@ -545,3 +545,24 @@ def test_member_nets_check_their_input_like_the_ensemble():
         trained = member.fit(X.astype(np.float32), y[:, None].astype(np.float32))
         clone(member).fit(X.astype(np.float32), y[:, None].astype(np.float32))
     assert np.corrcoef(trained.predict(X), y)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("sizes", [(2**40,), (2**20, 2**20)])
+def test_networks_larger_than_memory_are_refused_before_any_allocation(sizes):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = RandomizedPriorRegressor(hidden_layer_sizes=sizes, n_estimators=2, max_epochs=1)
+    # Was torch's "DefaultCPUAllocator: can't allocate memory" RuntimeError.
+    with pytest.raises(ValueError, match=r"weights and gradients of 2 member\(s\) alone need "
+                                         r"[\d,.]+ TiB in torch.float32, more than the"):
+        model.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="Use smaller layers or fewer members"):
+        model.partial_fit(X, X[:, 0])
+    assert not hasattr(model, "n_features_in_")
+    # The count is the built-in MLPs' (trainable and prior): a custom module is not estimated.
+    model.set_params(hidden_layer_sizes=(4,)).fit(X, X[:, 0])
+    from sklearn_rpf.ensemble._assembly import EnsembleSpec
+
+    spec = EnsembleSpec(module=None, hidden_layer_sizes=(4, 5), activation="relu", prior=None,
+                        prior_scale=0.3, n_features=3, n_targets=2, heteroscedastic=True,
+                        dtype=torch.float64)
+    assert spec.builtin_parameters() == (4 * 4 + 5 * 5 + 6 * 4, 4 * 4 + 5 * 5 + 6 * 2)

@@ -10,6 +10,8 @@ group of members built on a worker is the same as those members built with all t
 import copy
 import functools
 import inspect
+import itertools
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -19,6 +21,26 @@ from torch import nn
 from ._networks import EnsembleMLP, ModuleListEnsemble, VmapEnsemble
 from ._priors import FixedFunctionPrior, RandomizedPriorEnsemble
 from ._seeding import forked_rng, torch_generator, torch_seed
+
+
+def _device_memory(device):
+    """Bytes of memory of ``device`` (a torch.device): physical memory for the CPU, the card's
+    for CUDA; None where it cannot be read."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory
+        if device.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError, RuntimeError):  # no sysconf (Windows), ...
+        pass
+    return None
+
+
+def _bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
 
 
 def is_module_factory(obj):
@@ -133,6 +155,34 @@ class EnsembleSpec:
     @property
     def has_prior(self):
         return self.prior_scale != 0
+
+    def builtin_parameters(self):
+        """Values per member in the built-in MLPs, ``(trainable, prior)``: the trainable network
+        when ``module`` is None, the prior when ``prior`` is None (0 for the user's own modules,
+        unknown until built, and without a prior)."""
+        def mlp(n_outputs):
+            sizes = (self.n_features, *self.hidden_layer_sizes, n_outputs)
+            return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+        return (mlp(self.n_outputs) if self.module is None else 0,
+                mlp(self.n_targets) if self.has_prior and self.prior is None else 0)
+
+    def check_memory(self, n_members, device):
+        """A clear error, before anything is allocated, when the built-in networks' weights and
+        gradients alone exceed the device's memory (torch would fail inside its allocator, or
+        the system would kill the process later)."""
+        trainable, prior = self.builtin_parameters()
+        needed = (2 * trainable + prior) * n_members * self.dtype.itemsize
+        available = _device_memory(device)
+        if available is None or needed <= available:
+            return
+        raise ValueError(
+            f"hidden_layer_sizes={self.hidden_layer_sizes} with {self.n_features} feature(s) "
+            f"gives networks of {trainable + prior:,} values per member: the weights and "
+            f"gradients of {n_members} member(s) alone need {_bytes(needed)} in {self.dtype}, "
+            f"more than the {_bytes(available)} of memory of device {str(device)!r}. Use "
+            "smaller layers or fewer members."
+        )
 
     def _nets(self, members, seed, purpose, n_outputs, init):
         """Stand-alone member modules (or an EnsembleMLP) for ``members``, each from its stream."""

@@ -326,13 +326,15 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         return tuple(int(s) for s in sizes)
 
     def _ensemble_spec(self, n_features, n_targets):
-        return EnsembleSpec(
+        spec = EnsembleSpec(
             module=self.module, hidden_layer_sizes=self._hidden_layer_sizes(),
             activation=self.activation, prior=self.prior, prior_scale=float(self.prior_scale),
             n_features=n_features, n_targets=n_targets,
             heteroscedastic=self.loss == "gaussian_nll", dtype=_DTYPES[self.dtype][0],
             vectorize=self.vectorize,
         )
+        spec.check_memory(self.n_estimators, check_device(self.device))
+        return spec
 
     def _training_config(self, n_samples, device):
         widest = max(self._hidden_layer_sizes()) if self.module is None else 256
