@@ -622,3 +622,43 @@ def test_a_huge_prompt_is_cut_before_tokenising_with_the_same_last_tokens(tiny_l
     lengths = seen[0]
     assert 4 * limit * longest <= lengths[0] < len(prompts[0]) / 10
     assert lengths[1] == 60_001 and lengths[2:] == [60_000, len(prompts[3])]
+
+
+def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, monkeypatch):
+    from sklearn_rpf.benford import _digit_scoring
+    from sklearn_rpf.benford._digit_scoring import cache_bytes, select_cache_rows
+
+    prompts = ["word " * k + "with a population size of" for k in (20, 40, 60, 80)] + PROMPTS
+    probe = BenfordDigitProbe(tiny_lm_folder, batch_size=16).fit(prompts)
+    expected = probe.transform(prompts)
+    with _count_tokens(probe.model_) as seen:
+        probe.transform(prompts)
+    widest = max(seen)  # one pass held several long prompts
+    # Budgets a long prompt fills alone (a prompt of about 100 tokens): the same numbers, up to
+    # float32 rounding in passes of other shapes.
+    monkeypatch.setattr(_digit_scoring, "ATTENTION_SCORES_PER_PASS", 100 * 100)
+    monkeypatch.setattr(_digit_scoring, "CACHE_BYTES_PER_PASS", 1)
+    shapes = []
+    handle = probe.model_.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True)
+    try:
+        np.testing.assert_allclose(probe.transform(prompts), expected, rtol=0, atol=1e-6)
+    finally:
+        handle.remove()
+    long_passes = [rows for rows, width in shapes if width > 48]
+    assert long_passes and max(long_passes) == 1 < widest / 100
+    assert {rows for rows, width in shapes if width == 1} == {1}  # whitespace step: one pair
+
+    # Selecting cache rows copies those rows only and leaves the batch's cache as it was.
+    ids = torch.tensor([probe.tokenizer_("she ran 42 miles")["input_ids"][:4]] * 2)
+    ids[1] = ids[1].flip(0)
+    with torch.inference_mode():
+        cache = probe.model_(input_ids=ids, use_cache=True).past_key_values
+    before = [t.clone() for t in _digit_scoring._cache_tensors(cache)]
+    selected = select_cache_rows(cache, torch.tensor([1, 1, 0]))
+    after = _digit_scoring._cache_tensors(cache)
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert cache_bytes(selected) == cache_bytes(cache) * 3 // 2
+    layer = selected.layers[0]
+    torch.testing.assert_close(layer.keys[2], cache.layers[0].keys[0], rtol=0, atol=0)

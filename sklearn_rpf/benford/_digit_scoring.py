@@ -35,6 +35,11 @@ MIN_SHARED_PREFIX = 4
 MIN_SHARED_TOKENS = 32
 # Prompt lengths are padded to multiples of this, so that a batch holds prompts of many lengths.
 PAD_MULTIPLE = 8
+# Memory per forward pass for long prompts (a short prompt never comes near these): the batch's
+# attention scores, rows x new tokens x all tokens per head, and the whitespace step's copies of
+# the prompts' caches, in bytes. A prompt at SmolLM2's context (8,192 tokens) fills each alone.
+ATTENTION_SCORES_PER_PASS = 2**26
+CACHE_BYTES_PER_PASS = 2**29
 
 
 # ------------------------------------------------------------- what the vocabulary's tokens say
@@ -114,12 +119,43 @@ def pad_token_id(model, tokenizer):
 
 # -------------------------------------------------------------------------------- batching
 def select_cache_rows(cache, rows):
-    """A new key/value cache holding the given batch rows (repeats allowed); the input is kept."""
+    """A new key/value cache holding the given batch rows (repeats allowed); the input is kept.
+
+    The copy shares the input's tensors until ``reorder_cache`` replaces them with the selected
+    rows (transformers' layers assign ``index_select`` results, they do not write in place):
+    deep-copying the tensors too would copy every row of the batch, gigabytes for long prompts,
+    to keep a few."""
     if isinstance(cache, tuple):  # legacy layout: one (key, value, ...) tuple per layer
         return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
-    selected = copy.deepcopy(cache)
+    selected = copy.deepcopy(cache, {id(t): t for t in _cache_tensors(cache)})
     selected.reorder_cache(rows)
     return selected
+
+
+def _cache_tensors(obj, seen=None):
+    """Every tensor reachable from a cache object through attributes, lists, tuples and dicts."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        children = obj.values()
+    elif isinstance(obj, list | tuple):
+        children = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children = vars(obj).values()
+    else:
+        return []
+    return [t for child in children for t in _cache_tensors(child, seen)]
+
+
+def cache_bytes(cache):
+    """Bytes held by a key/value cache's tensors."""
+    tensors = (_cache_tensors(cache) if not isinstance(cache, tuple)
+               else [t for layer in cache for t in layer])
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def padded_length(length):
@@ -271,7 +307,7 @@ class DigitScorer:
                 lengths = [len(distinct[i]) - prefix for i in members]
                 # The whitespace step adds one token per (prompt, token) pair, so it takes larger
                 # chunks than prompt batches in the same memory.
-                for rows in self._batches(members, lengths, batch_size):
+                for rows in self._batches(members, lengths, batch_size, prefix):
                     repeat = torch.zeros(len(rows), dtype=torch.long, device=self.device)
                     batch_cache = None if cache is None else select_cache_rows(cache, repeat)
                     result[rows] = self._score([distinct[i][prefix:] for i in rows], batch_cache,
@@ -287,15 +323,19 @@ class DigitScorer:
         return out.logits, getattr(out, self.cache_keyword)
 
     @staticmethod
-    def _batches(members, lengths, batch_size):
-        """``members`` in batches of one padded length, at most ``batch_size`` each."""
+    def _batches(members, lengths, batch_size, cached=0):
+        """``members`` in batches of one padded length, at most ``batch_size`` each, and fewer
+        where long prompts (after ``cached`` shared tokens) would make the attention scores of
+        a pass exceed ``ATTENTION_SCORES_PER_PASS`` per head."""
         width = dict(zip(members, map(padded_length, lengths), strict=True))
         size = dict(zip(members, lengths, strict=True))
         ordered = sorted(members, key=lambda i: (width[i], size[i]))
         batches = []
-        for _, same in itertools.groupby(ordered, key=width.get):
+        for padded, same in itertools.groupby(ordered, key=width.get):
             same = list(same)
-            batches += [same[b : b + batch_size] for b in range(0, len(same), batch_size)]
+            fits = max(1, ATTENTION_SCORES_PER_PASS // (padded * (cached + padded)))
+            step = min(batch_size, fits)
+            batches += [same[b : b + step] for b in range(0, len(same), step)]
         return batches
 
     def _digit_sums(self, logits):
@@ -345,6 +385,10 @@ class DigitScorer:
         needed &= ordered > 0
         pair_rows, pair_ranks = torch.nonzero(needed, as_tuple=True)
         mass = torch.zeros(space_probs.shape[0], 9, dtype=torch.float64, device=self.device)
+        # Each pair gets its own copy of its prompt's cache (and the pass another, one token
+        # longer): long prompts take fewer pairs per pass.
+        row_bytes = cache_bytes(cache) / max(1, space_probs.shape[0])
+        chunk = max(1, min(chunk, int(CACHE_BYTES_PER_PASS // max(row_bytes, 1))))
         for start in range(0, len(pair_rows), chunk):
             rows = pair_rows[start : start + chunk]
             ranks = pair_ranks[start : start + chunk]
