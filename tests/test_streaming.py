@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
@@ -225,3 +226,36 @@ def test_calibration_sample_holds_distinct_rows_over_passes():
     reg = stream(RandomizedPriorRegressor(**FAST), X, y, chunk=150, passes=3)
     assert len(reg._stream.sample.hashes) == len(np.unique(reg._stream.sample.hashes)) == 600
     assert reg._calibration.n_rows <= 600
+
+
+def test_the_stream_keeps_its_own_copy_of_the_rows():
+    # A reader that refills one buffer per chunk: the calibration sample must not be that buffer.
+    X, y = data(60)
+    own, reused = RandomizedPriorRegressor(**FAST), RandomizedPriorRegressor(**FAST)
+    bx, by = np.empty((20, 3)), np.empty(20)
+    for start in range(0, 60, 20):
+        own.partial_fit(X[start:start + 20].copy(), y[start:start + 20].copy())
+        bx[:], by[:] = X[start:start + 20], y[start:start + 20]
+        reused.partial_fit(bx, by)
+    np.testing.assert_array_equal(reused.noise_, own.noise_)
+    np.testing.assert_array_equal(reused.predict_interval(X[:5]), own.predict_interval(X[:5]))
+
+
+def test_parameters_written_differently_are_the_same_parameters():
+    X, y = data(60)
+    reg = RandomizedPriorRegressor(**dict(FAST, hidden_layer_sizes=[16], device=torch.device("cpu")))
+    reg.partial_fit(X, y).set_params(hidden_layer_sizes=(16,), device="cpu").partial_fit(X, y)
+    reg.set_params(hidden_layer_sizes=np.array([16]), device=torch.device("cpu"))
+    reg.partial_fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes changed"):
+        reg.set_params(hidden_layer_sizes=(16, 16)).partial_fit(X, y)
+
+
+def test_one_row_and_no_target_get_clear_errors():
+    X, y = data(10)
+    with pytest.raises(ValueError, match="Found 1 sample, but the first fit or partial_fit"):
+        RandomizedPriorRegressor(**FAST).partial_fit(X[:1], y[:1])
+    reg = RandomizedPriorRegressor(**FAST).partial_fit(X[:2], y[:2])
+    reg.partial_fit(X[2:3], y[2:3])  # later calls may have one row
+    with pytest.raises(ValueError, match=r"y has no target column \(shape \(10, 0\)\)"):
+        RandomizedPriorRegressor(**FAST).fit(X, np.empty((10, 0)))

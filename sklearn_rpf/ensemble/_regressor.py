@@ -16,7 +16,12 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_is_fitted,
+    validate_data,
+)
 
 from .._arrays import check_numeric, untracked
 from ._assembly import EnsembleSpec
@@ -495,6 +500,15 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
         check_numeric(y, "y", "a regression target")
+        y_shape = np.asarray(y).shape
+        if len(y_shape) == 2 and y_shape[1] == 0:  # scikit-learn would say "0 feature(s)"
+            raise ValueError(f"y has no target column (shape {y_shape}); at least one is needed.")
+        if reset and y_shape[:1] == (1,) and _rows(X) == 1:
+            raise ValueError(
+                "Found 1 sample, but the first fit or partial_fit call needs at least 2: the "
+                "inputs and targets are scaled from its rows (later partial_fit calls may have "
+                "one)."
+            )
         if sample_weight is not None:
             check_numeric(sample_weight, "sample_weight", "non-negative weights")
         X, y = validate_data(
@@ -801,6 +815,14 @@ _NET_PARAMS_REFUSED = {
     "iterator_train": "the regressor's batches carry each member's bootstrap weights",
     "iterator_valid": "the regressor's batches carry each member's bootstrap weights",
 }
+
+
+def _rows(X):
+    """Rows of ``X`` as scikit-learn counts them; None where it cannot (its check will say)."""
+    try:
+        return _num_samples(X)
+    except TypeError:
+        return None
 
 
 def _check_out_of_bag(oob_weight):

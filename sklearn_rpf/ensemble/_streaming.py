@@ -48,6 +48,29 @@ def poisson_counts(hashes, seed, n_members):
     return counts
 
 
+def _same_parameter(before, value):
+    """Whether two values of a parameter mean the same: ``[8]``, ``(8,)``, ``np.array([8])`` and
+    ``8`` alike (as ``hidden_layer_sizes`` reads them), but not ``(8, 8)``; a device and its
+    name alike."""
+    before, value = _comparable(before), _comparable(value)
+    if isinstance(before, np.ndarray) or isinstance(value, np.ndarray):
+        return np.array_equal(np.atleast_1d(before), np.atleast_1d(value))
+    return bool(np.all(before == value))
+
+
+def _comparable(value):
+    if isinstance(value, list | tuple | np.ndarray):
+        return np.asarray(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(torch.device(value))
+        except (RuntimeError, TypeError):  # not a device name: the text itself
+            return value
+    return value
+
+
 @dataclass
 class CalibrationSample:
     """A bottom-k sample of the distinct rows seen so far: uniform, and the same however they
@@ -65,7 +88,9 @@ class CalibrationSample:
     def add(self, X, y, weight, hashes):
         """Merge a chunk; keep the ``capacity`` rows of smallest rank."""
         ranks = hash_uniform(hashes, hash_key(self.seed, "draws"))
-        if self.X is not None:
+        if self.X is None:  # validated float64 input can be the caller's own array: keep a copy
+            X, y, weight = np.array(X), np.array(y), np.array(weight)
+        else:
             X, y = np.concatenate([self.X, X]), np.concatenate([self.y, y])
             weight = np.concatenate([self.weight, weight])
             hashes, ranks = np.concatenate([self.hashes, hashes]), np.concatenate([self.ranks, ranks])
@@ -161,7 +186,7 @@ class Stream:
             same = before is value
             if not same:
                 try:
-                    same = bool(np.all(before == value))
+                    same = _same_parameter(before, value)
                 except Exception:  # noqa: BLE001 - objects without a usable ==
                     same = False
             if not same:
