@@ -155,3 +155,19 @@ def test_cluster_workers_get_the_relaxed_malloc(client):
     assert max(called.values()) == 1  # the workers that trained a group called it
     # and there it acted: Dask's nanny set the trim threshold in every worker
     assert set(client.run(relax_worker_malloc).values()) == {True}
+
+
+def test_a_module_class_trains_on_the_cluster(client):
+    # distributed serialises an nn.Module field by field, past its __getstate__: a vmapped
+    # ensemble's meta-device skeleton failed to deserialise and the fit waited forever.
+    from functools import partial
+
+    from sklearn_rpf.ensemble._networks import MLP
+
+    X, y = data(100)
+    params = dict(FAST, module=partial(MLP, hidden_layer_sizes=(8,)), prior=MLP, n_jobs=2)
+    local = RandomizedPriorRegressor(**params).fit(X, y)
+    with parallel_backend("dask"):
+        remote = RandomizedPriorRegressor(**params).fit(X, y)
+    np.testing.assert_allclose(remote.predict(X, return_std=True), local.predict(X, return_std=True),
+                               rtol=1e-5, atol=1e-5)

@@ -14,6 +14,7 @@ Dask worker with several threads) serialise the blocks that fork torch's global 
 """
 
 import copy
+import pickle
 import sys
 import warnings
 from dataclasses import replace
@@ -64,7 +65,10 @@ def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net
     net = train_module(module, TrainingData(x, y, weight, oob_weight), config, seed)
     if keep_net:  # the net and its module stay where they trained (a GPU, say)
         return net.module_, len(net.history), net
-    return net.module_.cpu(), len(net.history), None
+    # Sent back as pickle bytes: distributed serialises an nn.Module field by field, past its
+    # __getstate__, and a vmapped ensemble's meta-device skeleton then fails to deserialise
+    # (the fit waited forever); bytes travel as they are, and joblib pickles results anyway.
+    return pickle.dumps(net.module_.cpu()), len(net.history), None
 
 
 def plan_groups(spec, seed, x, n_members, n_jobs):
@@ -127,6 +131,7 @@ def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
             "worker was lost while it held a group's data (joblib scatters it to one worker, "
             "without a copy). The estimator is unchanged; fit again, on a stable cluster."
         ) from exc
-    module = RandomizedPriorEnsemble.concatenate([module for module, _, _ in results])
+    # Our own workers' bytes, from the processes joblib started for this call.
+    module = RandomizedPriorEnsemble.concatenate([pickle.loads(blob) for blob, _, _ in results])
     net = make_net(module.to(config.device), config, len(x), seed, max_epochs=0)
     return net, max(epochs for _, epochs, _ in results)
