@@ -170,7 +170,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         iterators) are refused with a ValueError; ``batch_size`` may be overridden.
     random_state : int, RandomState instance or None, default=None
         Seeds initial weights, priors, bootstrap resamples and shuffling. Member ``k``'s weights,
-        prior and resample depend only on ``(random_state, k)``, and the mini-batch order is
+        prior and resample depend only on ``(random_state, k)`` and the data (resamples are
+        drawn over the rows in the order of a hash of their values: the order of the rows does
+        not matter and identical rows are drawn together, but the same data in other units or
+        another dtype is other values and draws other resamples), and the mini-batch order is
         shared, so the fitted members do not depend on how they were grouped for training:
         in float64 to rounding, which training can amplify (after 2,500 steps on a toy, 16 of
         20 members bitwise equal, the others within 1e-11 to 4e-3). In float32, the default
