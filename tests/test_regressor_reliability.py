@@ -463,6 +463,12 @@ def test_single_target_members_predict_one_dimension():
     assert reg.estimators_[0].predict(X).shape == reg.predict(X).shape == (60,)
     multi = RandomizedPriorRegressor(**FAST).fit(X, np.c_[y, 2 * y])
     assert multi.estimators_[0].predict(X).shape == multi.predict(X).shape == (60, 2)
+    # Rows too far out for float32: the member says so as the ensemble does (was NaN).
+    far = np.r_[X[:2], X[:1] * 1e40]
+    with pytest.raises(ValueError, match="too far from the training data"):
+        reg.predict(far)
+    with pytest.raises(ValueError, match="member returned NaN or infinity for row 2 of X"):
+        reg.estimators_[0].predict(far)
 
 
 # ----------------------------------------------------------------------------- member-wise streams

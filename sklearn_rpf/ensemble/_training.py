@@ -375,6 +375,17 @@ class MemberNet(NeuralNetRegressor):
             y_true = y_true.reshape(y_pred.shape)
         return super().get_loss(y_pred, y_true, *args, **kwargs)
 
+    def predict(self, X):
+        out = super().predict(X)
+        finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+        if not finite.all():  # as the ensemble's predict says, not a silent NaN
+            raise ValueError(
+                f"This member returned NaN or infinity for row {int(np.argmin(finite))} of X. "
+                "The inputs may be too far from the training data for the network's precision; "
+                "try dtype='float64' in the regressor."
+            )
+        return out
+
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
             X = check_array(untracked(X), dtype=[np.float64, np.float32], input_name="X")
