@@ -572,3 +572,20 @@ def test_networks_larger_than_memory_are_refused_before_any_allocation(sizes):
                         prior_scale=0.3, n_features=3, n_targets=2, heteroscedastic=True,
                         dtype=torch.float64)
     assert spec.builtin_parameters() == (4 * 4 + 5 * 5 + 6 * 4, 4 * 4 + 5 * 5 + 6 * 2)
+
+
+def test_a_deep_copy_with_a_lambda_prior_is_independent():
+    # skorch's __getstate__ pickles the module, and a lambda cannot be pickled: deepcopy failed.
+    import copy
+
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, prior=lambda t: torch.sin(3 * t[:, :1]))).fit(X, y)
+    before = reg.predict(X, return_std=True)
+    twin = copy.deepcopy(reg)
+    np.testing.assert_array_equal(twin.predict(X, return_std=True), before)
+    np.testing.assert_array_equal(twin.predict_interval(X), reg.predict_interval(X))
+    member = copy.deepcopy(reg.estimators_[0])
+    np.testing.assert_array_equal(member.predict(X), reg.estimators_[0].predict(X))
+    twin.partial_fit(X, y)  # trains the copy's own parameters, through its own optimizer
+    assert not np.array_equal(twin.predict(X), before[0])
+    np.testing.assert_array_equal(reg.predict(X, return_std=True), before)

@@ -13,6 +13,7 @@ member stops, and keeps its best weights, on its own.
 :mod:`._callbacks`; :mod:`._groups` spreads groups over processes or machines.
 """
 
+import copy
 import inspect
 import itertools
 import math
@@ -131,7 +132,19 @@ def out_of_bag_split(dataset, y=None):
     return dataset, dataset
 
 
-class EnsembleNet(NeuralNet):
+class _CopiedInMemory:
+    """``copy.deepcopy`` copies the attributes themselves. skorch's ``__getstate__``, which a
+    deep copy would otherwise go through, pickles the modules (to move CUDA tensors when
+    unpickled), and a prior given as a lambda, which deep-copies fine, cannot be pickled."""
+
+    def __deepcopy__(self, memo):
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+
+class EnsembleNet(_CopiedInMemory, NeuralNet):
     """A skorch net that trains a group of members of a :class:`RandomizedPriorEnsemble`.
 
     Its input is a dict with keys ``x`` (features), ``weight`` (bootstrap counts times sample
@@ -359,7 +372,7 @@ def _check_convergence(net, start=0, reference=None):
         )
 
 
-class MemberNet(NeuralNetRegressor):
+class MemberNet(_CopiedInMemory, NeuralNetRegressor):
     """One member as a skorch regressor, whose inputs are checked like the ensemble's: a list,
     a DataFrame or a tensor is read as an array; NaN, infinity or another number of features than
     the ensemble's is a clear error (torch's shape error, or a silent NaN, before). Feature names
