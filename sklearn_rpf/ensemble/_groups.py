@@ -14,11 +14,11 @@ Dask worker with several threads) serialise the blocks that fork torch's global 
 """
 
 import copy
-import pickle
 import sys
 import warnings
 from dataclasses import replace
 
+import cloudpickle
 import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
@@ -65,10 +65,11 @@ def _train_group(spec, members, x, y, weight, oob_weight, config, seed, keep_net
     net = train_module(module, TrainingData(x, y, weight, oob_weight), config, seed)
     if keep_net:  # the net and its module stay where they trained (a GPU, say)
         return net.module_, len(net.history), net
-    # Sent back as pickle bytes: distributed serialises an nn.Module field by field, past its
+    # Sent back as bytes: distributed serialises an nn.Module field by field, past its
     # __getstate__, and a vmapped ensemble's meta-device skeleton then fails to deserialise
-    # (the fit waited forever); bytes travel as they are, and joblib pickles results anyway.
-    return pickle.dumps(net.module_.cpu()), len(net.history), None
+    # (the fit waited forever); bytes travel as they are. cloudpickle, as joblib and Dask use
+    # for tasks: a lambda prior or a class defined in __main__ goes by value.
+    return cloudpickle.dumps(net.module_.cpu()), len(net.history), None
 
 
 def plan_groups(spec, seed, x, n_members, n_jobs):
@@ -132,6 +133,7 @@ def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
             "without a copy). The estimator is unchanged; fit again, on a stable cluster."
         ) from exc
     # Our own workers' bytes, from the processes joblib started for this call.
-    module = RandomizedPriorEnsemble.concatenate([pickle.loads(blob) for blob, _, _ in results])
+    module = RandomizedPriorEnsemble.concatenate(
+        [cloudpickle.loads(blob) for blob, _, _ in results])
     net = make_net(module.to(config.device), config, len(x), seed, max_epochs=0)
     return net, max(epochs for _, epochs, _ in results)
