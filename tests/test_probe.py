@@ -655,10 +655,18 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     ids[1] = ids[1].flip(0)
     with torch.inference_mode():
         cache = probe.model_(input_ids=ids, use_cache=True).past_key_values
+    # A length counter that a layer advances in place (LFM2's, Qwen3-Next's linear attention):
+    # reorder_cache leaves it shared, so the copy must get its own.
+    cache.layers[0].seen = torch.tensor(4)
     before = [t.clone() for t in _digit_scoring._cache_tensors(cache)]
     selected = select_cache_rows(cache, torch.tensor([1, 1, 0]))
+    counter = cache.layers[0].seen.element_size()
+    assert cache_bytes(selected) - counter == (cache_bytes(cache) - counter) * 3 // 2
+    torch.testing.assert_close(selected.layers[0].keys[2], cache.layers[0].keys[0], rtol=0, atol=0)
+    selected.layers[0].seen.add_(1)
+    with torch.inference_mode():  # a pass on the copy: its layers append to their own tensors
+        probe.model_(input_ids=ids[:1].repeat(3, 1)[:, :1], past_key_values=selected,
+                     use_cache=True)
     after = _digit_scoring._cache_tensors(cache)
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
-    assert cache_bytes(selected) == cache_bytes(cache) * 3 // 2
-    layer = selected.layers[0]
-    torch.testing.assert_close(layer.keys[2], cache.layers[0].keys[0], rtol=0, atol=0)
+    assert selected.layers[0].seen == 5 and cache.layers[0].seen == 4

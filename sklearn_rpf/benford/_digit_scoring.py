@@ -121,15 +121,18 @@ def pad_token_id(model, tokenizer):
 def select_cache_rows(cache, rows):
     """A new key/value cache holding the given batch rows (repeats allowed); the input is kept.
 
-    The copy shares the input's tensors until ``reorder_cache`` replaces them with the selected
-    rows (transformers' layers assign ``index_select`` results, they do not write in place):
-    deep-copying the tensors too would copy every row of the batch, gigabytes for long prompts,
-    to keep a few."""
+    The copy starts out sharing the input's tensors: ``reorder_cache`` replaces the per-row ones
+    (keys, values, convolution states) with the selected rows, and only the tensors it left
+    shared are then cloned (a layer's length counter, which some layers advance in place).
+    Deep-copying every tensor first would copy every row of the batch, gigabytes for long
+    prompts, to keep a few."""
     if isinstance(cache, tuple):  # legacy layout: one (key, value, ...) tuple per layer
         return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
-    selected = copy.deepcopy(cache, {id(t): t for t in _cache_tensors(cache)})
+    originals = _cache_tensors(cache)
+    selected = copy.deepcopy(cache, {id(t): t for t in originals})
     selected.reorder_cache(rows)
-    return selected
+    shared = {id(t) for t in originals}
+    return _unshared(selected, lambda t: t.clone() if id(t) in shared else t, {})
 
 
 def _cache_tensors(obj, seen=None):
@@ -149,6 +152,31 @@ def _cache_tensors(obj, seen=None):
     else:
         return []
     return [t for child in children for t in _cache_tensors(child, seen)]
+
+
+def _unshared(obj, replace, done):
+    """``obj`` with every tensor ``t`` in it replaced by ``replace(t)``: attributes, lists and
+    dicts are changed in place, tuples rebuilt; a tensor met twice is replaced once."""
+    if isinstance(obj, torch.Tensor):
+        if id(obj) not in done:
+            done[id(obj)] = replace(obj)
+        return done[id(obj)]
+    if id(obj) in done:
+        return obj
+    done[id(obj)] = obj
+    if isinstance(obj, list):
+        obj[:] = [_unshared(item, replace, done) for item in obj]
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            obj[key] = _unshared(item, replace, done)
+    elif isinstance(obj, tuple):
+        items = [_unshared(item, replace, done) for item in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+        attributes = vars(obj)
+        for key, item in attributes.items():
+            attributes[key] = _unshared(item, replace, done)
+    return obj
 
 
 def cache_bytes(cache):
