@@ -33,17 +33,20 @@ def untracked(array):
 
 
 def check_numeric(values, name, what=None):
-    """Text, dates and durations are not numbers: scikit-learn would parse numeric strings held
-    in an object array or a pandas Series (but not in a list) and turn dates into nanoseconds.
-    In an object array (time-zone-aware dates, Timestamps, Periods, text), every cell must be a
-    number or None (missing: the finiteness check names it). ``what`` says what the values are
-    for, in the message."""
+    """Text, dates and durations are not numbers: scikit-learn's checks parse numeric strings
+    held in an object array or a pandas Series (with an explicit float dtype, in a list too) and
+    turn dates into nanoseconds. In an object array (time-zone-aware dates, Timestamps,
+    Periods, text), every cell must be a number or None (missing: the finiteness check names
+    it); pandas' NA, which NumPy cannot convert, is named here. ``what`` says what the values
+    are for, in the message."""
     array = np.asarray(values)
     kind = array.dtype.kind
     odd = None
     if kind == "O":
         odd = next((v for v in array.ravel() if v is not None
                     and not isinstance(v, Number | np.bool_)), None)
+    if type(odd).__name__ == "NAType":  # pandas.NA, e.g. from a nullable column's to_numpy()
+        raise ValueError(f"Input {name} contains missing values (pandas.NA); drop or fill them.")
     if kind in "USVMm" or odd is not None:
         if kind in "USV" or isinstance(odd, str | bytes):
             sort = "text"

@@ -551,3 +551,9 @@ def test_dates_are_refused_and_numbers_of_any_container_pass():
     for y_true in (pd.Series([1, 2, 0.5], dtype="Float64"), np.array([1, 2.0, 0.5], dtype=object),
                    pd.Series([1, 2, 0.5], dtype=object)):
         assert gaussian_nll(y_true, [1.0, 2.5, 0.5], [1.0, 1.0, 2.0]) == pytest.approx(expected)
+
+
+def test_pandas_na_in_an_object_array_is_named():
+    y_true = np.array([1.0, pd.NA, 0.5], dtype=object)  # e.g. a nullable column as objects
+    with pytest.raises(ValueError, match=r"Input y_true contains missing values \(pandas.NA\)"):
+        gaussian_nll(y_true, [1.0, 2.0, 0.5], [1.0, 1.0, 1.0])
