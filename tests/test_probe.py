@@ -670,3 +670,17 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     after = _digit_scoring._cache_tensors(cache)
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert selected.layers[0].seen == 5 and cache.layers[0].seen == 4
+
+
+def test_fit_checks_the_cells_as_transform_does(tiny_lm_folder):
+    # Before, fit loaded the model and only transform refused the cells.
+    with pytest.raises(ValueError, match="empty prompt"):
+        BenfordDigitProbe(tiny_lm_folder).fit(["a", ""])
+    with pytest.raises(ValueError, match="contains None"):
+        BenfordDigitProbe(tiny_lm_folder).fit(["a", None])
+    waits = pd.DataFrame({"wait": pd.to_timedelta([1.5, 30], unit="D")})
+    # A timedelta was written in nanoseconds ("a wait of 129600000000000 nanoseconds").
+    with pytest.raises(TypeError, match="contains a timedelta64 object"):
+        BenfordDigitProbe(tiny_lm_folder, template="After a wait of {0} the count").fit(waits)
+    with pytest.raises(TypeError, match="contains a timedelta64 object"):
+        BenfordDigitProbe(tiny_lm_folder).fit(np.array([[np.timedelta64(5, "s")]], dtype=object))

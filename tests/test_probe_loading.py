@@ -325,3 +325,29 @@ def test_failed_fit_leaves_the_probe_as_it_was(tiny_lm_folder):
         probe.set_params(device="gpu").fit(["a"])
     check_is_fitted(probe)
     assert probe.model_ is model and probe.n_features_in_ == 2
+
+
+def test_a_shared_model_put_in_train_mode_scores_as_in_eval_mode(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_folder)
+    probe = BenfordDigitProbe((model, tokenizer)).fit(PROMPTS)
+    expected = probe.transform(PROMPTS)
+    model.train()  # the caller fine-tunes between scorings: dropout gave another answer per call
+    model.transformer.h[0].eval()  # mixed modes come back as they were
+    np.testing.assert_allclose(probe.transform(PROMPTS), expected, rtol=0, atol=1e-6)
+    assert model.training and model.transformer.h[1].training
+    assert not model.transformer.h[0].training
+
+
+def test_tokens_the_model_cannot_embed_are_named(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_folder)
+    tokenizer.add_tokens(["zzznewtoken"])  # without model.resize_token_embeddings
+    probe = BenfordDigitProbe((model, tokenizer)).fit(["Room 101"])
+    probe.transform(["Room 101"])  # ids the table has are fine
+    with pytest.raises(ValueError, match=r"embedding table has \d+ rows.*resize_token_embeddings"):
+        probe.transform(["Room zzznewtoken"])  # was torch's "IndexError: index out of range"

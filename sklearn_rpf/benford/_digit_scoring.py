@@ -117,6 +117,20 @@ def pad_token_id(model, tokenizer):
                  if t is not None and 0 <= t < n_embeddings), 0)
 
 
+@contextlib.contextmanager
+def _evaluating(model):
+    """``model`` in eval mode for the block, each submodule's mode restored after: a model the
+    caller shares with the probe and puts in train mode (to fine-tune it) would otherwise score
+    with dropout, a different answer at every call."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 # -------------------------------------------------------------------------------- batching
 def select_cache_rows(cache, rows):
     """A new key/value cache holding the given batch rows (repeats allowed); the input is kept.
@@ -289,6 +303,8 @@ class DigitScorer:
         self.share_prefixes = not _has_sliding_window(getattr(model, "config", None))
         parameter = next(model.parameters(), None)
         self.device = parameter.device if parameter is not None else torch.device("cpu")
+        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        self.n_embeddings = getattr(embeddings, "num_embeddings", None)
         self.vocabulary = len(token_first_digit)
         self.first_digit = torch.tensor(np.asarray(token_first_digit), device=self.device)
         self.whitespace = torch.tensor(np.asarray(whitespace_token_ids), device=self.device)
@@ -322,10 +338,11 @@ class DigitScorer:
         tol = self.whitespace_tol if whitespace_tol is None else whitespace_tol
         verbose = self.verbose if verbose is None else verbose
         distinct = list(dict.fromkeys(map(tuple, token_ids)))
+        self._check_token_ids(distinct)
         position = {ids: i for i, ids in enumerate(distinct)}
         result = np.empty((len(distinct), 9))
         progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not verbose)
-        with torch.inference_mode():
+        with torch.inference_mode(), _evaluating(self.model):
             min_saved = MIN_SHARED_TOKENS if self.share_prefixes else float("inf")
             for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX, min_saved):
                 cache = None
@@ -343,6 +360,20 @@ class DigitScorer:
                     progress.update(len(rows))
         progress.close()
         return result[[position[tuple(ids)] for ids in token_ids]]
+
+    def _check_token_ids(self, sequences):
+        """Token ids past the model's embedding table (tokens added to the tokenizer without
+        ``resize_token_embeddings``) get a clear error, not torch's IndexError."""
+        if self.n_embeddings is None:
+            return
+        largest = max((max(ids) for ids in sequences if ids), default=-1)
+        if largest >= self.n_embeddings:
+            raise ValueError(
+                f"The tokenizer gave token id {largest}, but the model's embedding table has "
+                f"{self.n_embeddings} rows: tokens were added to the tokenizer and not to the "
+                "model. Call model.resize_token_embeddings(len(tokenizer)) (and train the new "
+                "rows), or use the tokenizer the model was trained with."
+            )
 
     def _forward(self, cache, **inputs):
         """One forward pass continuing ``cache`` (None: from scratch): (logits, new cache)."""

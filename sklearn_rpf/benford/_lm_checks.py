@@ -1,6 +1,8 @@
 """What a loaded language model must be before it scores anything: its own weights in memory,
 and a causal LM that returns next-token logits with a KV cache."""
 
+import inspect
+
 import torch
 
 
@@ -21,7 +23,10 @@ def check_causal_lm(model, tokenizer, description):
     try:
         with torch.inference_mode():
             out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-        logits, cache = getattr(out, "logits", None), getattr(out, "past_key_values", None)
+        # transformers 5 renamed the output "cache" and warns on reading the old name.
+        keyword = ("cache" if "cache" in inspect.signature(model.forward).parameters
+                   else "past_key_values")
+        logits, cache = getattr(out, "logits", None), getattr(out, keyword, None)
         ok = isinstance(logits, torch.Tensor) and logits.dim() == 3 and cache is not None
     except Exception:  # noqa: BLE001 - any failure means "not a usable causal LM"
         ok = False

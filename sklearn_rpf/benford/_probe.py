@@ -16,7 +16,7 @@ from .._workers import relax_worker_malloc
 from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
 from ._lm_loading import load_language_model, reload
-from ._prompts import check_template, encode_prompts, format_prompts
+from ._prompts import encode_prompts, format_prompts
 
 __all__ = ["BenfordDigitProbe"]
 
@@ -255,7 +255,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples,) of str
-            Rows to format into prompts; only their number of columns is used here.
+            Rows to format into prompts: checked as ``transform`` checks them (each cell text
+            or a finite number, the template able to format every row); their number of
+            columns is kept.
         y : None
             Ignored.
 
@@ -265,9 +267,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         """
         before = dict(self.__dict__)
         try:
-            self._validate_X(X, reset=True)
-            if self.template is not None:
-                check_template(self.template, self.n_features_in_)
+            # Every row formatted as transform will: a bad cell or template fails here, before
+            # the model is loaded.
+            format_prompts(self._validate_X(X, reset=True), self.template)
             loaded = load_language_model(
                 self.model,
                 dtype=self.dtype,

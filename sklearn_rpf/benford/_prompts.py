@@ -6,6 +6,7 @@ with an optional format spec): ``str.format`` would otherwise let a field walk a
 surrogate left by a bad decode reaches the tokenizer as a TypeError otherwise).
 """
 
+import datetime
 import math
 import re
 import string
@@ -121,8 +122,9 @@ def format_prompts(X, template):
                     f"Input X contains None (row {row_index}); prompts need text or numbers "
                     "in every cell."
                 )
+            # NumPy's timedelta64 is an integer type: it would be written in nanoseconds.
             if not isinstance(value, (str, Number, np.bool_)) or isinstance(
-                value, (complex, np.complexfloating)
+                value, (complex, np.complexfloating, np.timedelta64, datetime.timedelta)
             ):
                 raise TypeError(
                     f"Input X contains a {type(value).__name__} object (row {row_index}); "
