@@ -625,8 +625,8 @@ def test_a_huge_prompt_is_cut_before_tokenising_with_the_same_last_tokens(tiny_l
 
 
 def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, monkeypatch):
-    from sklearn_rpf.benford import _digit_scoring
-    from sklearn_rpf.benford._digit_scoring import cache_bytes, select_cache_rows
+    from sklearn_rpf.benford import _digit_scoring, _kv_cache
+    from sklearn_rpf.benford._kv_cache import cache_bytes, select_cache_rows
 
     prompts = ["word " * k + "with a population size of" for k in (20, 40, 60, 80)] + PROMPTS
     probe = BenfordDigitProbe(tiny_lm_folder, batch_size=16).fit(prompts)
@@ -658,7 +658,7 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     # A length counter that a layer advances in place (LFM2's, Qwen3-Next's linear attention):
     # reorder_cache leaves it shared, so the copy must get its own.
     cache.layers[0].seen = torch.tensor(4)
-    before = [t.clone() for t in _digit_scoring._cache_tensors(cache)]
+    before = [t.clone() for t in _kv_cache._cache_tensors(cache)]
     selected = select_cache_rows(cache, torch.tensor([1, 1, 0]))
     counter = cache.layers[0].seen.element_size()
     assert cache_bytes(selected) - counter == (cache_bytes(cache) - counter) * 3 // 2
@@ -667,7 +667,7 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     with torch.inference_mode():  # a pass on the copy: its layers append to their own tensors
         probe.model_(input_ids=ids[:1].repeat(3, 1)[:, :1], past_key_values=selected,
                      use_cache=True)
-    after = _digit_scoring._cache_tensors(cache)
+    after = _kv_cache._cache_tensors(cache)
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert selected.layers[0].seen == 5 and cache.layers[0].seen == 4
 
