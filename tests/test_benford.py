@@ -1,5 +1,7 @@
 """Tests of the Benford statistics in sklearn_rpf.benford."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,7 +140,7 @@ def test_kl_divergence():
 
 
 def test_chisquare_against_scipy():
-    counts = np.array([40, 20, 10, 10, 5, 5, 4, 3, 3])
+    counts = np.array([40, 20, 10, 10, 5, 5, 4, 3, 3]) * 2  # every expected count above 5
     result = benford_chisquare(counts)
     reference = stats.chisquare(counts, counts.sum() * benford_distribution())
     assert result.statistic == pytest.approx(reference.statistic)
@@ -277,3 +279,53 @@ def test_parameters_are_validated_in_scikit_learns_words():
     with pytest.raises(InvalidParameterError, match="'counts' parameter"):
         benford_chisquare(None)
     assert first_digit_distribution(25, normalize=False)[1] == 1  # one number is still fine
+
+
+def test_chisquare_says_when_its_approximation_is_unsafe():
+    with pytest.warns(UserWarning, match=r"2 observations give expected counts below 5 for "
+                                         r"digit\(s\) \[1, 2, 3, 4, 5, 6, 7, 8, 9\]"):
+        benford_chisquare([0, 0, 0, 0, 0, 0, 0, 0, 2])  # p = 1.5e-6 from two observations
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        benford_chisquare(np.round(200 * benford_distribution()))
+    with pytest.raises(ValueError, match="counts holds numbers too large for float64"):
+        benford_chisquare([10**400] * 9)  # was OverflowError
+
+
+def test_a_series_labelled_by_digit_is_read_by_its_labels():
+    import pandas as pd
+
+    first = pd.Series([1, 1, 1, 2, 2, 3, 4, 1, 9, 5, 1, 2])
+    counts = first.value_counts(normalize=True)  # ordered by frequency, not by digit
+    by_digit = counts.reindex(range(1, 10), fill_value=0)
+    for stat in (mean_absolute_deviation, kl_divergence):
+        expected = stat(by_digit.to_numpy() + 1e-12)
+        assert stat(by_digit.sort_values() + 1e-12) == pytest.approx(expected)
+        assert stat(by_digit.to_numpy()[::-1] + 1e-12) != pytest.approx(expected)  # positional
+    table = pd.DataFrame([by_digit.to_numpy()], columns=range(1, 10))
+    assert mean_absolute_deviation(table[list(range(9, 0, -1))])[0] == pytest.approx(
+        mean_absolute_deviation(by_digit))
+    with pytest.raises(ValueError, match="not by the digits 1..9"):
+        mean_absolute_deviation(pd.Series(np.ones(9), index=list("abcdefghi")))
+
+
+def test_text_is_not_a_weight():
+    with pytest.raises(ValueError, match="p must be numeric; got text"):
+        mean_absolute_deviation(["0.3"] * 9)  # was parsed
+    with pytest.raises(ValueError, match=r"b'\\xff' is not a number"):
+        first_digit_distribution([b"\xff"])  # was UnicodeDecodeError
+    assert first_digit_distribution([b"12", "3"], normalize=False)[[0, 2]].tolist() == [1, 1]
+
+
+def test_the_probes_columns_are_digit_labels():
+    import pandas as pd
+
+    p = benford_distribution() + np.linspace(0, 0.02, 9)
+    columns = [f"digit_{d}" for d in range(1, 10)]
+    table = pd.DataFrame([p], columns=columns)
+    expected = mean_absolute_deviation(p)
+    assert mean_absolute_deviation(table.iloc[0]) == pytest.approx(expected)
+    assert mean_absolute_deviation(table[columns[::-1]])[0] == pytest.approx(expected)
+    assert mean_absolute_deviation(table.mean()) == pytest.approx(expected)
+    assert mean_absolute_deviation(pd.Series(p, index=[str(d) for d in range(1, 10)])) == (
+        pytest.approx(expected))

@@ -158,6 +158,14 @@ def _parse_text(text):
         raise ValueError(f"numbers must be numeric; {text!r:.40} is not a number.") from None
 
 
+def _ascii_text(data):
+    """Bytes as the ASCII text a number is written in."""
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"numbers must be numeric; {data!r:.40} is not a number.") from None
+
+
 def object_first_digits(values):
     """First digits of an object array: Python ints of any size, floats (each in its own
     precision), Decimal, Fraction, numeric strings; None and pandas' NA count as missing, like
@@ -168,7 +176,7 @@ def object_first_digits(values):
         if value is None or type(value).__name__ == "NAType":  # pandas.NA, without pandas
             continue
         if isinstance(value, (str, bytes)):
-            value = _parse_text(value.decode() if isinstance(value, bytes) else value)
+            value = _parse_text(_ascii_text(value) if isinstance(value, bytes) else value)
         if isinstance(value, (complex, np.complexfloating)):
             raise ValueError(
                 f"numbers contains the complex number {value!r}; a first significant digit is "
