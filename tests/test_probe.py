@@ -665,8 +665,8 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     torch.testing.assert_close(selected.layers[0].keys[2], cache.layers[0].keys[0], rtol=0, atol=0)
     selected.layers[0].seen.add_(1)
     with torch.inference_mode():  # a pass on the copy: its layers append to their own tensors
-        probe.model_(input_ids=ids[:1].repeat(3, 1)[:, :1], past_key_values=selected,
-                     use_cache=True)
+        probe.model_(input_ids=ids[:1].repeat(3, 1)[:, :1], use_cache=True,
+                     **{probe.scorer_.cache_keyword: selected})
     after = _kv_cache._cache_tensors(cache)
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert selected.layers[0].seen == 5 and cache.layers[0].seen == 4
