@@ -305,8 +305,15 @@ def test_a_series_labelled_by_digit_is_read_by_its_labels():
     table = pd.DataFrame([by_digit.to_numpy()], columns=range(1, 10))
     assert mean_absolute_deviation(table[list(range(9, 0, -1))])[0] == pytest.approx(
         mean_absolute_deviation(by_digit))
-    with pytest.raises(ValueError, match="not by the digits 1..9"):
-        mean_absolute_deviation(pd.Series(np.ones(9), index=list("abcdefghi")))
+    # Other labels are read by position, as before; so are nine MADs for nigrini_conformity.
+    weights = np.linspace(1, 2, 9)
+    assert mean_absolute_deviation(pd.Series(weights, index=list("abcdefghi"))) == (
+        pytest.approx(mean_absolute_deviation(weights)))
+    floats = pd.Series(by_digit.to_numpy() + 1e-12, index=np.arange(1.0, 10.0))[::-1]
+    assert mean_absolute_deviation(floats) == pytest.approx(
+        mean_absolute_deviation(by_digit.to_numpy() + 1e-12))
+    mads = pd.Series([0.001, 0.02] * 4 + [0.001], index=range(1, 10)).sort_values()
+    np.testing.assert_array_equal(nigrini_conformity(mads), nigrini_conformity(mads.to_numpy()))
 
 
 def test_text_is_not_a_weight():

@@ -671,6 +671,13 @@ def test_long_prompts_take_smaller_passes_with_the_same_numbers(tiny_lm_folder, 
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert selected.layers[0].seen == 5 and cache.layers[0].seen == 4
 
+    # A state tuple held in two places comes back as one tuple of clones in both.
+    state = (torch.tensor(1),)
+    holder = type("Holder", (), {})()
+    holder.a, holder.b = state, [state]
+    _kv_cache._unshared(holder, torch.clone, {})
+    assert holder.a is holder.b[0] and holder.a[0] is not state[0]
+
 
 def test_fit_checks_the_cells_as_transform_does(tiny_lm_folder):
     # Before, fit loaded the model and only transform refused the cells.

@@ -351,3 +351,29 @@ def test_tokens_the_model_cannot_embed_are_named(tiny_lm_folder):
     probe.transform(["Room 101"])  # ids the table has are fine
     with pytest.raises(ValueError, match=r"embedding table has \d+ rows.*resize_token_embeddings"):
         probe.transform(["Room zzznewtoken"])  # was torch's "IndexError: index out of range"
+
+
+def test_a_model_resized_after_fit_is_read_as_it_is_now(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_folder)
+    probe = BenfordDigitProbe((model, tokenizer)).fit(["Room 101"])
+    tokenizer.add_tokens(["zzznewtoken"])
+    model.resize_token_embeddings(len(tokenizer))  # as the error says: then it scores
+    assert np.isfinite(probe.transform(["Room zzznewtoken"])).all()
+
+
+def test_overlapping_scorings_restore_the_modes_when_the_last_ends(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM
+
+    from sklearn_rpf.benford._digit_scoring import _evaluating
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_folder).train()
+    first, second = _evaluating(model), _evaluating(model)  # two threads sharing the model
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not model.training  # the second scoring still runs in eval mode
+    second.__exit__(None, None, None)
+    assert model.training and all(m.training for m in model.modules())

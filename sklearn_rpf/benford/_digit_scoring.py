@@ -19,6 +19,7 @@ weight is read once) on top of its per-token cost:
 import contextlib
 import inspect
 import itertools
+import threading
 import weakref
 from numbers import Integral
 
@@ -118,18 +119,32 @@ def pad_token_id(model, tokenizer):
                  if t is not None and 0 <= t < n_embeddings), 0)
 
 
+# Models being scored now: id -> [number of scorings, each submodule's mode before the first].
+_scoring = {}
+_scoring_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _evaluating(model):
-    """``model`` in eval mode for the block, each submodule's mode restored after: a model the
-    caller shares with the probe and puts in train mode (to fine-tune it) would otherwise score
-    with dropout, a different answer at every call."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
+    """``model`` in eval mode for the block: a model the caller shares with the probe and puts
+    in train mode (to fine-tune it) would otherwise score with dropout, a different answer at
+    every call. Each submodule's mode comes back when the last of the scorings that overlap
+    (threads sharing the model) ends, not when the first does."""
+    with _scoring_lock:
+        entry = _scoring.get(id(model))
+        if entry is None:
+            entry = _scoring[id(model)] = [0, [(m, m.training) for m in model.modules()]]
+            model.eval()
+        entry[0] += 1
     try:
         yield
     finally:
-        for module, training in modes:
-            module.training = training
+        with _scoring_lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _scoring[id(model)]
+                for module, training in entry[1]:
+                    module.training = training
 
 
 # -------------------------------------------------------------------------------- batching
@@ -236,8 +251,6 @@ class DigitScorer:
         self.share_prefixes = not _has_sliding_window(getattr(model, "config", None))
         parameter = next(model.parameters(), None)
         self.device = parameter.device if parameter is not None else torch.device("cpu")
-        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-        self.n_embeddings = getattr(embeddings, "num_embeddings", None)
         self.vocabulary = len(token_first_digit)
         self.first_digit = torch.tensor(np.asarray(token_first_digit), device=self.device)
         self.whitespace = torch.tensor(np.asarray(whitespace_token_ids), device=self.device)
@@ -297,13 +310,17 @@ class DigitScorer:
     def _check_token_ids(self, sequences):
         """Token ids past the model's embedding table (tokens added to the tokenizer without
         ``resize_token_embeddings``) get a clear error, not torch's IndexError."""
-        if self.n_embeddings is None:
+        # Read now: the caller may have resized a shared model's table since fit.
+        embeddings = (self.model.get_input_embeddings()
+                      if hasattr(self.model, "get_input_embeddings") else None)
+        n_embeddings = getattr(embeddings, "num_embeddings", None)
+        if n_embeddings is None:
             return
         largest = max((max(ids) for ids in sequences if ids), default=-1)
-        if largest >= self.n_embeddings:
+        if largest >= n_embeddings:
             raise ValueError(
                 f"The tokenizer gave token id {largest}, but the model's embedding table has "
-                f"{self.n_embeddings} rows: tokens were added to the tokenizer and not to the "
+                f"{n_embeddings} rows: tokens were added to the tokenizer and not to the "
                 "model. Call model.resize_token_embeddings(len(tokenizer)) (and train the new "
                 "rows), or use the tokenizer the model was trained with."
             )

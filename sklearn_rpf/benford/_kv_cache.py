@@ -55,7 +55,7 @@ def _unshared(obj, replace, done):
             done[id(obj)] = replace(obj)
         return done[id(obj)]
     if id(obj) in done:
-        return obj
+        return done[id(obj)]
     done[id(obj)] = obj
     if isinstance(obj, list):
         obj[:] = [_unshared(item, replace, done) for item in obj]
@@ -64,7 +64,8 @@ def _unshared(obj, replace, done):
             obj[key] = _unshared(item, replace, done)
     elif isinstance(obj, tuple):
         items = [_unshared(item, replace, done) for item in obj]
-        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+        done[id(obj)] = type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+        return done[id(obj)]
     elif hasattr(obj, "__dict__") and not isinstance(obj, type):
         attributes = vars(obj)
         for key, item in attributes.items():

@@ -59,10 +59,13 @@ def benford_distribution():
     return np.log10(1.0 + 1.0 / DIGITS)
 
 
-def _as_real_array(values, name):
+def _as_real_array(values, name, by_digit=False):
     """float64 array of ``values``; complex input is an error, not a dropped imaginary part,
-    text and dates are errors, not parsed, and so are numbers beyond float64."""
-    values = _in_digit_order(untracked(values), name)
+    text and dates are errors, not parsed, and so are numbers beyond float64. ``by_digit``:
+    one value per digit, put in digit order where pandas labels say which is which."""
+    values = untracked(values)
+    if by_digit:
+        values = _in_digit_order(values)
     check_numeric(values, name)
     try:
         array = np.asarray(values)
@@ -79,36 +82,34 @@ def _as_real_array(values, name):
     raise ValueError(f"{name} must be real numbers; got complex values {values!r:.80}.")
 
 
-def _in_digit_order(values, name):
-    """A pandas Series (or DataFrame) labelled by digit (``1``..``9``, ``"1"``, or the probe's
-    ``digit_1``..``digit_9``) in any order, as ``value_counts()`` gives them, reordered to 1..9;
-    one labelled otherwise, apart from positions 0..8 in order, is an error rather than read by
-    position."""
+def _in_digit_order(values):
+    """A pandas Series (or DataFrame) labelled by the nine digits (``1``..``9``, ``1.0``,
+    ``"1"``, or the probe's ``digit_1``..``digit_9``) in any order, as ``value_counts()`` gives
+    them, reordered to 1..9. Other labels are read by position, as NumPy reads them."""
     labels = getattr(values, "columns" if getattr(values, "ndim", 1) == 2 else "index", None)
     if labels is None or not hasattr(values, "reindex") or len(labels) != 9:
         return values
     labels = list(labels)
-    if labels == list(range(9)):
-        return values
     digits = [_digit_of(label) for label in labels]
-    if sorted(digits, key=str) != [str(d) for d in DIGITS]:
-        raise ValueError(
-            f"{name} is labelled {labels!r:.80}, not by the digits 1..9: label its weights "
-            "with the digits (e.g. value_counts().reindex(range(1, 10), fill_value=0)) or pass "
-            "an array."
-        )
-    order = [labels[digits.index(str(d))] for d in DIGITS]
+    if sorted(map(str, digits)) != [str(d) for d in DIGITS]:
+        return values
+    order = [labels[digits.index(d)] for d in DIGITS]
     return values[order] if values.ndim == 2 else values.reindex(order)
 
 
 def _digit_of(label):
-    text = str(label)
-    return text[len("digit_"):] if text.startswith("digit_") else text
+    """The digit a label names, or None."""
+    if isinstance(label, str):
+        label = label[len("digit_"):] if label.startswith("digit_") else label
+        return int(label) if label in {str(d) for d in DIGITS} else None
+    if isinstance(label, Real) and not isinstance(label, bool) and float(label) in DIGITS:
+        return int(label)
+    return None
 
 
 def _as_digit_distributions(p, name):
     """Validate rows of 9 non-negative weights and normalise each row to sum to one."""
-    p = _as_real_array(p, name)
+    p = _as_real_array(p, name, by_digit=True)
     if p.ndim not in (1, 2) or p.shape[-1] != 9:
         raise ValueError(
             f"{name} must have shape (9,) or (n_samples, 9), one weight per digit 1..9; "
@@ -261,7 +262,7 @@ def benford_chisquare(counts):
     >>> bool(result.pvalue > 0.05)
     True
     """
-    counts = _as_real_array(counts, "counts")
+    counts = _as_real_array(counts, "counts", by_digit=True)
     if counts.shape != (9,):
         raise ValueError(
             f"counts must have shape (9,), one count per digit 1..9; got {counts.shape}."
