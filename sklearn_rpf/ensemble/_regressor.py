@@ -29,6 +29,7 @@ from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
 from ._groups import train_members
 from ._inference import FittedEnsemble, predict_rows
+from ._member_net import member_net
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
 from ._seeding import seed_from
@@ -36,7 +37,6 @@ from ._streaming import Stream
 from ._training import (
     TrainingConfig,
     check_device,
-    member_net,
     resolve_batch_size,
     resolve_epochs,
     weight_decay_kwargs,

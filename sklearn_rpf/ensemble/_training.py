@@ -23,14 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array
-from skorch import NeuralNet, NeuralNetRegressor
+from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
-from skorch.utils import is_dataset, to_tensor
-from torch import nn
 
-from .._arrays import untracked
 from .._devices import unusable_reason
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
@@ -132,7 +128,7 @@ def out_of_bag_split(dataset, y=None):
     return dataset, dataset
 
 
-class _CopiedInMemory:
+class CopiedInMemory:
     """``copy.deepcopy`` copies the attributes themselves. skorch's ``__getstate__``, which a
     deep copy would otherwise go through, pickles the modules (to move CUDA tensors when
     unpickled), and a prior given as a lambda, which deep-copies fine, cannot be pickled."""
@@ -144,7 +140,7 @@ class _CopiedInMemory:
         return new
 
 
-class EnsembleNet(_CopiedInMemory, NeuralNet):
+class EnsembleNet(CopiedInMemory, NeuralNet):
     """A skorch net that trains a group of members of a :class:`RandomizedPriorEnsemble`.
 
     Its input is a dict with keys ``x`` (features), ``weight`` (bootstrap counts times sample
@@ -370,64 +366,6 @@ def _check_convergence(net, start=0, reference=None):
             f"{losses[-1]:.3g} in the last epoch; the predictions are not to be trusted. Lower lr.",
             ConvergenceWarning, stacklevel=5,
         )
-
-
-class MemberNet(_CopiedInMemory, NeuralNetRegressor):
-    """One member as a skorch regressor, whose inputs are checked like the ensemble's: a list,
-    a DataFrame or a tensor is read as an array; NaN, infinity or another number of features than
-    the ensemble's is a clear error (torch's shape error, or a silent NaN, before). Feature names
-    are not checked. A clone (unfitted, from its parameters) checks all but the width."""
-
-    n_features_expected_ = None  # set on the members of a fitted ensemble
-
-    def get_loss(self, y_pred, y_true, *args, **kwargs):
-        # A single-target member predicts shape (n,), like the ensemble, while skorch wants y as
-        # (n, 1): MSELoss would broadcast the two into an (n, n) matrix of every pair's error.
-        y_true = to_tensor(y_true, device=self.device)
-        if y_true.shape != y_pred.shape and y_true.numel() == y_pred.numel():
-            y_true = y_true.reshape(y_pred.shape)
-        return super().get_loss(y_pred, y_true, *args, **kwargs)
-
-    def predict(self, X):
-        out = super().predict(X)
-        finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-        if not finite.all():  # as the ensemble's predict says, not a silent NaN
-            raise ValueError(
-                f"This member returned NaN or infinity for row {int(np.argmin(finite))} of X. "
-                "The inputs may be too far from the training data for the network's precision; "
-                "try dtype='float64' in the regressor."
-            )
-        return out
-
-    def get_dataset(self, X, y=None):
-        if not is_dataset(X):
-            X = check_array(untracked(X), dtype=[np.float64, np.float32], input_name="X")
-            if not X.flags.writeable:  # pandas' copy-on-write view: torch warns on read-only data
-                X = X.copy()
-            expected = self.n_features_expected_
-            if expected is not None and X.shape[1] != expected:
-                raise ValueError(f"X has {X.shape[1]} features, but this member is expecting "
-                                 f"{expected} features as input.")
-        return super().get_dataset(X, y)
-
-
-def member_net(module, ensemble_net, n_features=None):
-    """One member module as an initialised skorch ``NeuralNetRegressor``, set up like the
-    ensemble's net (optimizer, learning rate, batch size, device), so it can be trained further."""
-    params = ensemble_net.get_params()
-    net = MemberNet(
-        module=module, criterion=nn.MSELoss, train_split=None, optimizer=params["optimizer"],
-        lr=params["lr"],
-        **weight_decay_kwargs(params["optimizer"], params.get("optimizer__weight_decay", 0.0)),
-        max_epochs=params["max_epochs"], batch_size=params["batch_size"],
-        device=params["device"], verbose=params["verbose"],
-        # DataLoaders draw a base seed (and, shuffling, the order) from torch's global generator
-        # unless given their own: these keep the caller's generator untouched.
-        iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
-    )
-    net.n_features_expected_ = n_features
-    net.initialize()
-    return net
 
 
 def weight_decay_kwargs(optimizer, weight_decay):
