@@ -336,3 +336,9 @@ def test_the_probes_columns_are_digit_labels():
     assert mean_absolute_deviation(table.mean()) == pytest.approx(expected)
     assert mean_absolute_deviation(pd.Series(p, index=[str(d) for d in range(1, 10)])) == (
         pytest.approx(expected))
+
+
+def test_a_boolean_is_not_a_mad():
+    for mad in (True, np.array([True, False])):
+        with pytest.raises(ValueError, match="mad must be a number"):
+            nigrini_conformity(mad)  # True read as 1.0: 'nonconformity'

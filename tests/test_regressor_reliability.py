@@ -461,6 +461,7 @@ def test_single_target_members_predict_one_dimension():
     X, y = data()
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     assert reg.estimators_[0].predict(X).shape == reg.predict(X).shape == (60,)
+    assert reg.estimators_[0].predict(X).dtype == reg.predict(X).dtype == np.float64
     multi = RandomizedPriorRegressor(**FAST).fit(X, np.c_[y, 2 * y])
     assert multi.estimators_[0].predict(X).shape == multi.predict(X).shape == (60, 2)
     # Rows too far out for float32: the member says so as the ensemble does (was NaN).

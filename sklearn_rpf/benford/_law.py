@@ -197,6 +197,8 @@ def nigrini_conformity(mad):
     >>> nigrini_conformity(0.01)
     'acceptable conformity'
     """
+    if isinstance(mad, bool | np.bool_) or getattr(getattr(mad, "dtype", None), "kind", "") == "b":
+        raise ValueError(f"mad must be a number, a mean absolute deviation; got {mad!r:.80}.")
     mad_array = _as_real_array(mad, "mad")
     if np.any(~np.isfinite(mad_array)) or np.any(mad_array < 0):
         raise ValueError(f"mad must be finite and non-negative, got {mad!r:.80}.")

@@ -40,7 +40,7 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
                 "The inputs may be too far from the training data for the network's precision; "
                 "try dtype='float64' in the regressor."
             )
-        return out
+        return out.astype(np.float64, copy=False)  # float64 like the ensemble (exact widening)
 
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
