@@ -38,7 +38,7 @@ def check_numeric(values, name, what=None):
     turn dates into nanoseconds. In an object array (time-zone-aware dates, Timestamps,
     Periods, text), every cell must be a number or None (missing: the finiteness check names
     it); pandas' NA, which NumPy cannot convert, is named here. ``what`` says what the values
-    are for, in the message."""
+    are for, in the message. Returns ``values`` as NumPy read them (``np.asarray``)."""
     array = np.asarray(values)
     kind = array.dtype.kind
     odd = None
@@ -61,6 +61,7 @@ def check_numeric(values, name, what=None):
             f"{name} must be numeric{purpose}; got {sort} (an array of dtype {array.dtype}). "
             "Convert it to numbers first, e.g. with pandas.to_numeric."
         )
+    return array
 
 
 def numeric_array(values, name, what=None, **check_array_params):

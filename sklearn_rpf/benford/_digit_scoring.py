@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._kv_cache import cache_bytes, select_cache_rows
+from ._kv_cache import cache_bytes, cache_keyword, select_cache_rows
 
 # Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
 # pass over them; shorter common starts are not worth the extra pass.
@@ -269,7 +269,7 @@ class DigitScorer:
         return cls(
             model, first_digit, whitespace_ids, pad_id=pad_token_id(model, tokenizer),
             keeps_last_logits="logits_to_keep" in forward,
-            cache_keyword="cache" if "cache" in forward else "past_key_values",
+            cache_keyword=cache_keyword(model),
             context_length=context_length(model, tokenizer), batch_size=batch_size,
             whitespace_tol=whitespace_tol, verbose=verbose,
         )

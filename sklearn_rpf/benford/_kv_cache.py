@@ -7,8 +7,15 @@ and their size decides how many go into one pass.
 """
 
 import copy
+import inspect
 
 import torch
+
+
+def cache_keyword(model):
+    """The forward's name for the key/value cache, in and out: transformers 5 renamed
+    ``past_key_values`` to ``cache`` (and warns on reading the old name)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def select_cache_rows(cache, rows):

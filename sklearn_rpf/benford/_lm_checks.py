@@ -1,9 +1,9 @@
 """What a loaded language model must be before it scores anything: its own weights in memory,
 and a causal LM that returns next-token logits with a KV cache."""
 
-import inspect
-
 import torch
+
+from ._kv_cache import cache_keyword
 
 
 def in_memory(model):
@@ -23,10 +23,7 @@ def check_causal_lm(model, tokenizer, description):
     try:
         with torch.inference_mode():
             out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-        # transformers 5 renamed the output "cache" and warns on reading the old name.
-        keyword = ("cache" if "cache" in inspect.signature(model.forward).parameters
-                   else "past_key_values")
-        logits, cache = getattr(out, "logits", None), getattr(out, keyword, None)
+        logits, cache = getattr(out, "logits", None), getattr(out, cache_keyword(model), None)
         ok = isinstance(logits, torch.Tensor) and logits.dim() == 3 and cache is not None
     except Exception:  # noqa: BLE001 - any failure means "not a usable causal LM"
         ok = False

@@ -79,9 +79,10 @@ SCORES = ("absolute", "studentized")
 MAX_ROWS = 20_000
 # predict_interval warns when more than this share of the training rows have an exact copy: rows
 # duplicated by mistake make the interval too narrow for new data. `python -m
-# benchmarks.duplicated_rows` (300 rows, 95%, three seeds): 0.951 coverage deduplicated, 0.916 with a
-# quarter of them tripled (half the rows with a copy), 0.821 with all of them tripled. Wine, whose published training splits have a copy for 24-28%
-# of their rows (kept as real data here), stays below; the other shipped sets have none or 4%.
+# benchmarks.duplicated_rows` (300 rows, 95%, three seeds): 0.951 coverage deduplicated, 0.916
+# with a quarter of them tripled (half the rows with a copy), 0.821 with all of them tripled.
+# Wine, whose published training splits have a copy for 24-28% of their rows (kept as real data
+# here), stays below; the other shipped sets have none or 4%.
 REPEATED_ROWS_WARNING = 0.3
 
 

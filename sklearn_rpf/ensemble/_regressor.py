@@ -333,7 +333,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         return tuple(int(s) for s in sizes)
 
-    def _ensemble_spec(self, n_features, n_targets):
+    def _ensemble_spec(self, n_features, n_targets, device):
         spec = EnsembleSpec(
             module=self.module, hidden_layer_sizes=self._hidden_layer_sizes(),
             activation=self.activation, prior=self.prior, prior_scale=float(self.prior_scale),
@@ -341,7 +341,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             heteroscedastic=self.loss == "gaussian_nll", dtype=_DTYPES[self.dtype][0],
             vectorize=self.vectorize,
         )
-        spec.check_memory(self.n_estimators, check_device(self.device))
+        spec.check_memory(self.n_estimators, device)
         return spec
 
     def _training_config(self, n_samples, device):
@@ -386,8 +386,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     "deviation is 0 everywhere, far from the data too; use several members for "
                     "uncertainty.", UserWarning, stacklevel=3,
                 )
-            spec = self._ensemble_spec(X.shape[1], y.shape[1])
             device = check_device(self.device)
+            spec = self._ensemble_spec(X.shape[1], y.shape[1], device)
             standardizer = Standardizer.fit(X, y, sample_weight, self.normalize_X,
                                             self.normalize_y)
             seed = seed_from(self.random_state)
@@ -473,7 +473,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                             self.n_epochs_)
             elif stream is None:
                 stream = Stream.start(
-                    self._ensemble_spec(X.shape[1], y.shape[1]), self._stream_config(len(X)),
+                    self._ensemble_spec(X.shape[1], y.shape[1], check_device(self.device)),
+                    self._stream_config(len(X)),
                     self.get_params(), seed_from(self.random_state), X, y, sample_weight, y_ndim)
             stream.check_targets(y, y_ndim)
             stream.net.verbose = self.verbose
@@ -502,8 +503,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
-        check_numeric(y, "y", "a regression target")
-        y_shape = np.asarray(y).shape
+        y_shape = check_numeric(y, "y", "a regression target").shape
         if len(y_shape) == 2 and y_shape[1] == 0:  # scikit-learn would say "0 feature(s)"
             raise ValueError(f"y has no target column (shape {y_shape}); at least one is needed.")
         if reset and y_shape[:1] == (1,) and _rows(X) == 1:

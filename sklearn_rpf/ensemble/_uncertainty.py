@@ -120,7 +120,7 @@ def _share_with_copies(hashes):
     return float(np.mean(counts[inverse] > 1))
 
 
-def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, rows):
+def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, by_index, rows):
     """The out-of-bag sets of the conformal calibration: for row ``i``, the members that did not
     draw row ``i`` itself, as in Kim et al.'s construction, on which their guarantee rests.
 
@@ -131,23 +131,23 @@ def out_of_bag_by_index(fitted, X, bag, pooled, sample_weight, rows):
     interval. Only rows whose two sets differ and that the calibration keeps (``rows``, from
     :func:`calibration_rows` on the sets returned here) are predicted again.
 
+    ``by_index`` is ``bag.counts == 0``, the ``(n, K)`` sets by index.
+
     Returns
     -------
     oob : OutOfBag
         By index on the calibration rows (other rows as in ``pooled``: they are not read).
-    out_of_bag : ndarray of shape (n, K), bool
     copies_matter : bool
         Whether any row of positive weight has a copy that a member drew without the row.
     """
-    by_index = bag.counts == 0
     differ = (by_index != ~bag.in_bag).any(axis=1) & (sample_weight > 0)
     if not differ.any():
-        return pooled, by_index, False
+        return pooled, False
     rows = rows[differ[rows]]
     if len(rows) == 0:
-        return pooled, by_index, True
+        return pooled, True
     part = OutOfBag.from_batches(fitted.batches(X[rows]), by_index[rows], fitted.n_targets)
-    return pooled.with_rows(rows, part), by_index, True
+    return pooled.with_rows(rows, part), True
 
 
 def _fit_scales(residual2, epistemic, base, weight, epistemic_bounds):
@@ -287,10 +287,10 @@ def calibrate(fitted, X, y, bag, sample_weight, calibrate_epistemic=False, heter
     if oob is not None:
         # By index, row i is out of bag where no member drew it: the calibration's rows are
         # picked once from those sets, for the re-prediction and for the residuals alike.
-        rows = calibration_rows((bag.counts == 0).any(axis=1) & (sample_weight > 0), bag.hashes,
-                                seed)
-        by_index, out_of_bag, copies_matter = out_of_bag_by_index(fitted, X, bag, oob,
-                                                                  sample_weight, rows)
+        out_of_bag = bag.counts == 0
+        rows = calibration_rows(out_of_bag.any(axis=1) & (sample_weight > 0), bag.hashes, seed)
+        by_index, copies_matter = out_of_bag_by_index(fitted, X, bag, oob, sample_weight,
+                                                      out_of_bag, rows)
         conformal = OutOfBagCalibration.from_out_of_bag(
             y, by_index, out_of_bag, sample_weight, *scales, bag.hashes, seed,
             repeated=_share_with_copies(bag.hashes[sample_weight > 0]) if copies_matter else 0.0,
