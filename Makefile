@@ -66,6 +66,7 @@ benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.duplicated_rows
 	$(PY) -m benchmarks.bench_probe
 	$(PY) -m benchmarks.bench_probe --dask --n-prompts 1000
+	$(PY) -m benchmarks.long_prompt
 	MPLBACKEND=Agg $(PY) -m benchmarks.uci --n-jobs 2 --figure $(IMAGES)/uci_nll.png --readme README.md
 	MPLBACKEND=Agg $(PY) -m benchmarks.shift --n-jobs 2 --figure $(IMAGES)/shift.png --readme README.md
 	MPLBACKEND=Agg $(PY) -m benchmarks.unshipped --n-jobs 2 --figures $(IMAGES) --readme README.md
