@@ -263,14 +263,17 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
         for name, value in zip(names, settings, strict=True):
             setattr(_conformal, name, value)
         try:
-            got = _conformal._absolute_bounds(members, _conformal._Rows(residual, average, weight),
-                                              alpha)
+            # Rows by |R_i| alone (spread 0), and ordered for members of a typical spread
+            # (rows left out by few members first), below, near and above these members'.
+            for spread in (0.0, 0.3, 3.0, 300.0):
+                got = _conformal._absolute_bounds(
+                    members, _conformal._Rows(residual, average, weight, spread), alpha)
+                # The same row chosen at every point: equal up to the summation order.
+                np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
         finally:
             for name, value in zip(names, saved, strict=True):
                 setattr(_conformal, name, value)
-        # The same row chosen at every point: equal up to the products' summation order.
-        np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
 
 
 def test_pruned_search_memory_stays_bounded(monkeypatch):
@@ -316,13 +319,43 @@ def test_pruned_search_in_float32_matches_float64(monkeypatch):
 
 
 def test_predict_interval_keeps_nothing_on_the_model():
+    # What the search reads (K floats a row) is kept in memory after the first call, never in
+    # the pickle: a saved model stays O(n x t) and predicts the same when loaded.
     X, y = heavy_tailed(200, 12)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     size = len(pickle.dumps(reg._calibration))
     first = reg.predict_interval(X[:5])
+    assert "_cache" in vars(reg._calibration)
     assert len(pickle.dumps(reg._calibration)) == size  # O(n x t) stays O(n x t)
     again = pickle.loads(pickle.dumps(reg))
+    assert "_cache" not in vars(again._calibration)
     np.testing.assert_array_equal(np.asarray(again.predict_interval(X[:5])), np.asarray(first))
+
+
+def test_pruned_search_of_a_fitted_model_is_the_one_pass_search(monkeypatch):
+    # Rows are stored in the search's order for the first target and sorted for the others;
+    # either way the pruned search must give the ends of the search over every row, near the
+    # data and far from it, for every target, and for a model saved before that order was kept
+    # (its rows are then read as if ordered by |R_i| alone).
+    from sklearn_rpf.ensemble import _conformal
+
+    X, y = heavy_tailed(300, 14)
+    Y = np.c_[y, -3 * y + X[:, 0] ** 2, np.abs(y)]
+    X_new = np.r_[X[:60], 8 * X[:15]]
+    reg = RandomizedPriorRegressor(**FAST).fit(X, Y)
+    assert np.all(reg._calibration.typical_std > 0)
+    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 10**12)
+    every_row = np.asarray(reg.predict_interval(X_new, confidence=0.9))
+    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
+    for model in (reg, pickle.loads(pickle.dumps(reg))):
+        np.testing.assert_allclose(np.asarray(model.predict_interval(X_new, confidence=0.9)),
+                                   every_row, rtol=1e-6, atol=1e-6)
+    old = pickle.loads(pickle.dumps(reg))
+    object.__getattribute__(old._calibration, "__dict__").pop("typical_std")  # as an old pickle
+    old = pickle.loads(pickle.dumps(old))
+    assert old._calibration.typical_std is None  # the field's default
+    np.testing.assert_allclose(np.asarray(old.predict_interval(X_new, confidence=0.9)),
+                               every_row, rtol=1e-6, atol=1e-6)
 
 
 def test_too_few_rows_for_the_confidence_give_an_infinite_bound():

@@ -36,23 +36,30 @@ holds with ``n = MAX_ROWS`` (in the same sense as above), while the cost at pred
 calibration's memory stop growing with the training set.
 
 Cost at predict time. Done naively, each test point needs all ``n`` values ``mu_{-i}(x) +/- R_i``
-and a selection among them. For the absolute score most rows cannot matter: ``mu_{-i}(x)`` lies
-between the smallest and largest member output at ``x``, so with the rows sorted by ``R_i`` a lower
-bound on the upper end (the same quantile over the rows of largest ``R_i`` alone) rules out every
-row whose ``R_i`` is too small to reach it. Only the remaining rows, a prefix of that order, are
-evaluated, in groups of test points with prefixes of similar length; the bounds are those of the
-full computation (``_upper_end``), up to the rounding of the products in the members' precision.
-The rows are stored in that order at fit time (by the first target's ``|R_i|``), so a single-target
-model never sorts at predict time. Below ``_SMALL_SEARCH`` (rows x test points) one pass over
-every row is cheaper than pruning's two, and is what runs. On small data a call's fixed costs
-matter as much as the values it evaluates, so the two ends run as one search, and groups of test
-points are merged unless splitting them spares enough values.
+and a selection among them. For the absolute score most rows cannot matter: ``mu_{-i}(x)``, the
+mean of the ``c_i`` members that left row ``i`` out, is at most the mean of the ``c_i`` largest
+member outputs at ``x``, so once a lower bound on the upper end is known (the same quantile over
+a first block of rows alone), every row whose ``R_i`` plus that mean falls short of it is ruled
+out. The rows are ordered so that those that can reach an end come first (by ``|R_i|`` plus
+the members' typical spread times how far a mean of ``c_i`` members can reach,
+``_search_order``); only a prefix of that order is evaluated, as long as the last row that
+passes the bound, in groups of test points with prefixes of similar length. The bounds are
+those of the full computation (``_upper_end``), up to the rounding of the products in the
+members' precision. The rows are stored in that order at fit time (for the first target), so a
+single-target model never sorts at predict time; what the search reads (the averaging weights,
+``K`` floats a row) is built at the first call and kept, not pickled. Below ``_SMALL_SEARCH``
+(rows x test points) one pass over every row is cheaper than pruning's two, and is what runs. On
+small data a call's fixed costs matter as much as the values it evaluates, so the two ends run as
+one search, and groups of test points are merged unless splitting them spares enough values.
 """
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from ._bootstrap import hash_key, hash_uniform
 
@@ -68,12 +75,16 @@ _MERGE_ELEMENTS = 10_000
 # The pruned search's first pass reads this many times the selected rank of rows (those of
 # largest residual) to set its floor: measured warm on split 0 of the shared sets, 1.25 and 1.5
 # tied and beat 1, 2 and 3 (kin8nm 13.4 ms at 1.5, 13.5 at 1.25, 15.2 at 2; wine 1.38, 1.47 and
-# 1.52 ms; concrete within 3% from 1.25 to 2).
+# 1.52 ms; concrete within 3% from 1.25 to 2). Again with the rows ordered by _search_order
+# (split 0, 2026-12-03): kin8nm 27.1 ms at 1.5, 27.5 at 1.1, 28.2 at 1.25, 29.7 at 2, 48.3 at 1.
 _HEAD_FACTOR = 1.5
 SCORES = ("absolute", "studentized")
+# The pruned search bounds the rows by how many members left them out, in these bands (a band
+# starts at each value), each with the bound of its smallest count: one search per band.
+_COUNT_BANDS = np.array([1, 2, 3, 4, 5, 6, 8, 10, 13])
 # Calibration rows kept at most. The interval's cost grows with rows x test points: on 100,000
-# training rows and 20,000 test points it took 14.9 times predict's time with every row, 3.6 times
-# with 20,000 (benchmarks/bench_scale.py). At 20,000 rows of equal weight the 95% end is the
+# training rows and 20,000 test points it took 7.73 s with every row, 1.67 s with 20,000, where
+# predict took 0.28 s (benchmarks/bench_scale.py, one run). At 20,000 rows of equal weight the 95% end is the
 # 1,000th largest value, and the coverage's sampling error about 0.002 (more with very uneven
 # weights: fewer rows then carry the weight). partial_fit's calibration sample has the same size.
 MAX_ROWS = 20_000
@@ -101,6 +112,9 @@ class OutOfBagCalibration:
     weight : ndarray of shape (n_cal,)
         Sample weights relative to their mean (the test point counts as one row).
     n_members : int
+    typical_std : ndarray of shape (t,) or None
+        Typical standard deviation of the members' outputs (standardised units; the median
+        out-of-bag one), which orders the rows for the pruned search (``_search_order``).
     repeated : float
         Share of the training rows of positive weight that have an exact copy, where going by
         index made a difference (0 without copies, and in a stream, whose draws follow the rows'
@@ -113,6 +127,7 @@ class OutOfBagCalibration:
     weight: np.ndarray
     n_members: int
     repeated: float = 0.0
+    typical_std: np.ndarray | None = None
 
     @classmethod
     def from_out_of_bag(cls, y, oob, out_of_bag, sample_weight, epistemic_scale, noise, hashes,
@@ -130,10 +145,16 @@ class OutOfBagCalibration:
             rows = calibration_rows(out_of_bag.any(axis=1) & (sample_weight > 0), hashes, seed)
         if len(rows) < 1:
             return None
-        # Stored by decreasing |R_i| of the first target: the pruned search reads them in that
-        # order, and a single-target model then never sorts at predict time.
-        rows = rows[np.argsort(-np.abs(y[rows, 0] - oob.mean[rows, 0]), kind="stable")]
         mask = out_of_bag[rows]
+        with warnings.catch_warnings():  # a target whose rows all have too few members
+            warnings.simplefilter("ignore", RuntimeWarning)
+            typical = np.sqrt(np.nanmedian(oob.epistemic[rows], axis=0))
+        typical = np.nan_to_num(typical, nan=0.0)
+        # Stored in the pruned search's order for the first target: a single-target model then
+        # never sorts at predict time.
+        order = _search_order(np.abs(y[rows, 0] - oob.mean[rows, 0]), mask.sum(axis=1),
+                              mask.shape[1], typical[0])
+        rows, mask = rows[order], mask[order]
         spread = _spread(mask, oob, rows)
         scales = _predictive_std(spread, epistemic_scale, noise, None if oob.base is None
                                  else oob.base[rows])
@@ -145,6 +166,7 @@ class OutOfBagCalibration:
             weight=weight / weight.mean(),
             n_members=out_of_bag.shape[1],
             repeated=float(repeated),
+            typical_std=typical,
         )
 
     @property
@@ -155,13 +177,25 @@ class OutOfBagCalibration:
         return np.unpackbits(self.out_of_bag, axis=1, count=self.n_members).astype(dtype)
 
     def _absolute_rows(self, dtype):
-        """What the absolute score reads, one :class:`_Rows` per target. Built per call, not
-        kept: a fitted model stays O(n x t)."""
-        average = np.ascontiguousarray(self._mask(dtype).T)  # (K, n), in the members' dtype
-        average /= average.sum(axis=0)
-        weight = None if np.all(self.weight == 1.0) else self.weight
-        return [_Rows(np.abs(self.residuals[:, j]).astype(dtype), average, weight)
-                for j in range(self.residuals.shape[1])]
+        """What the absolute score reads, one :class:`_Rows` per target, built on first use and
+        kept for later calls (not pickled): the averaging weights in the members' precision,
+        ``K`` floats a row, and the rows in the pruned search's order."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = np.dtype(dtype).str
+        if key not in cache:
+            average = np.ascontiguousarray(self._mask(dtype).T)  # (K, n)
+            average /= average.sum(axis=0)
+            weight = None if np.all(self.weight == 1.0) else self.weight
+            typical = (np.zeros(self.residuals.shape[1]) if self.typical_std is None
+                       else self.typical_std)
+            # The first target's rows are stored in the search's order (from_out_of_bag).
+            cache[key] = [_Rows(np.abs(self.residuals[:, j]).astype(dtype), average, weight,
+                                typical[j], in_order=j == 0)
+                          for j in range(self.residuals.shape[1])]
+        return cache[key]
+
+    def __getstate__(self):
+        return {name: value for name, value in self.__dict__.items() if name != "_cache"}
 
     def intervals(self, batches, alpha, score, epistemic_scale, noise, dtype=np.float64):
         """Lower and upper bounds (standardised units) for batches of test points.
@@ -237,22 +271,72 @@ def calibration_rows(eligible, hashes, seed):
 
 class _Rows:
     """One target's calibration rows for the absolute score: ``|R_i|`` ``(n,)``, the out-of-bag
-    averaging weights ``(K, n)`` and the sample weights (None: uniform), as stored; and, built on
-    first use (only the pruned search needs it), the same by decreasing ``|R_i|``."""
+    averaging weights ``(K, n)``, the sample weights (None: uniform) and the members' typical
+    standard deviation, as stored; and, built on first use (only the pruned search needs it),
+    the same in the pruned search's order (:class:`_Ordered`), unless ``in_order`` says they
+    are in it already."""
 
-    def __init__(self, residual, average, weight):
+    def __init__(self, residual, average, weight, typical_std=0.0, in_order=False):
         self.residual, self.average, self.weight = residual, average, weight
-        self._by_size = None
+        self.typical_std = typical_std
+        self.in_order = in_order
+        self._ordered = None
 
-    def by_size(self):
-        """``(residual, average, weight)`` of the rows by decreasing ``|R_i|``."""
-        if self._by_size is None and np.all(self.residual[:-1] >= self.residual[1:]):
-            self._by_size = (self.residual, self.average, self.weight)  # stored in that order
-        if self._by_size is None:
-            order = np.argsort(-self.residual, kind="stable")
-            self._by_size = (self.residual[order], np.ascontiguousarray(self.average[:, order]),
-                             None if self.weight is None else self.weight[order])
-        return self._by_size
+    def ordered(self):
+        if self._ordered is None:
+            self._ordered = _Ordered(self.residual, self.average, self.weight,
+                                     None if self.in_order else self.typical_std)
+        return self._ordered
+
+
+class _Ordered:
+    """Calibration rows in the pruned search's order (:func:`_search_order`; ``typical_std`` None:
+    they are in it), and per band of counts of out-of-bag members (``_COUNT_BANDS``) the
+    smallest count, the positions of its rows in that order and their ``-|R_i|``, increasing,
+    which decide exactly which rows can reach an end."""
+
+    def __init__(self, residual, average, weight, typical_std):
+        counts = np.count_nonzero(average, axis=0)
+        if typical_std is not None:
+            order = _search_order(residual, counts, average.shape[0], typical_std)
+            residual, average = residual[order], np.ascontiguousarray(average[:, order])
+            weight, counts = None if weight is None else weight[order], counts[order]
+        self.residual, self.average, self.weight = residual, average, weight
+        band = np.searchsorted(_COUNT_BANDS, counts, side="right")
+        self.groups = []
+        for b in np.unique(band):
+            positions = np.flatnonzero(band == b)
+            smallest = int(counts[positions].min())
+            negated = -residual[positions]
+            if np.any(negated[1:] < negated[:-1]):
+                # Counts of one band shift the key apart: by |R_i| here, and for each prefix of
+                # these rows the last position any of them holds.
+                positions = positions[np.argsort(negated, kind="stable")]
+                negated = -residual[positions]
+                positions = np.maximum.accumulate(positions)
+            self.groups.append((smallest, positions, negated))
+
+
+def _search_order(residual, counts, n_members, typical_std):
+    """Rows by decreasing ``|R_i| + typical_std * g(c_i)``, ties by decreasing ``|R_i|``.
+
+    ``mu_{-i}(x)``, the mean of the ``c_i`` members that left row ``i`` out, is at most the mean
+    of the ``c_i`` largest member outputs at ``x``, so rows left out by few members can reach
+    further. ``g(c)`` is about that mean for ``n_members`` standard normal outputs (the mean of
+    a normal above its ``1 - c / K`` quantile): with members whose standard deviation is near
+    ``typical_std``, the rows that can reach an end come first and the evaluated prefix is short.
+    The order decides only how long the prefix is, never which rows are counted.
+    """
+    key = residual + typical_std * _reach(n_members)[np.asarray(counts) - 1]
+    return np.lexsort((-residual, -key))
+
+
+@functools.lru_cache
+def _reach(n_members):
+    """``g(c)`` of ``_search_order`` for ``c = 1 .. n_members`` (0 at ``c = n_members``)."""
+    share = np.arange(1, n_members + 1) / n_members
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(share < 1, norm.pdf(norm.ppf(1 - share)) / share, 0.0)
 
 
 def _absolute_bounds(members, rows, alpha):
@@ -276,12 +360,13 @@ def _absolute_bounds(members, rows, alpha):
         ends = _top_quantile(values, rows.weight, rank, budget)
         return -ends[m:], ends[:m]
     both = np.concatenate([members, -members], axis=1)  # (K, 2 m): upper, then lower problems
-    residual, average, weight = rows.by_size()
+    ordered = rows.ordered()
+    residual, average, weight = ordered.residual, ordered.average, ordered.weight
     head = (min(n, int(np.ceil(_HEAD_FACTOR * rank))) if weight is None else
             min(n, int(np.searchsorted(np.cumsum(weight), _HEAD_FACTOR * (budget + 1.0))) + 1))
     # Test points in chunks of about _CHUNK_ELEMENTS head values: memory stays bounded.
     ends = np.empty(2 * m)
-    search = (residual, average, weight, rank, budget, head)
+    search = (residual, average, weight, ordered.groups, rank, budget, head)
     step = max(1, _CHUNK_ELEMENTS // head)
     for start in range(0, 2 * m, step):
         part = slice(start, start + step)
@@ -290,24 +375,31 @@ def _absolute_bounds(members, rows, alpha):
     return -ends[m:], ends[:m]
 
 
-def _upper_end(members, centre, residual, average, weight, rank, budget, head):
+def _upper_end(members, centre, residual, average, weight, groups, rank, budget, head):
     """The top quantile of ``v_i = mu_{-i}(x) + R_i`` at each test point, over the rows that can
-    reach it; ``centre`` holds ``mu_{-i}(x)`` for the ``head`` rows of largest ``R_i``.
+    reach it; ``centre`` holds ``mu_{-i}(x)`` for the first ``head`` rows of the search's order.
 
     The quantile is the value at which the weight of the values, summed from the largest down,
-    first exceeds ``budget`` (uniform weights: the ``rank``-th largest). Since ``mu_{-i}(x)`` is an
-    average of member outputs, ``v_i <= R_i + max_k f_k(x)``. The same quantile over any subset
-    of the rows is at most the full one, so the head rows give a floor; a row whose bound is
-    below the floor lies below the quantile and, removed, changes neither the walk down to it nor
-    the budget. The rest are a prefix of the rows, longer where the members disagree.
+    first exceeds ``budget`` (uniform weights: the ``rank``-th largest). Since ``mu_{-i}(x)`` is the
+    mean of ``c_i`` member outputs, ``v_i <= R_i + (mean of the c_i largest f_k(x))``. The same
+    quantile over any subset of the rows is at most the full one, so the head rows give a floor;
+    a row whose bound is below the floor lies below the quantile and, removed, changes neither
+    the walk down to it nor the budget. The rows evaluated are the prefix of ``residual``'s order
+    up to the last row whose bound reaches the floor (found per band of counts in ``groups``),
+    longer where the members disagree.
     """
     m = members.shape[1]
     head_weight = None if weight is None else weight[:head]
     floor = _top_quantile(centre + residual[:head], head_weight, rank, budget)
-    # Slack for rounding in the members' precision: a few more rows, never one too few.
-    top = members.max(axis=0)
-    threshold = floor - top - 1e-4 * (residual[0] + np.abs(members).max(axis=0))
-    length = np.maximum(np.searchsorted(-residual, -threshold, side="right"), head)
+    # Row i can reach the floor only if R_i + (mean of the c_i largest member outputs) does;
+    # slack for rounding in the members' precision: a few more rows, never one too few.
+    K = members.shape[0]
+    top = np.cumsum(-np.sort(-members, axis=0), axis=0) / np.arange(1, K + 1)[:, None]
+    threshold = floor - 1e-4 * (residual.max() + np.abs(members).max(axis=0))
+    length = np.full(m, head)
+    for c, positions, negated in groups:
+        reach = np.searchsorted(negated, top[c - 1] - threshold, side="right")
+        np.maximum(length, np.where(reach > 0, positions[reach - 1] + 1, 0), out=length)
 
     # Points by decreasing prefix length, in groups whose lengths are within a factor of two
     # of their longest: a few points whose members disagree wildly (every row can matter there)
