@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 
 from sklearn_rpf import RandomizedPriorRegressor
-from sklearn_rpf.ensemble import _conformal
+from sklearn_rpf.ensemble import _conformal, _jackknife_search
 
 FAST = dict(n_estimators=8, max_epochs=30, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
 
@@ -210,13 +210,12 @@ def test_weighted_and_studentized_intervals_by_hand(weighted, studentized, copie
 
 
 def test_intervals_are_the_same_in_small_chunks(monkeypatch):
-    from sklearn_rpf.ensemble import _conformal
 
     X, y = heavy_tailed(80, 10)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     whole = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
-    monkeypatch.setattr(_conformal, "_CHUNK_ELEMENTS", 200)  # a few test points per chunk
-    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)  # and the pruned search, not one pass
+    monkeypatch.setattr(_jackknife_search, "CHUNK_ELEMENTS", 200)  # a few test points per chunk
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)  # and the pruned search, not one pass
     object.__setattr__(reg._fitted, "rows", 7)  # and small batches of member outputs
     chunked = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
     # Member outputs are float32: batches of another size round differently, by about 1e-7.
@@ -237,7 +236,6 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     # The pruned search evaluates only the rows that can reach each end; it must give exactly
     # the ends of the full search, for test points where the members agree (few rows) and where
     # they disagree wildly (every row), with tied residuals, and in small chunks.
-    from sklearn_rpf.ensemble import _conformal
 
     rng = np.random.default_rng(int(alpha * 100) + weighted)
     n, K, m = 400, 7, 300
@@ -255,56 +253,54 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
     # Pruned in one chunk, in small chunks, with groups of test points cut wherever their
     # prefix lengths halve and never cut, and the one-pass search of small problems.
     # A first pass over exactly `rank` rows (the loosest floor) too.
-    names = ("_CHUNK_ELEMENTS", "_SMALL_SEARCH", "_MERGE_ELEMENTS", "_HEAD_FACTOR")
+    names = ("CHUNK_ELEMENTS", "_SMALL_SEARCH", "_MERGE_ELEMENTS", "_HEAD_FACTOR")
     for settings in ((500_000, 0, 10_000, 1.5), (50, 0, 10_000, 1.5), (500_000, 0, 0, 1.5),
                      (500_000, 0, 10**12, 1.5), (500_000, 0, 10_000, 1.0),
                      (500_000, n * m, 10_000, 1.5)):
-        saved = [getattr(_conformal, name) for name in names]
+        saved = [getattr(_jackknife_search, name) for name in names]
         for name, value in zip(names, settings, strict=True):
-            setattr(_conformal, name, value)
+            setattr(_jackknife_search, name, value)
         try:
             # Rows by |R_i| alone (spread 0), and ordered for members of a typical spread
             # (rows left out by few members first), below, near and above these members'.
             for spread in (0.0, 0.3, 3.0, 300.0):
-                got = _conformal._absolute_bounds(
-                    members, _conformal._Rows(residual, average, weight, spread), alpha)
+                got = _jackknife_search.absolute_bounds(
+                    members, _jackknife_search.Rows(residual, average, weight, spread), alpha)
                 # The same row chosen at every point: equal up to the summation order.
                 np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
                 np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
         finally:
             for name, value in zip(names, saved, strict=True):
-                setattr(_conformal, name, value)
+                setattr(_jackknife_search, name, value)
 
 
 def test_pruned_search_memory_stays_bounded(monkeypatch):
     # Every product the search forms holds at most _CHUNK_ELEMENTS values, or one test point's
     # rows: the head rows' means were once formed for every test point at once (624 MB for
     # 26,000 test points against 20,000 rows).
-    from sklearn_rpf.ensemble import _conformal
 
     X, y = heavy_tailed(300, 13)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     expected = reg.predict_interval(np.r_[X, 30 * X[:20]])
     sizes = []
-    product = _conformal._product
+    product = _jackknife_search._product
 
     def recording(a, b):
         out = product(a, b)
         sizes.append(out.size)
         return out
 
-    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
-    monkeypatch.setattr(_conformal, "_CHUNK_ELEMENTS", 500)
-    monkeypatch.setattr(_conformal, "_product", recording)
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)
+    monkeypatch.setattr(_jackknife_search, "CHUNK_ELEMENTS", 500)
+    monkeypatch.setattr(_jackknife_search, "_product", recording)
     got = reg.predict_interval(np.r_[X, 30 * X[:20]])
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6)
     assert max(sizes) <= max(500, reg._calibration.n_rows) and len(sizes) > 4
 
 
 def test_pruned_search_in_float32_matches_float64(monkeypatch):
-    from sklearn_rpf.ensemble import _conformal
 
-    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)
     X, y = heavy_tailed(300, 11)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     calibration, fitted = reg._calibration, reg._fitted
@@ -337,16 +333,15 @@ def test_pruned_search_of_a_fitted_model_is_the_one_pass_search(monkeypatch):
     # either way the pruned search must give the ends of the search over every row, near the
     # data and far from it, for every target, and for a model saved before that order was kept
     # (its rows are then read as if ordered by |R_i| alone).
-    from sklearn_rpf.ensemble import _conformal
 
     X, y = heavy_tailed(300, 14)
     Y = np.c_[y, -3 * y + X[:, 0] ** 2, np.abs(y)]
     X_new = np.r_[X[:60], 8 * X[:15]]
     reg = RandomizedPriorRegressor(**FAST).fit(X, Y)
     assert np.all(reg._calibration.typical_std > 0)
-    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 10**12)
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 10**12)
     every_row = np.asarray(reg.predict_interval(X_new, confidence=0.9))
-    monkeypatch.setattr(_conformal, "_SMALL_SEARCH", 0)
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)
     for model in (reg, pickle.loads(pickle.dumps(reg))):
         np.testing.assert_allclose(np.asarray(model.predict_interval(X_new, confidence=0.9)),
                                    every_row, rtol=1e-6, atol=1e-6)
