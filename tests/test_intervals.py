@@ -1,5 +1,6 @@
 """predict_interval (jackknife+-after-bootstrap, Gaussian) and sample_y."""
 
+import dataclasses
 import pickle
 import warnings
 
@@ -210,7 +211,6 @@ def test_weighted_and_studentized_intervals_by_hand(weighted, studentized, copie
 
 
 def test_intervals_are_the_same_in_small_chunks(monkeypatch):
-
     X, y = heavy_tailed(80, 10)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     whole = [reg.predict_interval(X, method=m) for m in ("conformal", "conformal-studentized")]
@@ -230,15 +230,15 @@ def _full_search(members, residual, average, weight, alpha):
             np.array([_upper_quantile(c + residual, weight, alpha) for c in centre.T]))
 
 
+@pytest.mark.parametrize("n_members", [7, 60])  # 60: bands that hold several counts
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("alpha", [0.05, 0.2, 0.5])
-def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
+def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha, n_members):
     # The pruned search evaluates only the rows that can reach each end; it must give exactly
     # the ends of the full search, for test points where the members agree (few rows) and where
     # they disagree wildly (every row), with tied residuals, and in small chunks.
-
-    rng = np.random.default_rng(int(alpha * 100) + weighted)
-    n, K, m = 400, 7, 300
+    rng = np.random.default_rng(int(alpha * 100) + weighted + n_members)
+    n, K, m = 400, n_members, 300
     out = rng.random((n, K)) < 0.37
     out[~out.any(axis=1), 0] = True
     average = out / out.sum(axis=1, keepdims=True)
@@ -261,11 +261,14 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
         for name, value in zip(names, settings, strict=True):
             setattr(_jackknife_search, name, value)
         try:
-            # Rows by |R_i| alone (spread 0), and ordered for members of a typical spread
-            # (rows left out by few members first), below, near and above these members'.
-            for spread in (0.0, 0.3, 3.0, 300.0):
-                got = _jackknife_search.absolute_bounds(
-                    members, _jackknife_search.Rows(residual, average, weight, spread), alpha)
+            # Rows by |R_i| alone (spread 0), ordered for members of a typical spread (rows
+            # left out by few members first) below, near and above these members', and taken
+            # as they come (said to be in order while they are not: slower, never wrong).
+            rows = [_jackknife_search.Rows(residual, average, weight, spread)
+                    for spread in (0.0, 0.3, 3.0, 300.0)]
+            rows.append(_jackknife_search.Rows(residual, average, weight, in_order=True))
+            for these in rows:
+                got = _jackknife_search.absolute_bounds(members, these, alpha)
                 # The same row chosen at every point: equal up to the summation order.
                 np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
                 np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
@@ -274,11 +277,36 @@ def test_pruned_search_is_the_full_jackknife_plus(weighted, alpha):
                 setattr(_jackknife_search, name, value)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pruned_search_where_rows_reach_their_bound(weighted, monkeypatch):
+    # The worst case for the bound: every row is left out by exactly the members that predict
+    # highest at the test points, so its out-of-bag mean is the mean of its count's largest
+    # outputs. A band bounded by anything but its smallest count loses rows here.
+    monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)
+    rng = np.random.default_rng(5 + weighted)
+    n, K, m = 600, 60, 80
+    counts = rng.integers(12, 45, size=n)
+    out = np.arange(K)[None, :] < counts[:, None]  # the first c_i members
+    average = np.ascontiguousarray((out / counts[:, None]).T)
+    residual = np.abs(rng.standard_normal(n))
+    weight = rng.uniform(0.1, 3.0, size=n) if weighted else None
+    if weighted:
+        weight /= weight.mean()
+    # Member outputs that fall along the members, steeply at some points, gently at others.
+    members = -np.arange(K)[:, None] * np.geomspace(0.001, 1.0, m) + rng.normal(size=m)
+    for alpha in (0.05, 0.3):
+        expected = _full_search(members, residual, average, weight, alpha)
+        for spread in (0.0, 0.5):
+            got = _jackknife_search.absolute_bounds(
+                members, _jackknife_search.Rows(residual, average, weight, spread), alpha)
+            np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
+
+
 def test_pruned_search_memory_stays_bounded(monkeypatch):
-    # Every product the search forms holds at most _CHUNK_ELEMENTS values, or one test point's
+    # Every product the search forms holds at most CHUNK_ELEMENTS values, or one test point's
     # rows: the head rows' means were once formed for every test point at once (624 MB for
     # 26,000 test points against 20,000 rows).
-
     X, y = heavy_tailed(300, 13)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     expected = reg.predict_interval(np.r_[X, 30 * X[:20]])
@@ -299,7 +327,6 @@ def test_pruned_search_memory_stays_bounded(monkeypatch):
 
 
 def test_pruned_search_in_float32_matches_float64(monkeypatch):
-
     monkeypatch.setattr(_jackknife_search, "_SMALL_SEARCH", 0)
     X, y = heavy_tailed(300, 11)
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
@@ -314,7 +341,7 @@ def test_pruned_search_in_float32_matches_float64(monkeypatch):
         np.testing.assert_allclose(high32, high64, rtol=1e-5, atol=1e-5)
 
 
-def test_predict_interval_keeps_nothing_on_the_model():
+def test_predict_interval_keeps_nothing_in_the_pickle():
     # What the search reads (K floats a row) is kept in memory after the first call, never in
     # the pickle: a saved model stays O(n x t) and predicts the same when loaded.
     X, y = heavy_tailed(200, 12)
@@ -333,7 +360,6 @@ def test_pruned_search_of_a_fitted_model_is_the_one_pass_search(monkeypatch):
     # either way the pruned search must give the ends of the search over every row, near the
     # data and far from it, for every target, and for a model saved before that order was kept
     # (its rows are then read as if ordered by |R_i| alone).
-
     X, y = heavy_tailed(300, 14)
     Y = np.c_[y, -3 * y + X[:, 0] ** 2, np.abs(y)]
     X_new = np.r_[X[:60], 8 * X[:15]]
@@ -345,12 +371,22 @@ def test_pruned_search_of_a_fitted_model_is_the_one_pass_search(monkeypatch):
     for model in (reg, pickle.loads(pickle.dumps(reg))):
         np.testing.assert_allclose(np.asarray(model.predict_interval(X_new, confidence=0.9)),
                                    every_row, rtol=1e-6, atol=1e-6)
+    # As a model saved before typical_std was kept: its rows in another order (by index).
     old = pickle.loads(pickle.dumps(reg))
-    object.__getattribute__(old._calibration, "__dict__").pop("typical_std")  # as an old pickle
+    calibration = old._calibration
+    shuffle = np.random.default_rng(0).permutation(calibration.n_rows)
+    old._calibration = dataclasses.replace(
+        calibration, residuals=calibration.residuals[shuffle],
+        scales=calibration.scales[shuffle], out_of_bag=calibration.out_of_bag[shuffle],
+        weight=calibration.weight[shuffle])
+    object.__getattribute__(old._calibration, "__dict__").pop("typical_std")
     old = pickle.loads(pickle.dumps(old))
     assert old._calibration.typical_std is None  # the field's default
     np.testing.assert_allclose(np.asarray(old.predict_interval(X_new, confidence=0.9)),
                                every_row, rtol=1e-6, atol=1e-6)
+    rows = old._calibration._absolute_rows(np.float32)[0]
+    assert not rows.in_order  # sorted at its first call, so the search still prunes
+    assert np.all(np.diff(rows.ordered().residual) <= 0)
 
 
 def test_too_few_rows_for_the_confidence_give_an_infinite_bound():

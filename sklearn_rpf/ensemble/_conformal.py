@@ -41,7 +41,6 @@ The search that turns these rows into the two ends at a test point, and its cost
 ``_jackknife_search``.
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,14 +115,11 @@ class OutOfBagCalibration:
         if len(rows) < 1:
             return None
         mask = out_of_bag[rows]
-        with warnings.catch_warnings():  # a target whose rows all have too few members
-            warnings.simplefilter("ignore", RuntimeWarning)
-            typical = np.sqrt(np.nanmedian(oob.epistemic[rows], axis=0))
-        typical = np.nan_to_num(typical, nan=0.0)
+        typical = _typical_std(oob.epistemic[rows])
         # Stored in the pruned search's order for the first target: a single-target model then
         # never sorts at predict time.
         order = search.search_order(np.abs(y[rows, 0] - oob.mean[rows, 0]), mask.sum(axis=1),
-                              mask.shape[1], typical[0])
+                                    mask.shape[1], typical[0])
         rows, mask = rows[order], mask[order]
         spread = _spread(mask, oob, rows)
         scales = _predictive_std(spread, epistemic_scale, noise, None if oob.base is None
@@ -149,7 +145,8 @@ class OutOfBagCalibration:
     def _absolute_rows(self, dtype):
         """What the absolute score reads, one ``_jackknife_search.Rows`` per target, built on
         first use and kept for later calls (not pickled): the averaging weights in the members'
-        precision, ``K`` floats a row, and the rows in the pruned search's order."""
+        precision, ``K`` floats a row, shared by the targets until the pruned search reorders
+        them (a copy for each target after the first)."""
         cache = self.__dict__.setdefault("_cache", {})
         key = np.dtype(dtype).str
         if key not in cache:
@@ -158,9 +155,10 @@ class OutOfBagCalibration:
             weight = None if np.all(self.weight == 1.0) else self.weight
             typical = (np.zeros(self.residuals.shape[1]) if self.typical_std is None
                        else self.typical_std)
-            # The first target's rows are stored in the search's order (from_out_of_bag).
+            # The first target's rows are stored in the search's order (from_out_of_bag; not
+            # in models saved before typical_std was kept).
             cache[key] = [search.Rows(np.abs(self.residuals[:, j]).astype(dtype), average, weight,
-                                typical[j], in_order=j == 0)
+                                      typical[j], in_order=j == 0 and self.typical_std is not None)
                           for j in range(self.residuals.shape[1])]
         return cache[key]
 
@@ -237,6 +235,15 @@ def calibration_rows(eligible, hashes, seed):
         ranks = hash_uniform(hashes[rows], hash_key(seed, "calibration"))
         rows = np.sort(rows[np.argsort(ranks, kind="stable")[:MAX_ROWS]])
     return rows
+
+
+def _typical_std(epistemic):
+    """Per target, the median out-of-bag standard deviation of the members (0 where no row has
+    enough out-of-bag members for one, or where it is not finite)."""
+    typical = np.zeros(epistemic.shape[1])
+    known = ~np.all(np.isnan(epistemic), axis=0)
+    typical[known] = np.sqrt(np.nanmedian(epistemic[:, known], axis=0))
+    return np.where(np.isfinite(typical), typical, 0.0)
 
 
 def _spread(mask, oob, rows):

@@ -6,19 +6,20 @@ the calibration rows (``_conformal``), the lower end minus that of ``R_i - mu_{-
 Cost at predict time. Done naively, each test point needs all ``n`` values ``mu_{-i}(x) +/- R_i``
 and a selection among them. For the absolute score most rows cannot matter: ``mu_{-i}(x)``, the
 mean of the ``c_i`` members that left row ``i`` out, is at most the mean of the ``c_i`` largest
-member outputs at ``x``, so once a lower bound on the upper end is known (the same quantile over
-a first block of rows alone), every row whose ``R_i`` plus that mean falls short of it is ruled
-out. The rows are ordered so that those that can reach an end come first (by ``|R_i|`` plus
-the members' typical spread times how far a mean of ``c_i`` members can reach,
-``search_order``); only a prefix of that order is evaluated, as long as the last row that
-passes the bound, in groups of test points with prefixes of similar length. The bounds are
-those of the full computation (``_upper_end``), up to the rounding of the products in the
-members' precision. The rows are stored in that order at fit time (for the first target), so a
-single-target model never sorts at predict time; what the search reads (the averaging weights,
-``K`` floats a row) is built at the first call and kept, not pickled. Below ``_SMALL_SEARCH``
-(rows x test points) one pass over every row is cheaper than pruning's two, and is what runs. On
-small data a call's fixed costs matter as much as the values it evaluates, so the two ends run as
-one search, and groups of test points are merged unless splitting them spares enough values.
+member outputs at ``x``. The rows are ordered so that those that can reach an end come first
+(``search_order``: by ``|R_i|`` plus the members' typical spread times how far a mean of that
+many members can reach). The same quantile over the first rows of that order alone is a lower
+bound on the end (a floor); then only the prefix of the order up to the last row whose bound
+(``R_i`` plus that mean, for the smallest count of its band of counts) reaches the floor is
+evaluated, in groups of test points with prefixes of similar length. The bounds are those of the
+full computation (``_upper_end``), up to the rounding of the products in the members' precision.
+The rows are stored in that order at fit time (for the first target), so a single-target model
+never sorts at predict time; what the search reads (the averaging weights, ``K`` floats a row,
+and for each further target its own reordered copy) is built at the first call and kept, not
+pickled. Below ``_SMALL_SEARCH`` (rows x test points) one pass over every row is cheaper than
+pruning's two, and is what runs. On small data a call's fixed costs matter as much as the values
+it evaluates, so the two ends run as one search, and groups of test points are merged unless
+splitting them spares enough values.
 """
 
 import functools
@@ -29,22 +30,26 @@ from scipy.stats import norm
 
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
 CHUNK_ELEMENTS = 500_000
-# Below this many (rows x test points) the pruned search is not worth its first pass: measured
-# warm on split 0 of the shared sets, one pass wins on energy (53k: 0.21 against 0.26 ms), pruning
-# on concrete (95k: 0.32 against 0.35 ms), both ends solved together in either.
-_SMALL_SEARCH = 80_000
+# Below this many (rows x test points) the pruned search is not worth its first pass. Measured
+# warm (medians of 5 x 31 calls of predict_interval, split 0, 2026-12-03, the rows ordered by
+# search_order): one pass wins on yacht (8.6k: 0.88 against 1.06 ms), pruning on energy (53k:
+# 1.27 against 1.36 ms; 80k was the cut with the looser bound of the largest member output),
+# concrete (95k: 2.45 against 2.53 ms) and wine (230k: 4.14 against 5.95 ms).
+_SMALL_SEARCH = 25_000
 # A group of test points in the pruned search is split off only if that spares more values than
 # this: about what a group's own calls cost in evaluated values.
 _MERGE_ELEMENTS = 10_000
-# The pruned search's first pass reads this many times the selected rank of rows (those of
-# largest residual) to set its floor: measured warm on split 0 of the shared sets, 1.25 and 1.5
-# tied and beat 1, 2 and 3 (kin8nm 13.4 ms at 1.5, 13.5 at 1.25, 15.2 at 2; wine 1.38, 1.47 and
-# 1.52 ms; concrete within 3% from 1.25 to 2). Again with the rows ordered by search_order
-# (split 0, 2026-12-03): kin8nm 27.1 ms at 1.5, 27.5 at 1.1, 28.2 at 1.25, 29.7 at 2, 48.3 at 1.
+# The pruned search's first pass reads this many times the selected rank of rows (the first of
+# the search's order) to set its floor: measured warm on split 0 of the shared sets, with the
+# rows then by residual alone, 1.25 and 1.5 tied and beat 1, 2 and 3 (kin8nm 13.4 ms at 1.5, 13.5
+# at 1.25, 15.2 at 2; wine 1.38, 1.47 and 1.52 ms; concrete within 3% from 1.25 to 2). With the
+# rows in search_order's order (kin8nm split 0, 2026-12-03, medians of 15 calls): 27.1 ms at 1.5,
+# 27.5 at 1.1, 28.2 at 1.25, 29.7 at 2, 48.3 at 1.
 _HEAD_FACTOR = 1.5
-# The pruned search bounds the rows by how many members left them out, in these bands (a band
-# starts at each value), each with the bound of its smallest count: one search per band.
-_COUNT_BANDS = np.array([1, 2, 3, 4, 5, 6, 8, 10, 13])
+# The pruned search bounds the rows by how many members left them out, in bands of counts that
+# start at these values (about 25% apart, so any number of members gets a few bands), each with
+# the bound of the smallest count it holds: one search per band.
+_COUNT_BANDS = np.unique(np.round(1.25 ** np.arange(64)).astype(np.int64))
 
 
 class Rows:
@@ -69,9 +74,9 @@ class Rows:
 
 class _Ordered:
     """Calibration rows in the pruned search's order (:func:`search_order`; ``typical_std`` None:
-    they are in it), and per band of counts of out-of-bag members (``_COUNT_BANDS``) the
-    smallest count, the positions of its rows in that order and their ``-|R_i|``, increasing,
-    which decide exactly which rows can reach an end."""
+    they are in it), and per band of counts of out-of-bag members (:func:`_bands`) its smallest
+    count, the positions of its rows in that order and their ``-|R_i|``, increasing, which
+    decide exactly which rows can reach an end."""
 
     def __init__(self, residual, average, weight, typical_std):
         counts = np.count_nonzero(average, axis=0)
@@ -80,32 +85,45 @@ class _Ordered:
             residual, average = residual[order], np.ascontiguousarray(average[:, order])
             weight, counts = None if weight is None else weight[order], counts[order]
         self.residual, self.average, self.weight = residual, average, weight
-        band = np.searchsorted(_COUNT_BANDS, counts, side="right")
+        band, smallest = _bands(counts)
         self.groups = []
         for b in np.unique(band):
             positions = np.flatnonzero(band == b)
-            smallest = int(counts[positions].min())
             negated = -residual[positions]
             if np.any(negated[1:] < negated[:-1]):
-                # Counts of one band shift the key apart: by |R_i| here, and for each prefix of
-                # these rows the last position any of them holds.
+                # Rows not in the search's order (e.g. another target's |R_i|): by |R_i| here,
+                # and for each prefix of these rows the last position any of them holds.
                 positions = positions[np.argsort(negated, kind="stable")]
                 negated = -residual[positions]
                 positions = np.maximum.accumulate(positions)
-            self.groups.append((smallest, positions, negated))
+            self.groups.append((int(smallest[b]), positions, negated))
+
+
+def _bands(counts):
+    """Each row's band of out-of-bag counts (``_COUNT_BANDS``) and, per band, the smallest count
+    among the rows in it (0 where none is)."""
+    band = np.searchsorted(_COUNT_BANDS, counts, side="right") - 1
+    smallest = np.zeros(len(_COUNT_BANDS), dtype=np.int64)
+    for b in np.unique(band):
+        smallest[b] = counts[band == b].min()
+    return band, smallest
 
 
 def search_order(residual, counts, n_members, typical_std):
-    """Rows by decreasing ``|R_i| + typical_std * g(c_i)``, ties by decreasing ``|R_i|``.
+    """Rows by decreasing ``|R_i| + typical_std * g(c)``, ties by decreasing ``|R_i|``, with ``c``
+    the smallest count of out-of-bag members in row ``i``'s band (:func:`_bands`).
 
     ``mu_{-i}(x)``, the mean of the ``c_i`` members that left row ``i`` out, is at most the mean
     of the ``c_i`` largest member outputs at ``x``, so rows left out by few members can reach
-    further. ``g(c)`` is about that mean for ``n_members`` standard normal outputs (the mean of
-    a normal above its ``1 - c / K`` quantile): with members whose standard deviation is near
-    ``typical_std``, the rows that can reach an end come first and the evaluated prefix is short.
-    The order decides only how long the prefix is, never which rows are counted.
+    further; the search bounds each band's rows with its smallest count. ``g(c)`` is about that
+    mean for ``n_members`` standard normal outputs (the mean of a normal above its ``1 - c / K``
+    quantile): with members whose standard deviation is near ``typical_std``, the rows that can
+    reach an end come first and the evaluated prefix is short, and within a band the rows are
+    by decreasing ``|R_i|``. The order decides only how long the prefix is, never which rows are
+    counted.
     """
-    key = residual + typical_std * _reach(n_members)[np.asarray(counts) - 1]
+    band, smallest = _bands(np.asarray(counts))
+    key = residual + typical_std * _reach(n_members)[smallest[band] - 1]
     return np.lexsort((-residual, -key))
 
 
