@@ -324,6 +324,14 @@ def test_text_is_not_a_weight():
     assert first_digit_distribution([b"12", "3"], normalize=False)[[0, 2]].tolist() == [1, 1]
 
 
+def test_ragged_weights_are_named():
+    # The text check read the values first and let NumPy's "inhomogeneous shape" through.
+    with pytest.raises(ValueError, match=r"counts must be numeric, got \[\[1, 2\], \[3\]\]"):
+        benford_chisquare([[1, 2], [3]])
+    with pytest.raises(ValueError, match="p must be numeric, got"):
+        mean_absolute_deviation([0.1] * 8 + [[0.2]])
+
+
 def test_the_probes_columns_are_digit_labels():
     import pandas as pd
 

@@ -66,9 +66,12 @@ def _as_real_array(values, name, by_digit=False):
     values = untracked(values)
     if by_digit:
         values = _in_digit_order(values)
-    check_numeric(values, name)
     try:
         array = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # ragged nesting, say
+        raise ValueError(f"{name} must be numeric, got {values!r:.80}.") from exc
+    check_numeric(array, name)
+    try:
         is_complex = array.dtype.kind == "c" or array.dtype.kind == "O" and any(
             isinstance(v, (complex, np.complexfloating)) for v in array.flat
         )
