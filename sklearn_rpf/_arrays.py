@@ -70,6 +70,8 @@ def numeric_array(values, name, what=None, **check_array_params):
     holds them, where ``check_array`` alone would parse ``"1.5"`` from an object array or a
     pandas Series."""
     values = untracked(values)
-    check_numeric(values, name, what)
-    return check_array(values, ensure_2d=False, dtype=np.float64, input_name=name,
-                       **check_array_params)
+    array = check_numeric(values, name, what)
+    # A list is read once (check_numeric's array is what check_array would build from it);
+    # other containers go as they are, for check_array's own handling of pandas' dtypes.
+    return check_array(array if isinstance(values, list | tuple) else values, ensure_2d=False,
+                       dtype=np.float64, input_name=name, **check_array_params)
