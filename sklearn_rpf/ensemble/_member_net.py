@@ -37,8 +37,9 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
         if not finite.all():  # as the ensemble's predict says, not a silent NaN
             raise ValueError(
                 f"This member returned NaN or infinity for row {int(np.argmin(finite))} of X. "
-                "The inputs may be too far from the training data for the network's precision; "
-                "try dtype='float64' in the regressor."
+                "The inputs may be too far from the training data, or the target's scale too "
+                "large, for the network's precision (a member predicts in the target's units: "
+                "float32 ends at 3.4e38); try dtype='float64' in the regressor."
             )
         return out.astype(np.float64, copy=False)  # float64 like the ensemble (exact widening)
 
