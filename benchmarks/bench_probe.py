@@ -233,6 +233,13 @@ def main(argv=None):
     start = time.perf_counter()
     probe.transform(distinct)
     distinct_probe_s = time.perf_counter() - start
+    # Batch composition: the same prompts in other batches (every other distinct prompt, and
+    # each prompt on its own) differ only by float32 rounding in passes of other shapes.
+    position = {prompt: i for i, prompt in enumerate(prompts)}
+    half = distinct[::2]
+    P_half = probe.transform(half)
+    alone = distinct[:16]
+    P_alone = np.array([probe.transform([prompt])[0] for prompt in alone])
     start = time.perf_counter()
     naive_scores(model, tokenizer, distinct)
     distinct_naive_s = time.perf_counter() - start
@@ -287,6 +294,12 @@ def main(argv=None):
     print(
         f"| whitespace_tol=1e-4 vs 0 ({len(subset)} prompts): max abs difference of P(d) | "
         f"{np.abs(P_all_spaces - P[:32]).max():.2e} |"
+    )
+    print(
+        f"| batch composition: {len(alone)} prompts one at a time vs among all "
+        f"{len(prompts)}; every other distinct prompt ({len(half)}) vs among all: max abs "
+        f"difference of P(d) | {np.abs(P_alone - P[[position[p] for p in alone]]).max():.1e}; "
+        f"{np.abs(P_half - P[[position[p] for p in half]]).max():.1e} |"
     )
     print(
         f"| naive vs probe: mean abs difference of P(d) (what the naive loop misses) | "
