@@ -32,13 +32,34 @@ def untracked(array):
     return array
 
 
-def check_numeric(values, name, what=None):
+# How to make numbers of each sort, in words: a date's nanoseconds since 1970 are a number, but
+# rarely the one a model should see.
+_HINTS = {"text": "e.g. with pandas.to_numeric",
+          "dates": "e.g. as days since a reference date",
+          "durations": "e.g. in seconds (pandas' Series.dt.total_seconds())"}
+
+
+def _sort_of(kind, odd):
+    """What a non-numeric array holds, in words: text, dates, durations or ``<type> values``."""
+    if kind in "USV" or isinstance(odd, str | bytes):
+        return "text"
+    if kind == "M" or isinstance(odd, datetime.date | np.datetime64):
+        return "dates"
+    if kind == "m" or isinstance(odd, datetime.timedelta | np.timedelta64):
+        return "durations"
+    return f"{type(odd).__name__} values"
+
+
+def check_numeric(values, name, what=None, *, other_objects=True):
     """Text, dates and durations are not numbers: scikit-learn's checks parse numeric strings
     held in an object array or a pandas Series (with an explicit float dtype, in a list too) and
     turn dates into nanoseconds. In an object array (time-zone-aware dates, Timestamps,
     Periods, text), every cell must be a number or None (missing: the finiteness check names
     it); pandas' NA, which NumPy cannot convert, is named here. ``what`` says what the values
-    are for, in the message. Returns ``values`` as NumPy read them (``np.asarray``)."""
+    are for, in the message. ``other_objects=False`` refuses only text, dates, durations and
+    pandas' NA, and leaves any other object (a dict) to scikit-learn's conversion, whose
+    TypeError names it (its estimator checks expect that error for X). Returns ``values`` as
+    NumPy read them (``np.asarray``)."""
     array = np.asarray(values)
     kind = array.dtype.kind
     odd = None
@@ -47,21 +68,32 @@ def check_numeric(values, name, what=None):
                     and not isinstance(v, Number | np.bool_)), None)
     if type(odd).__name__ == "NAType":  # pandas.NA, e.g. from a nullable column's to_numpy()
         raise ValueError(f"Input {name} contains missing values (pandas.NA); drop or fill them.")
-    if kind in "USVMm" or odd is not None:
-        if kind in "USV" or isinstance(odd, str | bytes):
-            sort = "text"
-        elif kind == "M" or isinstance(odd, datetime.date):
-            sort = "dates"
-        elif kind == "m" or isinstance(odd, datetime.timedelta):
-            sort = "durations"
-        else:
-            sort = f"{type(odd).__name__} values"
+    sort = _sort_of(kind, odd) if kind in "USVMm" or odd is not None else None
+    if sort is not None and (other_objects or not sort.endswith(" values")):
         purpose = f" ({what})" if what else ""
         raise ValueError(
             f"{name} must be numeric{purpose}; got {sort} (an array of dtype {array.dtype}). "
-            "Convert it to numbers first, e.g. with pandas.to_numeric."
+            f"Convert it to numbers first, {_HINTS.get(sort, _HINTS['text'])}."
         )
     return array
+
+
+def check_numeric_features(X, name="X"):
+    """:func:`check_numeric` for a feature matrix: text, dates and durations are refused, where
+    scikit-learn's checks parse ``"1.5"`` and turn dates into nanoseconds (a silent wrong
+    number); other objects are left to scikit-learn's TypeError. A pandas DataFrame is read
+    column by column, only where a column is not numeric, and returned as it is (its column
+    names stay for ``feature_names_in_``). A list or tuple is returned as the array NumPy read
+    from it, so that it is read once; anything else is returned as it is."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "dtypes") and hasattr(X, "iloc"):
+        for j, dtype in enumerate(X.dtypes):
+            if getattr(dtype, "kind", "O") not in "biufc":
+                check_numeric(X.iloc[:, j].to_numpy(), f"{name}'s column {columns[j]!r}",
+                              "a feature", other_objects=False)
+        return X
+    array = check_numeric(X, name, "the features", other_objects=False)
+    return array if isinstance(X, list | tuple) else X
 
 
 def numeric_array(values, name, what=None, **check_array_params):

@@ -408,7 +408,7 @@ def test_tensors_without_dense_values_are_a_clear_error(kind):
         ([[1.0, 1.0], [1.0, 2.0]], [None, 2.0], [0.0, 1.0], ValueError, "y contains NaN"),
         (np.empty((0, 2)), [], None, ValueError, "0 sample"),
         ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], None, ValueError, "Expected 2D array"),
-        ([["a", "b"], ["c", "d"]], [1.0, 2.0], None, ValueError, "could not convert string"),
+        ([["a", "b"], ["c", "d"]], [1.0, 2.0], None, ValueError, "X must be numeric.*got text"),
         ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0, 3.0], None, ValueError, "inconsistent numbers of samples"),
         ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0, -1.0], ValueError, "Negative values in data"),
         ([[1.0, 1.0], [1.0, 2.0]], [1.0, 2.0], [1.0, np.nan], ValueError, "NaN"),

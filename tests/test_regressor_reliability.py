@@ -401,6 +401,79 @@ def test_dates_as_sample_weight_are_refused():
         RandomizedPriorRegressor(**FAST).fit(X, periods)
 
 
+def _features_as(kind, X):
+    """X's first column turned into text, dates or durations, in the containers users pass."""
+    first = X[:, 0]
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    if kind == "numeric text, object array":
+        out = X.astype(object)
+        out[:, 0] = [str(v) for v in first]
+        return out
+    if kind == "numeric text, str array":
+        return X.astype(str)
+    if kind == "numeric text, list":
+        return [[str(row[0]), *row[1:]] for row in X.tolist()]
+    if kind == "numeric text, string column":
+        return frame.assign(x0=pd.array([str(v) for v in first], dtype="string"))
+    if kind == "categories":
+        return frame.assign(x0=pd.Categorical(np.where(first > 0, "high", "low")))
+    if kind == "datetime64 array":
+        out = np.full(X.shape, np.datetime64("2020-01-01"), dtype="datetime64[s]")
+        return out + (X * 86400).astype("timedelta64[s]")
+    if kind == "date column":
+        return frame.assign(x0=pd.Timestamp("2020") + pd.to_timedelta(first, unit="D"))
+    if kind == "dates with a time zone":
+        return frame.assign(x0=pd.Timestamp("2020", tz="UTC") + pd.to_timedelta(first, unit="D"))
+    assert kind == "duration column"
+    return frame.assign(x0=pd.to_timedelta(first, unit="s"))
+
+
+X_KINDS = {
+    "numeric text, object array": "X must be numeric.*got text",
+    "numeric text, str array": "X must be numeric.*got text",
+    "numeric text, list": "X must be numeric.*got text",
+    "numeric text, string column": "X's column 'x0' must be numeric.*got text",
+    "categories": "X's column 'x0' must be numeric.*got text",
+    "datetime64 array": "X must be numeric.*got dates.*days since a reference date",
+    "date column": "X's column 'x0' must be numeric.*got dates",
+    "dates with a time zone": "X's column 'x0' must be numeric.*got dates",
+    "duration column": "X's column 'x0' must be numeric.*got durations.*in seconds",
+}
+
+
+@pytest.mark.parametrize("kind", list(X_KINDS))
+def test_non_numeric_features_are_refused_everywhere(kind):
+    # scikit-learn parses "1.5" from these containers and turns dates into nanoseconds since
+    # 1970 (a datetime64 array was fitted on numbers near 1.6e18, silently).
+    X, y = data()
+    bad = _features_as(kind, X)
+    match = X_KINDS[kind]
+    with pytest.raises(ValueError, match=match):
+        RandomizedPriorRegressor(**FAST).fit(bad, y)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    before = reg.predict(X)
+    for call in (reg.predict, reg.estimators_[0].predict, reg.predict_interval, reg.sample_y,
+                 lambda Z: reg.partial_fit(Z, y), lambda Z: reg.fit(Z, y)):
+        with pytest.raises(ValueError, match=match):
+            call(bad)
+    np.testing.assert_array_equal(reg.predict(X), before)  # the failed refits changed nothing
+
+
+def test_other_objects_in_features_keep_scikit_learns_error():
+    # scikit-learn's estimator checks want its own TypeError for, e.g., a dict in X.
+    X, y = data()
+    bad = X.astype(object)
+    bad[0, 0] = {"foo": "bar"}
+    with pytest.raises(TypeError, match="argument must be a string.* number"):
+        RandomizedPriorRegressor(**FAST).fit(bad, y)
+    # Numbers in an object array, a numeric column beside a nullable one, and a list are numbers.
+    expected = RandomizedPriorRegressor(**FAST).fit(X, y).predict(X)
+    frame = pd.DataFrame(X).astype({0: "Float64"})
+    for same in (X.astype(object), frame, X.tolist()):
+        got = RandomizedPriorRegressor(**FAST).fit(same, y).predict(same)
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_decimal_targets_are_numbers():
     from decimal import Decimal
 

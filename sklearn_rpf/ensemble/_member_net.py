@@ -11,7 +11,7 @@ from skorch import NeuralNetRegressor
 from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
-from .._arrays import untracked
+from .._arrays import check_numeric_features, untracked
 from ._training import CopiedInMemory, weight_decay_kwargs
 
 
@@ -45,7 +45,8 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
 
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
-            X = check_array(untracked(X), dtype=[np.float64, np.float32], input_name="X")
+            X = check_array(check_numeric_features(untracked(X)),
+                            dtype=[np.float64, np.float32], input_name="X")
             if not X.flags.writeable:  # pandas' copy-on-write view: torch warns on read-only data
                 X = X.copy()
             expected = self.n_features_expected_

@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._arrays import check_numeric, untracked
+from .._arrays import check_numeric, check_numeric_features, untracked
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
@@ -514,6 +514,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         if sample_weight is not None:
             check_numeric(sample_weight, "sample_weight", "non-negative weights")
+        X = check_numeric_features(X)
         X, y = validate_data(
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
             ensure_min_samples=2 if reset else 1, reset=reset,
@@ -538,7 +539,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, untracked(X), reset=False, dtype=np.float64)
+        X = check_numeric_features(untracked(X))
+        return validate_data(self, X, reset=False, dtype=np.float64)
 
     def _format(self, array):
         """Drop the target axis for a regressor fitted on a 1-D ``y``."""
