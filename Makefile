@@ -64,6 +64,7 @@ benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks.bench_reliability
 	$(PY) -m benchmarks.bench_scale
 	$(PY) -m benchmarks.duplicated_rows
+	$(PY) -m benchmarks.bench_conformal
 	$(PY) -m benchmarks.bench_probe
 	$(PY) -m benchmarks.bench_probe --dask --n-prompts 1000
 	$(PY) -m benchmarks.long_prompt

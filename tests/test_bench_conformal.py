@@ -1,0 +1,36 @@
+"""The conformal-cost benchmark (``python -m benchmarks.bench_conformal``) on one yacht split,
+kept tiny: every variant timed, their ends compared, the table written."""
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_conformal
+from benchmarks._uci_data import default_data_dir
+from sklearn_rpf.ensemble import _jackknife_search
+
+TINY = {"n_estimators": 4, "max_epochs": 5}
+
+
+def test_every_variant_is_timed_and_exact():
+    record = bench_conformal.measure(default_data_dir(), "yacht", 0, rounds=2,
+                                     head_factors=[1.1, 2.0], params=TINY)
+    labels = ["predict", "shipped", "one pass", "pruned, head 1.1", "pruned, head 2"]
+    assert all(np.isfinite(record[label]) and record[label] > 0 for label in labels)
+    assert record["rows"] * record["test"] > 0 and record["difference"] <= 1e-6
+    assert record["one pass shipped"] is (record["rows"] * record["test"]
+                                          <= _jackknife_search._SMALL_SEARCH)
+    table = bench_conformal.report([record, {**record, "split": 1}], [1.1, 2.0])
+    size = f"{record['rows']:,} x {record['test']:,}"  # rows out of bag for some member
+    shipped = "one pass" if record["one pass shipped"] else "pruned"
+    assert f"| yacht | 2 | {size} | {shipped} |" in table
+    assert "pruned, head 1.1 (ms)" in table and "Largest difference" in table
+    # The search's constants are restored after each variant.
+    assert (_jackknife_search._SMALL_SEARCH, _jackknife_search._HEAD_FACTOR) == (25_000, 1.5)
+
+
+@pytest.mark.parametrize("argv", [["--rounds", "0"], ["--splits", "20"],
+                                  ["--head-factors", "0.5"], ["--datasets", "boston"]])
+def test_bad_options_fail_early(argv, capsys):
+    with pytest.raises(SystemExit):
+        bench_conformal.main(argv)
+    assert "error" in capsys.readouterr().err
