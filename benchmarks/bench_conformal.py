@@ -15,9 +15,11 @@ Every variant's ends are compared with the one pass's: the search is exact, so t
 only by the rounding of the members' products (the largest difference is printed, and more than
 1e-6 of the target's scale fails the run). The table gives, per set, medians over the splits of
 each call's median time, and the interval's extra cost over ``predict``; the shipped search runs
-one pass where calibration rows x test points is at most ``_SMALL_SEARCH``.
+one pass where calibration rows x test points is at most ``_SMALL_SEARCH``. It also gives how many
+out-of-bag means ``mu_{-i}(x)`` the shipped search forms per test point (one pass: one per row for
+both ends; the pruned search forms the rows each end needs), counted in one more, untimed call.
 
-Run ``python -m benchmarks.bench_conformal`` (about two minutes on 2 cores).
+Run ``python -m benchmarks.bench_conformal`` (about a minute on 2 cores).
 """
 
 import argparse
@@ -47,6 +49,26 @@ def search_settings(small=None, head=None):
         yield
     finally:
         search._SMALL_SEARCH, search._HEAD_FACTOR = saved
+
+
+def values_evaluated(call):
+    """How many values ``mu_{-i}(x)`` the shipped search forms in ``call()``: the sizes of its
+    products, counted through the search's one product function."""
+    from sklearn_rpf.ensemble import _jackknife_search as search
+
+    product, sizes = search._product, []
+
+    def counting(a, b):
+        out = product(a, b)
+        sizes.append(out.size)
+        return out
+
+    search._product = counting
+    try:
+        call()
+    finally:
+        search._product = product
+    return sum(sizes)
 
 
 def variants(head_factors):
@@ -81,12 +103,14 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
                     start = time.perf_counter()
                     call()
                     times[label].append(time.perf_counter() - start)
+        evaluated = values_evaluated(lambda: regressor.predict_interval(X, CONFIDENCE))
     reference = np.concatenate(ends["one pass"])
     difference = max(float(np.max(np.abs(np.concatenate(ends[label]) - reference)))
                      for label in calls if label != "predict")
     n_rows = regressor._calibration.n_rows
     return {"data set": name, "split": split, "rows": n_rows, "test": len(X),
             "one pass shipped": n_rows * len(X) <= search._SMALL_SEARCH,
+            "values per point": evaluated / len(X),
             "difference": difference / float(np.std(y_train)),
             **{label: float(np.median(values)) for label, values in times.items()}}
 
@@ -95,8 +119,9 @@ def report(records, head_factors):
     labels = ["predict", *variants(head_factors)]
     lines = [
         "| data set | splits | calibration rows x test points | shipped search | "
+        "means formed per test point | "
         + " | ".join(f"{label} (ms)" for label in labels) + " | extra over predict |",
-        "|" + "---|" * (len(labels) + 5),
+        "|" + "---|" * (len(labels) + 6),
     ]
     for name in dict.fromkeys(r["data set"] for r in records):
         mine = [r for r in records if r["data set"] == name]
@@ -104,7 +129,8 @@ def report(records, head_factors):
         size = f"{mine[0]['rows']:,} x {mine[0]['test']:,}"
         shipped = "one pass" if all(r["one pass shipped"] for r in mine) else "pruned"
         extra = median["shipped"] / median["predict"] - 1
-        lines.append(f"| {name} | {len(mine)} | {size} | {shipped} | "
+        per_point = float(np.median([r["values per point"] for r in mine]))
+        lines.append(f"| {name} | {len(mine)} | {size} | {shipped} | {per_point:,.0f} | "
                      + " | ".join(f"{median[label]:.2f}" for label in labels)
                      + f" | {extra:+.0%} |")
     worst = max(r["difference"] for r in records)

@@ -17,6 +17,9 @@ def test_every_variant_is_timed_and_exact():
     labels = ["predict", "shipped", "one pass", "pruned, head 1.1", "pruned, head 2"]
     assert all(np.isfinite(record[label]) and record[label] > 0 for label in labels)
     assert record["rows"] * record["test"] > 0 and record["difference"] <= 1e-6
+    # One pass forms every row's out-of-bag mean once at each test point, for both ends.
+    if record["one pass shipped"]:
+        assert record["values per point"] == record["rows"]
     assert record["one pass shipped"] is (record["rows"] * record["test"]
                                           <= _jackknife_search._SMALL_SEARCH)
     table = bench_conformal.report([record, {**record, "split": 1}], [1.1, 2.0])

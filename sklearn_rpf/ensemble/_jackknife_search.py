@@ -11,8 +11,10 @@ member outputs at ``x``. The rows are ordered so that those that can reach an en
 many members can reach). The same quantile over the first rows of that order alone is a lower
 bound on the end (a floor); then only the prefix of the order up to the last row whose bound
 (``R_i`` plus that mean, for the smallest count of its band of counts) reaches the floor is
-evaluated, in groups of test points with prefixes of similar length. The bounds are those of the
-full computation (``_upper_end``), up to the rounding of the products in the members' precision.
+evaluated, in groups of test points with prefixes of similar length; where that is many values,
+the selection is only among the values above the floor (``_with_entrants``). The ends are those
+of the full computation (``_upper_end``), up to the rounding of the products in the members'
+precision.
 The rows are stored in that order at fit time (for the first target), so a single-target model
 never sorts at predict time; what the search reads (the averaging weights, ``K`` floats a row,
 and for each further target its own reordered copy) is built at the first call and kept, not
@@ -30,21 +32,21 @@ from scipy.stats import norm
 
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
 CHUNK_ELEMENTS = 500_000
-# Below this many (rows x test points) the pruned search is not worth its first pass. Measured
-# warm (medians of 5 x 31 calls of predict_interval, split 0, 2026-12-03, the rows ordered by
-# search_order): one pass wins on yacht (8.6k: 0.88 against 1.06 ms), pruning on energy (53k:
-# 1.27 against 1.36 ms; 80k was the cut with the looser bound of the largest member output),
-# concrete (95k: 2.45 against 2.53 ms) and wine (230k: 4.14 against 5.95 ms).
+# Below this many (rows x test points) the pruned search is not worth its first pass.
+# `python -m benchmarks.bench_conformal` (2026-12-03 23:05 UTC, medians over splits 0 and 1):
+# one pass wins on yacht (8.6k: 0.91 against 1.23 ms pruned), ties on energy (53k: 2.38 against
+# 2.48; 1.47 against 1.49 in another run), loses on concrete (95k: 2.55 against 2.28) and wine
+# (230k: 5.85 against 4.13).
 _SMALL_SEARCH = 25_000
 # A group of test points in the pruned search is split off only if that spares more values than
-# this: about what a group's own calls cost in evaluated values.
+# this, and selects among the values above its floor alone (_with_entrants) only if it has more
+# than this many past the head: about what a group's own calls cost in evaluated values.
 _MERGE_ELEMENTS = 10_000
 # The pruned search's first pass reads this many times the selected rank of rows (the first of
-# the search's order) to set its floor: measured warm on split 0 of the shared sets, with the
-# rows then by residual alone, 1.25 and 1.5 tied and beat 1, 2 and 3 (kin8nm 13.4 ms at 1.5, 13.5
-# at 1.25, 15.2 at 2; wine 1.38, 1.47 and 1.52 ms; concrete within 3% from 1.25 to 2). With the
-# rows in search_order's order (kin8nm split 0, 2026-12-03, medians of 15 calls): 27.1 ms at 1.5,
-# 27.5 at 1.1, 28.2 at 1.25, 29.7 at 2, 48.3 at 1.
+# the search's order) to set its floor. `python -m benchmarks.bench_conformal --datasets kin8nm
+# wine-quality-red concrete energy --head-factors 1.1 1.25 1.5 2 3` (2026-12-03, two runs, ms):
+# kin8nm 27.8/25.1 at 1.1, 22.0/21.6 at 1.25, 23.5/22.2 at 1.5, 25.0/22.4 at 2, 28.7/27.1 at 3;
+# wine, concrete and energy within 13% from 1.25 to 3.
 _HEAD_FACTOR = 1.5
 # The pruned search bounds the rows by how many members left them out, in bands of counts that
 # start at these values (about 25% apart, so any number of members gets a few bands), each with
@@ -185,8 +187,15 @@ def _upper_end(members, centre, residual, average, weight, groups, rank, budget,
     longer where the members disagree.
     """
     m = members.shape[1]
-    head_weight = None if weight is None else weight[:head]
-    floor = _top_quantile(centre + residual[:head], head_weight, rank, budget)
+    head_values = centre + residual[:head]
+    if weight is None:
+        # The head's rank largest values (the floor the smallest of them) stay for the end:
+        # past the head only the values above the floor need selecting (_with_entrants).
+        head_values.partition(head - rank, axis=1)
+        head_top = head_values[:, head - rank:]
+        floor = head_top[:, 0].astype(np.float64)
+    else:
+        head_top, floor = None, _top_quantile(head_values, weight[:head], rank, budget)
     # Row i can reach the floor only if R_i + (mean of the c_i largest member outputs) does;
     # slack for rounding in the members' precision: a few more rows, never one too few.
     K = members.shape[0]
@@ -217,12 +226,40 @@ def _upper_end(members, centre, residual, average, weight, groups, rank, budget,
         if longest * (limit - stop) - (summed[limit] - summed[stop]) <= _MERGE_ELEMENTS:
             stop = limit
         points = by_length[start:max(stop, start + 1)]
-        values = _product(members[:, points].T, average[:, :longest])
-        values += residual[:longest]
-        end[points] = _top_quantile(values, None if weight is None else weight[:longest], rank,
-                                    budget)
+        if head_top is not None and len(points) * (longest - head) > _MERGE_ELEMENTS:
+            end[points] = _with_entrants(head_top[points], head_top[points, 0],
+                                         members[:, points], average[:, head:longest],
+                                         residual[head:longest])
+        else:  # weighted, or too few values past the head to repay _with_entrants' calls
+            values = _product(members[:, points].T, average[:, :longest])
+            values += residual[:longest]
+            end[points] = _top_quantile(values, None if weight is None else weight[:longest],
+                                        rank, budget)
         start += len(points)
     return end
+
+
+def _with_entrants(top, floor, members, average, residual):
+    """The ``rank``-th largest value over a prefix of the rows (uniform weights), from the head's
+    ``rank`` largest values ``top`` ``(m, rank)``, whose smallest is ``floor``, and the values of
+    the prefix's other rows (``average`` and ``residual``, past the head) that exceed the floor.
+
+    Every value left out is at most the floor, which is at most the end; counts above any value
+    from the floor up are those of the whole prefix, so the end is the same, and only about
+    ``rank`` values a point are selected among instead of the whole prefix.
+    """
+    rank = top.shape[1]
+    rest = _product(members.T, average)
+    rest += residual
+    point, column = np.nonzero(rest > floor[:, None])
+    counts = np.bincount(point, minlength=len(top))
+    width = rank + int(counts.max())
+    merged = np.full((len(top), width), -np.inf, dtype=top.dtype)
+    merged[:, :rank] = top
+    slot = np.arange(len(point)) - np.repeat(np.cumsum(counts) - counts, counts)
+    merged[point, rank + slot] = rest[point, column]
+    merged.partition(width - rank, axis=1)
+    return merged[:, width - rank].astype(np.float64)
 
 
 def _product(a, b):
