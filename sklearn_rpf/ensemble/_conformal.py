@@ -50,8 +50,8 @@ from ._bootstrap import hash_key, hash_uniform
 
 SCORES = ("absolute", "studentized")
 # Calibration rows kept at most. The interval's cost grows with rows x test points: on 100,000
-# training rows and 20,000 test points it took 7.41 s with every row, 1.65 s with 20,000, where
-# predict took 0.24-0.26 s (benchmarks/bench_scale.py, one run; README). At 20,000 rows of equal
+# training rows and 20,000 test points it took 6.51 s with every row, 1.52 s with 20,000, where
+# predict took 0.13 s (benchmarks/bench_scale.py, one run; README). At 20,000 rows of equal
 # weight the 95% end is the 1,000th largest value, and the coverage's sampling error about 0.002
 # (more with very uneven weights: fewer rows then carry the weight). partial_fit's calibration
 # sample has the same size.
