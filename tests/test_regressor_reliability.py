@@ -545,6 +545,30 @@ def test_single_target_members_predict_one_dimension():
         reg.estimators_[0].predict(far)
 
 
+@pytest.mark.parametrize("column, factor, name", [("target", 1e-46, "target's scale"),
+                                                   ("target", 1e-40, "target's scale"),
+                                                   ("feature", 1e-45, "inputs' scale"),
+                                                   ("target", 1e39, "target's offset")])
+def test_members_refuse_data_their_precision_cannot_hold(column, factor, name):
+    # A member works in the data's units: in float32 a target scale of 1e-46 became 0 (every
+    # prediction 0, silently), 1e-40 a subnormal with 3 digits, an input scale of 1e-45 a
+    # division by 0. The ensemble, in standardised units, is fine.
+    X, y = data()
+    if column == "target":
+        y = y * factor if factor < 1 else y + factor
+    else:
+        X = X * factor
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    mean = reg.predict(X)
+    assert np.isfinite(mean).all() and np.std(mean) > 0
+    with pytest.raises(ValueError, match=f"in torch.float32, which cannot hold the {name}.*"
+                                         "refit with dtype='float64'"):
+        reg.estimators_[0].predict(X)
+    wide = RandomizedPriorRegressor(**dict(FAST, dtype="float64")).fit(X, y)
+    np.testing.assert_allclose(wide.estimators_[0].predict(X), wide.predict_members(X)[0],
+                               rtol=1e-9)
+
+
 # ----------------------------------------------------------------------------- member-wise streams
 class LinearMember(nn.Module):
     """A custom member: nn.Linear initialises from torch's global generator."""

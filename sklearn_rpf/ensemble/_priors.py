@@ -15,6 +15,7 @@ them): ``o`` is the number of targets, or twice that for heteroscedastic members
 variances).
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -167,6 +168,27 @@ class RandomizedPriorEnsemble(_FrozenPriorMixin, nn.Module):
         return cls(trainable, prior, first.prior_scale, first.n_targets)
 
 
+def _unheld_scale(standardizer, dtype):
+    """Why a member in the data's units cannot compute in ``dtype``, or None: a scale of the
+    inputs or targets below its smallest normal number (rounded, or 0: a silent wrong prediction)
+    or an offset or scale beyond its largest. The ensemble works in standardised units, so its
+    own predictions are not affected."""
+    info = torch.finfo(dtype)
+    for name in ("x_scale", "y_scale", "x_offset", "y_offset"):
+        value = np.abs(np.asarray(getattr(standardizer, name), dtype=np.float64))
+        bad = (value > info.max) | ((value < info.tiny) & name.endswith("scale"))
+        if bad.any():
+            what = {"x": "inputs'", "y": "target's"}[name[0]]
+            return (
+                f"This member predicts in the data's units, in {dtype}, which cannot hold the "
+                f"{what} {name[2:]} ({float(value[bad][0]):.3g}; {dtype} holds about "
+                f"{info.tiny:.2g} to {info.max:.2g}). The ensemble's predict works in "
+                "standardised units and is not affected; to use a member alone, refit with "
+                "dtype='float64'."
+            )
+    return None
+
+
 class MemberWithPrior(_FrozenPriorMixin, nn.Module):
     """One member, ``f_k(x) + prior_scale * p_k(x)``, optionally in the data's original units.
 
@@ -198,10 +220,14 @@ class MemberWithPrior(_FrozenPriorMixin, nn.Module):
         for name in ("x_offset", "x_scale", "y_offset", "y_scale"):
             value = None if standardizer is None else getattr(standardizer, name)
             self.register_buffer(name, None if value is None else torch.as_tensor(value, dtype=dtype))
+        self._unheld = None if standardizer is None else _unheld_scale(standardizer, dtype)
         self._freeze()
 
     def forward(self, x):
         dtype = next(self.net.parameters()).dtype
+        unheld = getattr(self, "_unheld", None)  # absent from members pickled before it
+        if unheld is not None:
+            raise ValueError(unheld)
         x = x.to(dtype)  # skorch passes float64 arrays through unchanged
         if self.x_offset is not None:
             x = (x - self.x_offset) / self.x_scale
