@@ -92,8 +92,14 @@ def check_numeric_features(X, name="X"):
                 check_numeric(X.iloc[:, j].to_numpy(), f"{name}'s column {columns[j]!r}",
                               "a feature", other_objects=False)
         return X
-    array = check_numeric(X, name, "the features", other_objects=False)
-    return array if isinstance(X, list | tuple) else X
+    return _read_once(X, check_numeric(X, name, "the features", other_objects=False))
+
+
+def _read_once(values, array):
+    """``array`` (what NumPy read from ``values``) where ``values`` is a list or tuple, which
+    scikit-learn would read again; other containers as they are, for scikit-learn's own handling
+    of their dtypes (pandas')."""
+    return array if isinstance(values, list | tuple) else values
 
 
 def numeric_array(values, name, what=None, **check_array_params):
@@ -102,8 +108,5 @@ def numeric_array(values, name, what=None, **check_array_params):
     holds them, where ``check_array`` alone would parse ``"1.5"`` from an object array or a
     pandas Series."""
     values = untracked(values)
-    array = check_numeric(values, name, what)
-    # A list is read once (check_numeric's array is what check_array would build from it);
-    # other containers go as they are, for check_array's own handling of pandas' dtypes.
-    return check_array(array if isinstance(values, list | tuple) else values, ensure_2d=False,
+    return check_array(_read_once(values, check_numeric(values, name, what)), ensure_2d=False,
                        dtype=np.float64, input_name=name, **check_array_params)
