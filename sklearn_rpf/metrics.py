@@ -366,11 +366,37 @@ def calibration_curve(
     y_true, y_mean, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    # The same test as interval_coverage at each level (a PIT compared with p rounds otherwise
-    # for targets on a bound).
-    per_output = np.stack([np.average(_inside(y_true, y_mean, y_std, p), axis=0,
-                                      weights=sample_weight) for p in nominal])
+    per_output = _coverage_by_level(y_true, y_mean, y_std, nominal, sample_weight)
     return nominal, _combine_outputs(per_output, multioutput)
+
+
+def _coverage_by_level(y_true, y_mean, y_std, nominal, sample_weight):
+    """``interval_coverage`` at every level of ``nominal``: ``(n_levels, n_outputs)``.
+
+    The same test as interval_coverage (a PIT compared with the level rounds otherwise for
+    targets on a bound), but not level by level: the half-width grows with the level, so each
+    target is inside from some level on, which a binary search over the sorted levels finds in
+    about ``log2(n_levels)`` passes over the targets instead of ``n_levels``.
+    """
+    order = np.argsort(nominal, kind="stable")
+    half = _half_width(nominal[order])  # non-decreasing
+    distance = np.abs(y_true - y_mean)
+    low = np.zeros(y_true.shape, dtype=np.intp)  # first sorted level inside is in [low, high]
+    high = np.full(y_true.shape, len(half), dtype=np.intp)  # len(half): inside at none
+    with np.errstate(over="ignore"):
+        while np.any(open_ := low < high):
+            middle = (low + high) // 2
+            inside = distance <= y_std * half[np.minimum(middle, len(half) - 1)]
+            high = np.where(open_ & inside, middle, high)
+            low = np.where(open_ & ~inside, middle + 1, low)
+    weight = np.ones(len(y_true)) if sample_weight is None else sample_weight
+    covered = np.empty((len(half), y_true.shape[1]))
+    for j in range(y_true.shape[1]):  # weight of the targets first inside at each level, summed
+        covered[:, j] = np.cumsum(np.bincount(low[:, j], weights=weight,
+                                              minlength=len(half) + 1)[:-1])
+    per_output = np.empty_like(covered)
+    per_output[order] = covered / weight.sum()
+    return per_output
 
 
 @_validated()

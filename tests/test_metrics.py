@@ -179,6 +179,25 @@ def test_calibration_curve_agrees_with_interval_coverage():
     assert np.all(np.diff(observed) >= 0)
 
 
+def test_calibration_curve_equals_interval_coverage_at_every_level():
+    # The curve is found by a search over the sorted levels, not level by level: unsorted and
+    # repeated levels, targets on bounds, a huge std, zero and uneven weights, two outputs.
+    y_true, y_mean, y_std = _gaussian_data(n_samples=40, n_outputs=2, seed=3)
+    levels = np.array([0.9, 0.1, 0.5, 0.5, 1e-9, 1 - 1e-12, 0.3, 0.7, 0.95])
+    y_true[:3, 0] = y_mean[:3, 0] + y_std[:3, 0] * norm.isf((1 - levels[[0, 2, 6]]) / 2)
+    y_true[3, 1], y_std[3, 1] = 1e300, 1e300
+    weight = np.random.default_rng(4).exponential(size=40)
+    weight[5:9] = 0.0
+    for sample_weight in (None, weight):
+        _, observed = calibration_curve(y_true, y_mean, y_std, levels=levels,
+                                        sample_weight=sample_weight, multioutput="raw_values")
+        expected = [interval_coverage(y_true, y_mean, y_std, level=level,
+                                      sample_weight=sample_weight, multioutput="raw_values")
+                    for level in levels]
+        np.testing.assert_allclose(observed, expected, rtol=0, atol=1e-12)
+    assert 0 < observed[1, 0] < observed[0, 0] < 1  # the check is not trivially satisfied
+
+
 def test_miscalibration_area_is_the_integral_of_the_curve_gap():
     y_true, y_mean, y_std = _gaussian_data(n_samples=30)
     nominal, observed = calibration_curve(y_true, y_mean, y_std, levels=20_000)
