@@ -113,19 +113,38 @@ def test_interval_method_uses_predict_interval_at_every_level():
 
 
 def test_interval_levels_in_any_order_keep_their_coverage():
+    # Levels are drawn (and kept in nominal_) from low to high, each with its own coverage:
+    # a curve, not a zig-zag back through the levels as given.
     rng = np.random.default_rng(1)
     X, y = rng.normal(size=(50, 1)), rng.normal(size=50)
     X_test, y_test = rng.normal(size=(300, 1)), rng.normal(size=300)
     reg = SymmetricIntervalRegressor(width=1.0).fit(X, y)
     levels = [0.9, 0.6, 0.75]
     display = CoverageDisplay.from_estimator(reg, X_test, y_test, levels=levels, method="interval")
-    np.testing.assert_allclose(display.nominal_, levels)
-    expected = [np.mean(np.abs(y_test - reg.mean_) <= level) for level in levels]
+    np.testing.assert_allclose(display.nominal_, [0.6, 0.75, 0.9])
+    expected = [np.mean(np.abs(y_test - reg.mean_) <= level) for level in (0.6, 0.75, 0.9)]
     np.testing.assert_allclose(display.observed_, [expected])
-    assert expected[0] > expected[2] > expected[1]  # the order matters
+    np.testing.assert_allclose(display.line_.get_xdata(), [0.6, 0.75, 0.9])
+    np.testing.assert_allclose(display.line_.get_ydata(), expected)
+    assert expected[0] < expected[1] < expected[2]  # each level keeps its own coverage
     repeated = CoverageDisplay.from_estimator(reg, X_test, y_test, levels=[0.9, 0.6, 0.9],
                                               method="interval")
-    np.testing.assert_allclose(repeated.observed_, [[expected[0], expected[1], expected[0]]])
+    np.testing.assert_allclose(repeated.nominal_, [0.6, 0.9, 0.9])
+    np.testing.assert_allclose(repeated.observed_, [[expected[0], expected[2], expected[2]]])
+
+
+def test_gaussian_levels_in_any_order_are_drawn_increasing(models, data):
+    X_test, y_test = data[2], data[3]
+    display = CoverageDisplay.from_estimator(models["GP"], X_test, y_test,
+                                             levels=[0.9, 0.1, 0.5, 0.3])
+    nominal, expected = calibration_curve(y_test, *models["GP"].predict(X_test, return_std=True),
+                                          levels=[0.1, 0.3, 0.5, 0.9])
+    np.testing.assert_array_equal(display.line_.get_xdata(), nominal)
+    np.testing.assert_allclose(display.line_.get_ydata(), expected)
+    drawn = CoverageDisplay(nominal=[0.9, 0.1], observed=[[0.8, 0.2], [0.7, 0.3]]).plot(
+        name=["a", "b"])
+    np.testing.assert_array_equal(drawn.observed_, [[0.2, 0.8], [0.3, 0.7]])
+    assert drawn.line_ == drawn.lines_ and [line.get_label() for line in drawn.lines_] == ["a", "b"]
 
 
 def test_interval_method_default_levels_suit_conformal_intervals(data):

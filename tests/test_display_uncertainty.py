@@ -328,6 +328,8 @@ def test_style_keywords_override_the_defaults(rpf, data):
         (dict(band_kwargs={"noise": {}}), "band_kwargs keys must be among"),
         (dict(band_kwargs={"total": 3}), r"band_kwargs\['total'\] must be a dict"),
         (dict(feature=0.5), "feature must be an integer index or a feature name"),
+        (dict(against="predicted", feature=3), "feature only applies along a feature"),
+        (dict(confidence=7), r"confidence must be a float in the open"),  # even with no interval
     ],
 )
 def test_bad_arguments(rpf, data, kwargs, match):
@@ -376,3 +378,66 @@ def test_from_predictions_refuses_numeric_text():
                                             y_true=pd.Series(["1.1", "-0.1", "0.4"]))
     with pytest.raises(ValueError, match="must be numeric; got text"):
         UncertaintyDisplay.from_predictions([2.0, 0.0, 1.0], pd.Series(["1", "0", "0.5"]), std)
+
+
+class CountingRegressor(IntervalRegressor):
+    """Counts its predict calls: a bad y must fail before the (maybe costly) predictions."""
+
+    calls = 0
+
+    def predict(self, X, return_std=False):
+        type(self).calls += 1
+        return super().predict(X, return_std=return_std)
+
+
+def test_bad_y_fails_before_anything_is_predicted(data):
+    X, y = data
+    reg = CountingRegressor().fit(X, y)
+    CountingRegressor.calls = 0
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        UncertaintyDisplay.from_estimator(reg, X, y[:5])
+    with pytest.raises(ValueError, match="must be numeric; got text"):
+        UncertaintyDisplay.from_estimator(reg, X, y.astype(str))
+    assert CountingRegressor.calls == 0
+
+
+def test_bands_as_an_array_for_a_regressor_without_the_epistemic_one(gp, data):
+    X, y = data
+    with pytest.raises(ValueError, match="epistemic band was asked for"):
+        UncertaintyDisplay.from_estimator(gp, X, y, bands=np.array(["total", "epistemic"]))
+    display = UncertaintyDisplay.from_estimator(gp, X, y, bands=np.array(["total"]))
+    assert list(display.bands_) == ["total"]
+
+
+def test_a_date_or_text_feature_is_refused_by_name():
+    # The model reads only the numeric column; the display is asked to draw along another.
+    from sklearn.compose import make_column_transformer
+
+    frame = pd.DataFrame({"num": np.linspace(0, 1, 12),
+                          "when": pd.date_range("2020-01-01", periods=12),
+                          "color": ["blue", "red"] * 6})
+    model = make_pipeline(make_column_transformer(("passthrough", ["num"])),
+                          GaussianProcessRegressor(alpha=0.01)).fit(frame, frame["num"])
+    with pytest.raises(ValueError, match=r"feature 'when' must be numeric.*got dates"):
+        UncertaintyDisplay.from_estimator(model, frame, frame["num"], feature="when")
+    with pytest.raises(ValueError, match=r"feature 'color' must be numeric.*got text"):
+        UncertaintyDisplay.from_estimator(model, frame, frame["num"], feature=2)
+    display = UncertaintyDisplay.from_estimator(model, frame, frame["num"], feature="num")
+    np.testing.assert_allclose(display.line_.get_xdata(), frame["num"])
+
+
+def test_y_true_is_checked_before_an_infinite_interval_is_clipped():
+    import torch
+
+    x = np.linspace(0, 1, 5)
+    mean = 2 * x
+    grad = torch.tensor(mean, requires_grad=True)
+    with pytest.warns(UserWarning, match="interval is infinite"):
+        display = UncertaintyDisplay.from_predictions(x, mean, interval=(mean - np.inf, mean + 1),
+                                                      y_true=grad)
+    np.testing.assert_array_equal(display.scatter_.get_offsets()[:, 1], mean)
+    with pytest.raises(ValueError, match="must be numeric; got text"):
+        UncertaintyDisplay.from_predictions(x, mean, interval=(mean - np.inf, mean + 1),
+                                            y_true=["a"] * 5)
+    with pytest.raises(ValueError, match="pass y_true with it"):
+        UncertaintyDisplay.from_predictions(x, mean, np.ones(5), x_true=[0.0, 1.0])

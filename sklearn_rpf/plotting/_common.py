@@ -66,12 +66,15 @@ def feature_column(X, feature, feature_names=None):
         index = int(feature)
     else:
         raise TypeError(f"feature must be an integer index or a feature name; got {feature!r}.")
-    values = np.asarray(_safe_indexing(X, index, axis=1), dtype=np.float64)
     if names is not None:
         label = names[index]
     else:
         label = "x" if n_features == 1 else f"x[{index}]"
-    return values, label
+    # Dates would be drawn as nanoseconds since 1970, text fail in NumPy's words: both refused
+    # here, naming the feature (the model may well use it through a transformer).
+    values = numeric_array(_safe_indexing(X, index, axis=1), f"feature {label!r}",
+                           "the horizontal axis", ensure_all_finite=False)
+    return values.reshape(len(values)), label
 
 
 def pick_target(values, target, sample_ndim=1):
@@ -197,7 +200,8 @@ def observed_target(y, n_targets, target, name="y"):
 
 def clip_infinite_interval(bounds, mean, y_true):
     """Infinite interval ends, clipped in place to far past the finite values drawn; returns the
-    unclipped ``(lower, upper)`` (to tell which ends were infinite), or None when all are finite."""
+    unclipped ``(lower, upper)`` (to tell which ends were infinite), or None when all are finite.
+    ``y_true`` is None or already checked (a float array)."""
     if "interval" not in bounds:
         return None
     lower, upper = bounds["interval"]
@@ -211,7 +215,7 @@ def clip_infinite_interval(bounds, mean, y_true):
     )
     finite = [mean] + [edge[np.isfinite(edge)] for pair in bounds.values() for edge in pair]
     if y_true is not None:
-        finite.append(np.asarray(y_true, dtype=np.float64).ravel())
+        finite.append(y_true.ravel())
     finite = np.concatenate(finite)
     finite = finite[np.isfinite(finite)]
     low, high = finite.min(), finite.max()

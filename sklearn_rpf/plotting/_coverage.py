@@ -116,11 +116,13 @@ class CoverageDisplay:
     Attributes
     ----------
     nominal_ : ndarray of shape (n_levels,)
-        The nominal levels drawn.
+        The nominal levels drawn, increasing.
     observed_ : ndarray of shape (n_curves, n_levels)
-        The observed coverages drawn, one row per curve.
+        The observed coverages drawn, one row per curve, in the order of ``nominal_``.
     lines_ : list of matplotlib Line2D
         One line per curve.
+    line_ : matplotlib Line2D or list of matplotlib Line2D
+        The curve's line, or ``lines_`` where there are several (as scikit-learn's displays).
     diagonal_line_ : matplotlib Line2D
         The reference ``observed = nominal`` (one per axes, shared by displays drawn on it).
     ax_ : matplotlib Axes
@@ -154,13 +156,16 @@ class CoverageDisplay:
         self.observed = observed
         self.names = names
 
-    def plot(self, ax=None, *, line_kwargs=None, diagonal_kwargs=None):
-        """Draw the display.
+    def plot(self, ax=None, *, name=None, line_kwargs=None, diagonal_kwargs=None):
+        """Draw the display: each curve from the lowest level to the highest, whatever the
+        order of ``nominal`` (``nominal_`` and ``observed_`` are in that order).
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure when None.
+        name : str or list of str, default=None
+            Overrides the stored ``names`` in the legend (a str for a single curve).
         line_kwargs : dict or list of dict, default=None
             Passed to ``ax.plot`` for every curve, or one dict per curve.
         diagonal_kwargs : dict, default=None
@@ -185,8 +190,11 @@ class CoverageDisplay:
                 "observed coverages must lie between 0 and 1; got values from "
                 f"{np.nanmin(observed):.3g} to {np.nanmax(observed):.3g}."
             )
+        order = np.argsort(nominal, kind="stable")  # a curve, not a zig-zag through the levels
+        nominal, observed = nominal[order], observed[:, order]
         n_curves = len(observed)
-        names = [None] * n_curves if self.names is None else list(self.names)
+        names = self.names if name is None else [name] if isinstance(name, str) else name
+        names = [None] * n_curves if names is None else list(names)
         if len(names) != n_curves:
             raise ValueError(f"names has {len(names)} entries for {n_curves} curve(s).")
         if isinstance(line_kwargs, list | tuple):
@@ -213,6 +221,8 @@ class CoverageDisplay:
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal coverage", ylabel="observed coverage")
         ax.set_aspect("equal")
         ax.legend(loc="upper left", fontsize="small")
+        # scikit-learn's displays name their curve line_ (a list where they draw several).
+        self.line_ = self.lines_[0] if n_curves == 1 else self.lines_
         self.nominal_, self.observed_ = nominal, observed
         self.ax_, self.figure_ = ax, figure
         return self

@@ -19,6 +19,17 @@ from ._common import (
 from ._uncertainty import UncertaintyDisplay
 
 
+def _ensemble_method(reg, method, caller):
+    """``reg``'s ``method`` (an ensemble's), or a clear error for a regressor without it."""
+    if not hasattr(reg, method):
+        raise TypeError(
+            f"{caller} draws one curve per member, through {method}(X), which "
+            f"{type(reg).__name__} does not have (it is not an ensemble such as "
+            "RandomizedPriorRegressor); draw its bands with UncertaintyDisplay instead."
+        )
+    return getattr(reg, method)
+
+
 def _draw_curves(ax, x, curves, label):
     """One line per row of ``curves``, sorted along x; only the first is labelled (short legend)."""
     order = np.argsort(x, kind="stable")
@@ -66,7 +77,7 @@ def plot_members(reg, X_grid, ax=None, X_train=None, y_train=None, feature=0, ta
     4
     """
     X_grid = as_2d(X_grid)
-    members = np.asarray(reg.predict_members(X_grid))
+    members = np.asarray(_ensemble_method(reg, "predict_members", "plot_members")(X_grid))
     multi, members_shape = members.ndim == 3, members.shape
     members = pick_target(members, target, sample_ndim=2)
     names = getattr(reg, "feature_names_in_", None)
@@ -120,7 +131,8 @@ def plot_priors(reg, X_grid, ax=None, feature=0, target=None):
     ['shared prior']
     """
     X_grid = as_2d(X_grid)
-    priors = pick_target(reg.predict_priors(X_grid), target, sample_ndim=2)
+    priors = pick_target(_ensemble_method(reg, "predict_priors", "plot_priors")(X_grid), target,
+                         sample_ndim=2)
     x, x_label = feature_column(X_grid, feature, getattr(reg, "feature_names_in_", None))
     ax, _ = get_axes(ax, "plot_priors")
     if np.all(priors == priors[:1]):

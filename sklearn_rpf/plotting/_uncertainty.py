@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils import check_consistent_length
 
+from .._arrays import numeric_array
 from ._common import (
     as_1d_float,
     check_confidence,
@@ -198,7 +199,14 @@ class UncertaintyDisplay:
                 raise ValueError(f"band_kwargs[{key!r}] must be a dict of PolyCollection "
                                  f"properties or None; got {kwargs!r}.")
         mean, bounds = self._checked_bounds(n_std)
-        runs_off = clip_infinite_interval(bounds, mean, self.y_true)
+        y_true = x_true = None
+        if self.y_true is not None:
+            y_true = as_1d_float(self.y_true, "y_true")
+            if self.x_true is not None:
+                x_true = as_1d_float(self.x_true, "x_true", len(y_true))
+        elif self.x_true is not None:
+            raise ValueError("x_true is where y_true's points are drawn; pass y_true with it.")
+        runs_off = clip_infinite_interval(bounds, mean, y_true)
         layout = "predicted" if self.x is None else "feature"
         x = mean if self.x is None else as_1d_float(self.x, "x", len(mean))
         ax, figure = get_axes(ax, f"{type(self).__name__}.plot")
@@ -240,11 +248,8 @@ class UncertaintyDisplay:
         self.line_ = ax.plot(x, mean[order], **style(line_defaults, line_kwargs))[0]
 
         self.scatter_ = None
-        if self.y_true is not None:
-            y_true = as_1d_float(self.y_true, "y_true")
-            if self.x_true is not None:
-                x_true = as_1d_float(self.x_true, "x_true", len(y_true))
-            else:
+        if y_true is not None:
+            if x_true is None:
                 check_consistent_length(y_true, mean)
                 x_true = mean if self.x is None else as_1d_float(self.x, "x")
             self.scatter_ = scatter_observed(ax, x_true, y_true, scatter_kwargs)
@@ -303,7 +308,7 @@ class UncertaintyDisplay:
                             scatter_kwargs=scatter_kwargs)
 
     @classmethod
-    def from_estimator(cls, estimator, X, y=None, *, against="feature", feature=0, grid=None,
+    def from_estimator(cls, estimator, X, y=None, *, against="feature", feature=None, grid=None,
                        target=None, bands="auto", interval=None, confidence=0.95, n_std=2,
                        name=None, ax=None, line_kwargs=None, band_kwargs=None,
                        scatter_kwargs=None):
@@ -321,8 +326,8 @@ class UncertaintyDisplay:
             Observed targets at ``X``, drawn as points.
         against : {"feature", "predicted"}, default="feature"
             Horizontal axis: one input feature, or the predicted value.
-        feature : int or str, default=0
-            Index or name of the feature (``against="feature"`` only).
+        feature : int or str, default=None
+            Index or name of the feature (``against="feature"`` only; the first when None).
         grid : array-like of shape (n_grid, n_features), default=None
             Predict here instead of at ``X`` (``against="feature"`` only), e.g. an evenly spaced
             grid through a 1-D input space.
@@ -363,11 +368,16 @@ class UncertaintyDisplay:
         if against not in _AGAINST:
             raise ValueError(f"against must be one of {_AGAINST}; got {against!r}.")
         wanted = _requested_bands(bands)
-        if against == "predicted" and grid is not None:
-            raise ValueError('grid only applies along a feature; drop it with against="predicted".')
+        asked_epistemic = not (isinstance(bands, str) and bands == "auto")
+        for given, what in ((grid, "grid"), (feature, "feature")):
+            if against == "predicted" and given is not None:
+                raise ValueError(f'{what} only applies along a feature; drop it with '
+                                 'against="predicted".')
+        confidence = check_confidence(confidence)
+        if y is not None:  # a y that cannot be drawn fails before anything is predicted
+            check_consistent_length(X, numeric_array(y, "y"))
         predict_interval = None
         if interval is not None:
-            confidence = check_confidence(confidence)
             predict_interval = interval_predictor(estimator)
             if predict_interval is None:
                 raise ValueError(
@@ -379,6 +389,7 @@ class UncertaintyDisplay:
         x = x_true = x_label = None
         if against == "feature":  # a bad feature fails before anything is predicted
             names = getattr(estimator, "feature_names_in_", None)
+            feature = 0 if feature is None else feature
             x, x_label = feature_column(X_eval, feature, names)
             if grid is not None and y is not None:
                 x_true, _ = feature_column(X, feature, names)
@@ -387,7 +398,7 @@ class UncertaintyDisplay:
         std_epistemic = None
         if "epistemic" in wanted:
             prediction = predict_mean_std(estimator, X_eval, epistemic=True)
-            if prediction is None and bands != "auto":
+            if prediction is None and asked_epistemic:
                 raise ValueError(
                     f"The epistemic band was asked for (bands={bands!r}), but "
                     f"{type(estimator).__name__}.predict does not take epistemic=True; draw the "
