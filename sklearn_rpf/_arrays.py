@@ -43,7 +43,8 @@ def _sort_of(kind, odd):
     """What a non-numeric array holds, in words: text, dates, durations or ``<type> values``."""
     if kind in "USV" or isinstance(odd, str | bytes):
         return "text"
-    if kind == "M" or isinstance(odd, datetime.date | np.datetime64):
+    if kind == "M" or isinstance(odd, datetime.date | np.datetime64) or (
+            type(odd).__name__ == "Period"):  # pandas' spans of time: a month, a quarter
         return "dates"
     if kind == "m" or isinstance(odd, datetime.timedelta | np.timedelta64):
         return "durations"

@@ -210,3 +210,12 @@ def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
     assert result.attempted >= (0 if module is _common else 5)
+
+
+def test_member_plots_of_a_regressor_without_members_say_so():
+    X, y = make_two_clusters(random_state=0)
+    gp = GaussianProcessRegressor(alpha=0.01).fit(X, y)
+    with pytest.raises(TypeError, match="plot_members draws one curve per member.*predict_members"):
+        plot_members(gp, np.linspace(-3, 3, 20))
+    with pytest.raises(TypeError, match="plot_priors draws one curve per member.*predict_priors"):
+        plot_priors(gp, np.linspace(-3, 3, 20))

@@ -397,7 +397,7 @@ def test_dates_as_sample_weight_are_refused():
         with pytest.raises(ValueError, match="sample_weight must be numeric.*got dates"):
             RandomizedPriorRegressor(**FAST).fit(X, y, sample_weight=weight)
     periods = pd.Series(pd.period_range("2020-01", periods=60, freq="M")).to_numpy()
-    with pytest.raises(ValueError, match="y must be numeric.*got Period values"):
+    with pytest.raises(ValueError, match="y must be numeric.*got dates"):
         RandomizedPriorRegressor(**FAST).fit(X, periods)
 
 
@@ -700,3 +700,74 @@ def test_a_lambda_prior_trains_in_parallel_groups(backend):
         grouped = RandomizedPriorRegressor(**dict(params, n_jobs=2)).fit(X, y)
     np.testing.assert_allclose(grouped.predict(X, return_std=True),
                                local.predict(X, return_std=True), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------- a hostile review's findings (stop 28)
+def test_member_nets_check_feature_names_and_targets():
+    # Members of a model fitted on a DataFrame read reordered columns without a word, and
+    # trained further on a NaN, two-column or text target (silently broken weights, torch's
+    # broadcasting error, torch's dtype error).
+    X, y = data()
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    member = RandomizedPriorRegressor(**FAST).fit(frame, y).estimators_[0]
+    with pytest.raises(ValueError, match="feature names should match"):
+        member.predict(frame[["c", "b", "a"]])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(member.predict(frame), member.predict(X))  # as sklearn
+    member = RandomizedPriorRegressor(**FAST).fit(X, y).estimators_[0]
+    before = member.predict(X)
+    for target, match in ((np.r_[y[:-1], np.nan], "Input y contains NaN"),
+                          (np.c_[y, y], r"y has shape \(60, 2\), but this member predicts 1"),
+                          (y.astype(str), "y must be numeric.*got text")):
+        with pytest.raises(ValueError, match=match):
+            member.partial_fit(X, target)
+        np.testing.assert_array_equal(member.predict(X), before)
+    member.partial_fit(X, y.astype(np.longdouble))  # read as float64, which torch can hold
+    assert np.isfinite(member.predict(X)).all()
+    variance = RandomizedPriorRegressor(**FAST, loss="gaussian_nll").fit(X, y).estimators_[0]
+    with pytest.raises(ValueError, match="cannot be trained further on its own"):
+        variance.partial_fit(X, y)
+
+
+def test_float128_targets_are_read_as_float64():
+    X, y = data()
+    plain = RandomizedPriorRegressor(**FAST).fit(X, y)
+    wide = RandomizedPriorRegressor(**FAST).fit(X, y.astype(np.longdouble))
+    np.testing.assert_array_equal(wide.predict(X), plain.predict(X))
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        RandomizedPriorRegressor(**FAST).fit(X, y.astype(np.longdouble) * np.longdouble("1e400"))
+
+
+def test_score_reads_targets_as_fit_does():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    expected = reg.score(X, y)
+    assert reg.score(X, torch.tensor(y, requires_grad=True)) == expected
+    assert reg.score(X, y, sample_weight=torch.ones(60, requires_grad=True)) == expected
+    assert reg.score(X, torch.tensor(y).bfloat16()) == pytest.approx(expected, abs=1e-2)
+    with pytest.raises(ValueError, match="y must be numeric.*got text"):
+        reg.score(X, y.astype(str))  # scikit-learn's score parsed it
+
+
+def test_verbose_turned_on_between_partial_fit_calls_prints(capsys):
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).partial_fit(X, y)
+    assert capsys.readouterr().out == ""
+    reg.set_params(verbose=1).partial_fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+    reg.set_params(verbose=0).partial_fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("callbacks", ["bad", [1], [("name", 2)]])
+def test_net_params_callbacks_must_be_callbacks(callbacks):
+    X, y = data()
+    with pytest.raises(ValueError, match=r"net_params\['callbacks'\] must be a list of skorch"):
+        RandomizedPriorRegressor(**FAST, net_params={"callbacks": callbacks}).fit(X, y)
+
+
+def test_periods_in_features_are_dates():
+    X, y = data()
+    frame = pd.DataFrame({"a": X[:, 0], "when": pd.period_range("2020-01", periods=60, freq="M")})
+    with pytest.raises(ValueError, match=r"column 'when' must be numeric.*got dates"):
+        RandomizedPriorRegressor(**FAST).fit(frame, y)

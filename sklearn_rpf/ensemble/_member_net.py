@@ -7,25 +7,35 @@ frozen prior), checks its inputs in the ensemble's words, and can be trained fur
 import numpy as np
 import torch
 from sklearn.utils import check_array
+from sklearn.utils.validation import _check_feature_names
 from skorch import NeuralNetRegressor
 from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
-from .._arrays import check_numeric_features, untracked
+from .._arrays import check_numeric, check_numeric_features, untracked
 from ._training import CopiedInMemory, weight_decay_kwargs
 
 
 class MemberNet(CopiedInMemory, NeuralNetRegressor):
     """One member as a skorch regressor, whose inputs are checked like the ensemble's: a list,
-    a DataFrame or a tensor is read as an array; NaN, infinity or another number of features than
-    the ensemble's is a clear error (torch's shape error, or a silent NaN, before). Feature names
-    are not checked. A clone (unfitted, from its parameters) checks all but the width."""
+    a DataFrame or a tensor is read as an array; NaN, infinity, another number of features than
+    the ensemble's or, for an ensemble fitted on a DataFrame, other column names (a silent
+    answer from the wrong columns before) is a clear error. A target to train it further on is
+    checked too: numbers, finite, one column per target of the ensemble. A clone (unfitted, from
+    its parameters) checks all but the width and the names."""
 
     n_features_expected_ = None  # set on the members of a fitted ensemble
 
     def get_loss(self, y_pred, y_true, *args, **kwargs):
         # A single-target member predicts shape (n,), like the ensemble, while skorch wants y as
         # (n, 1): MSELoss would broadcast the two into an (n, n) matrix of every pair's error.
+        n_targets = getattr(self.module_, "n_targets", None)
+        if n_targets is not None and y_pred.ndim == 2 and y_pred.shape[1] == 2 * n_targets:
+            raise ValueError(
+                "This member predicts a mean and a noise variance per target (the regressor's "
+                "loss='gaussian_nll'); it cannot be trained further on its own with a squared "
+                "error. Train the ensemble instead (its partial_fit)."
+            )
         y_true = to_tensor(y_true, device=self.device)
         if y_true.shape != y_pred.shape and y_true.numel() == y_pred.numel():
             y_true = y_true.reshape(y_pred.shape)
@@ -45,6 +55,8 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
 
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
+            if self.n_features_expected_ is not None:  # scikit-learn's check and words
+                _check_feature_names(self, X, reset=False)
             X = check_array(check_numeric_features(untracked(X)),
                             dtype=[np.float64, np.float32], input_name="X")
             if not X.flags.writeable:  # pandas' copy-on-write view: torch warns on read-only data
@@ -53,12 +65,29 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
             if expected is not None and X.shape[1] != expected:
                 raise ValueError(f"X has {X.shape[1]} features, but this member is expecting "
                                  f"{expected} features as input.")
+            if y is not None:
+                y = self._checked_target(y)
         return super().get_dataset(X, y)
 
+    def _checked_target(self, y):
+        """``y`` as the ensemble's fit reads it (text, NaN, infinity refused; float128 read as
+        float64, which torch can hold), with the member's number of targets: before, a NaN
+        target silently broke the weights and a second column broadcast in the loss."""
+        y = check_array(check_numeric(untracked(y), "y", "a regression target"),
+                        ensure_2d=False, dtype=[np.float64, np.float32], input_name="y")
+        n_targets = getattr(getattr(self, "module_", None), "n_targets", None)
+        columns = 1 if y.ndim == 1 else y.shape[1] if y.ndim == 2 else None
+        if n_targets is not None and columns != n_targets:
+            shapes = "(n_samples,)" if n_targets == 1 else f"(n_samples, {n_targets})"
+            raise ValueError(f"y has shape {y.shape}, but this member predicts {n_targets} "
+                             f"target(s): expected shape {shapes}.")
+        return y
 
-def member_net(module, ensemble_net, n_features=None):
+
+def member_net(module, ensemble_net, n_features=None, feature_names=None):
     """One member module as an initialised skorch ``NeuralNetRegressor``, set up like the
-    ensemble's net (optimizer, learning rate, batch size, device), so it can be trained further."""
+    ensemble's net (optimizer, learning rate, batch size, device), so it can be trained further;
+    it expects ``n_features`` features, named ``feature_names`` (None: the ensemble saw none)."""
     params = ensemble_net.get_params()
     net = MemberNet(
         module=module, criterion=nn.MSELoss, train_split=None, optimizer=params["optimizer"],
@@ -71,5 +100,7 @@ def member_net(module, ensemble_net, n_features=None):
         iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
     )
     net.n_features_expected_ = n_features
+    if feature_names is not None:
+        net.feature_names_in_ = feature_names
     net.initialize()
     return net

@@ -22,8 +22,9 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
+from skorch.callbacks import Callback
 
-from .._arrays import check_numeric, check_numeric_features, untracked
+from .._arrays import check_numeric, check_numeric_features, numeric_array, untracked
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
@@ -39,6 +40,7 @@ from ._training import (
     check_device,
     resolve_batch_size,
     resolve_epochs,
+    set_verbose,
     weight_decay_kwargs,
 )
 from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
@@ -163,7 +165,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Where the networks train and predict, e.g. ``"cuda"``.
     net_params : dict, default=None
         Further keyword arguments for the skorch net, e.g.
-        ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or ``{"optimizer__momentum": 0.9}``.
+        ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or, with
+        ``optimizer=torch.optim.SGD``, ``{"optimizer__momentum": 0.9}``.
         Keys that have a parameter here (``device``, ``lr`` and ``optimizer__lr``,
         ``optimizer``, ``optimizer__weight_decay``, ``max_epochs``) or
         name a part the regressor builds (``module``, ``criterion``, ``train_split``, the
@@ -203,9 +206,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Factor applied to the members' variance (1 unless ``calibrate_epistemic``).
     noise_ : ndarray of shape (n_targets,)
         Squared-error members: noise variance per target, in the target's units squared (inf
-        past float64's range, for targets beyond about 1e154; predictions are computed in
-        standardised units and are not affected). Heteroscedastic members: the factor applied
-        to their average predicted variance.
+        past float64's range, for targets beyond about 1e154, and imprecise, then 0, below it,
+        for targets below about 1e-154; predictions are computed in standardised units and are
+        not affected). Heteroscedastic members: the factor applied to their average predicted
+        variance.
     in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
         How many times each training row was drawn for each member (the smallest unsigned type
         that holds the counts). Copies (rows with the same X and y) are drawn separately, then
@@ -477,7 +481,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     self._stream_config(len(X)),
                     self.get_params(), seed_from(self.random_state), X, y, sample_weight, y_ndim)
             stream.check_targets(y, y_ndim)
-            stream.net.verbose = self.verbose
+            set_verbose(stream.net, self.verbose)
             snapshot = stream.snapshot()
             try:
                 stream.train_on(X, y, sample_weight)
@@ -519,6 +523,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
             ensure_min_samples=2 if reset else 1, reset=reset,
         )
+        if y.dtype.kind == "f" and y.dtype.itemsize > 8:  # float128: torch has no such type
+            with np.errstate(over="ignore"):
+                wide, y = y, y.astype(np.float64)
+            if np.any(np.isinf(y) & np.isfinite(wide)):
+                raise ValueError("y has values beyond float64's range (about 1.8e308); the "
+                                 "regressor computes in float64 at most. Rescale y.")
         if not np.isfinite(y).all():  # None in an object y passes scikit-learn's check as NaN
             raise ValueError("Input y contains NaN or infinity (None counts as missing).")
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -527,6 +537,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         for key in self.net_params or {}:
             if key in _NET_PARAMS_REFUSED:
                 raise ValueError(f"net_params may not set {key!r}: {_NET_PARAMS_REFUSED[key]}.")
+        _check_callbacks((self.net_params or {}).get("callbacks"))
         for name in ("early_stopping", "calibrate_epistemic"):
             if getattr(self, name) and not self.bootstrap:
                 raise ValueError(
@@ -743,6 +754,26 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         return 1.0 - float(confidence)
 
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of ``predict(X)``, as ``RegressorMixin.score``, with
+        ``y`` and ``sample_weight`` read as ``fit`` reads them (a tensor that requires grad, a
+        bfloat16 tensor; text refused, where scikit-learn's score parses ``"1.5"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        y = numeric_array(y, "y", "a regression target")
+        if sample_weight is not None:
+            sample_weight = numeric_array(sample_weight, "sample_weight", "non-negative weights")
+        return super().score(X, y, sample_weight=sample_weight)
+
     def sample_y(self, X, n_samples=1, random_state=0):
         """Draw functions from the ensemble and add noise, as ``GaussianProcessRegressor.sample_y``.
 
@@ -799,7 +830,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             fitted = self._fitted
             self.__dict__["_estimators"] = [
                 member_net(fitted.module.member(k, fitted.standardizer, self._y_ndim == 1),
-                           self.ensemble_, self.n_features_in_)
+                           self.ensemble_, self.n_features_in_,
+                           getattr(self, "feature_names_in_", None))
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
@@ -820,6 +852,23 @@ _NET_PARAMS_REFUSED = {
     "iterator_train": "the regressor's batches carry each member's bootstrap weights",
     "iterator_valid": "the regressor's batches carry each member's bootstrap weights",
 }
+
+
+def _check_callbacks(callbacks):
+    """net_params' callbacks as skorch takes them: a list of callbacks (instances or classes)
+    or of (name, callback) pairs; skorch's own error for anything else names none of this."""
+    def is_callback(c):
+        return isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback))
+
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, list | tuple) or not all(
+            is_callback(c) or (isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str)
+                               and is_callback(c[1])) for c in callbacks):
+        raise ValueError(
+            "net_params['callbacks'] must be a list of skorch callbacks or of (name, callback) "
+            f"pairs, e.g. [skorch.callbacks.LRScheduler(...)]; got {callbacks!r}."
+        )
 
 
 def _rows(X):

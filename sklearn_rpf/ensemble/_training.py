@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.dataset import Dataset
 
 from .._devices import unusable_reason
@@ -262,7 +262,7 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=N
         # One kernel per step instead of a Python loop over every parameter tensor: on small
         # batches the optimizer step would otherwise cost more than the forward pass.
         kwargs["optimizer__fused"] = True
-    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", []))
+    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", None) or [])
     kwargs.update(user)
     net = EnsembleNet(module=module, **kwargs)
     net.initialize()
@@ -366,6 +366,19 @@ def _check_convergence(net, start=0, reference=None):
             f"{losses[-1]:.3g} in the last epoch; the predictions are not to be trusted. Lower lr.",
             ConvergenceWarning, stacklevel=5,
         )
+
+
+def set_verbose(net, verbose):
+    """``verbose`` on a built net: a silent net has no PrintLog (it tabulates every epoch even
+    when nothing is printed, see make_net), so turning printing on brings one back, and off
+    drops it."""
+    if bool(verbose) != bool(net.verbose):
+        # Not set_params, which cannot add a callback that is not there, nor
+        # initialize_callbacks, which would reset the others (the schedule's step count).
+        kept = [(name, callback) for name, callback in net.callbacks_ if name != "print_log"]
+        net.callbacks__print_log = PrintLog() if verbose else None  # for a later initialize
+        net.callbacks_ = kept + ([("print_log", PrintLog().initialize())] if verbose else [])
+    net.verbose = verbose
 
 
 def weight_decay_kwargs(optimizer, weight_decay):
