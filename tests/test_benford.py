@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from sklearn_rpf.benford import (
+    DIGITS,
     benford_chisquare,
     benford_distribution,
     first_digit_distribution,
@@ -350,3 +351,32 @@ def test_a_boolean_is_not_a_mad():
     for mad in (True, np.array([True, False])):
         with pytest.raises(ValueError, match="mad must be a number"):
             nigrini_conformity(mad)  # True read as 1.0: 'nonconformity'
+
+
+# ------------------------------------------------------- a hostile review's findings (stop 28)
+def test_digits_cannot_be_changed_in_place():
+    indices = DIGITS
+    with pytest.raises(ValueError, match="read-only"):
+        indices -= 1  # a user's 0-based indices would have broken every helper
+    np.testing.assert_array_equal(DIGITS, np.arange(1, 10))
+
+
+def test_masked_entries_are_not_counted():
+    numbers = np.ma.array([1, 2, 300], mask=[0, 1, 0])
+    np.testing.assert_array_equal(first_digit_distribution(numbers, normalize=False),
+                                  [1, 0, 1, 0, 0, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match="masked array with masked entries"):
+        mean_absolute_deviation(np.ma.array(benford_distribution(), mask=[1] + [0] * 8))
+    assert mean_absolute_deviation(np.ma.array(benford_distribution())) == pytest.approx(0)
+
+
+@pytest.mark.parametrize("numbers", [[True, False, True, 5], np.array([True, False]), True])
+def test_booleans_are_not_numbers_with_a_first_digit(numbers):
+    with pytest.raises(ValueError, match="got booleans"):
+        first_digit_distribution(numbers)
+
+
+def test_booleans_are_not_counts():
+    for counts in ([True] * 9, [True] + [5] * 8):
+        with pytest.raises(ValueError, match="counts must be numbers; got booleans"):
+            benford_chisquare(counts)

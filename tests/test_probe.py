@@ -4,6 +4,7 @@ import contextlib
 import copy
 import os
 import time
+import warnings
 from decimal import Decimal
 from fractions import Fraction
 
@@ -305,8 +306,9 @@ def test_long_prompt_is_cut_from_the_left_with_a_warning(tiny_lm_folder):
     probe = BenfordDigitProbe(tiny_lm_folder).fit(["a"])
     tail = "the bridge is 1 mile long " * 20
     long_prompt = "Room 101 " * 200 + tail
-    with pytest.warns(UserWarning, match="context of 256 tokens"):
+    with pytest.warns(UserWarning, match="context of 256 tokens") as record:
         P = probe.transform([long_prompt])
+    assert record[0].filename == __file__  # the caller's line, past set_output's wrapper
     ids = probe.tokenizer_(long_prompt)["input_ids"][-(probe.context_length_ - 1) :]
     cut = probe.tokenizer_.decode(ids)
     np.testing.assert_allclose(P, probe.transform([cut]), atol=1e-6)
@@ -691,3 +693,44 @@ def test_fit_checks_the_cells_as_transform_does(tiny_lm_folder):
         BenfordDigitProbe(tiny_lm_folder, template="After a wait of {0} the count").fit(waits)
     with pytest.raises(TypeError, match="contains a timedelta64 object"):
         BenfordDigitProbe(tiny_lm_folder).fit(np.array([[np.timedelta64(5, "s")]], dtype=object))
+
+
+# ------------------------------------------------------- a hostile review's findings (stop 28)
+def test_no_digit_mass_is_nan_with_a_warning_not_a_uniform_row():
+    # A model that never continues with a digit: P(d) is 0 / 0. It was 1/9 for every digit,
+    # silently, and score counted it as the uniform distribution's MAD.
+    tokenizer = table_tokenizer()
+    probe = BenfordDigitProbe((TableLM(len(tokenizer), {}, {}).eval(), tokenizer),
+                              return_numeric_mass=True).fit(["a"])
+    with pytest.warns(UserWarning, match="no probability to a first digit 1-9 after 2 of 2") as w:
+        P = probe.transform(["a", "b a"])
+    assert w[0].filename == __file__
+    assert np.isnan(P[:, :9]).all() and np.array_equal(P[:, 9], [0.0, 0.0])
+    with pytest.warns(UserWarning, match="no probability"):
+        assert np.isnan(probe.score(["a"]))
+
+
+def test_nan_from_the_model_is_an_error(tiny_lm_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_lm_folder)).eval()
+    with torch.no_grad():
+        model.transformer.ln_f.weight[0] = float("nan")  # a broken checkpoint
+    probe = BenfordDigitProbe((model, AutoTokenizer.from_pretrained(str(tiny_lm_folder))))
+    with pytest.raises(ValueError, match="returned NaN or infinite probabilities after 2 of 2"):
+        probe.fit(PROMPTS[:2]).transform(PROMPTS[:2])
+    with pytest.raises(ValueError, match="returned NaN or infinite"):
+        probe.score(PROMPTS[:2])
+
+
+def test_templates_that_leave_columns_out_warn(tiny_lm_folder):
+    rows = [["Springfield", 1], ["Riverside", 999]]
+    with pytest.warns(UserWarning, match="has no field: every row of X gives the same prompt") as w:
+        BenfordDigitProbe(tiny_lm_folder, template="Population:").fit(rows)
+    assert w[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"uses column\(s\) \[0\] of X's 2; column\(s\) \[1\]"):
+        BenfordDigitProbe(tiny_lm_folder, template="{0} has").fit(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BenfordDigitProbe(tiny_lm_folder, template="{1:.0f} {0} has").fit(rows)
+        BenfordDigitProbe(tiny_lm_folder).fit(rows)  # no template: every value joined

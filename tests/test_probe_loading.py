@@ -257,6 +257,7 @@ def test_folders_without_usable_weights(tmp_path, monkeypatch, capsys):
     with pytest.raises(_lm_loading.ModelNotFoundError, match="No usable weights") as info:
         BenfordDigitProbe(str(folder)).fit(["a"])
     assert "weights_only=False" not in str(info.value)
+    assert "Re-running" not in str(info.value) and "could run code" in str(info.value)
     assert "must never run" not in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
     with pytest.raises(_lm_loading.ModelNotFoundError, match="model='' names no model"):

@@ -166,6 +166,10 @@ def _ascii_text(data):
         raise ValueError(f"numbers must be numeric; {data!r:.40} is not a number.") from None
 
 
+BOOLEANS = ("numbers must be numeric; got booleans (True/False), which are not numbers with a "
+             "first significant digit (True would count as a 1).")
+
+
 def object_first_digits(values):
     """First digits of an object array: Python ints of any size, floats (each in its own
     precision), Decimal, Fraction, numeric strings; None and pandas' NA count as missing, like
@@ -182,7 +186,9 @@ def object_first_digits(values):
                 f"numbers contains the complex number {value!r}; a first significant digit is "
                 "defined for real numbers only (pass the real part or the modulus)."
             )
-        if isinstance(value, (bool, np.bool_, Integral)):
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(BOOLEANS)
+        if isinstance(value, Integral):
             number = abs(int(value))
             if number:
                 digits.append(ratio_first_digit(number))
@@ -215,7 +221,7 @@ def first_digits(array):
     if kind in "iu":
         return integer_first_digits(array)
     if kind == "b":
-        return integer_first_digits(array.astype(np.uint8))
+        raise ValueError(BOOLEANS)
     if kind in "OUS":
         return object_first_digits(array.tolist() if kind in "US" else array)
     if kind == "c":

@@ -16,7 +16,7 @@ from scipy.special import rel_entr
 from sklearn.utils._param_validation import validate_params
 
 from .._arrays import check_numeric, untracked
-from ._first_digits import first_digits
+from ._first_digits import BOOLEANS, first_digits
 
 __all__ = [
     "DIGITS",
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DIGITS = np.arange(1, 10)
+DIGITS.flags.writeable = False  # shared by every helper: ``DIGITS -= 1`` must not change them
 
 # Upper bounds of the mean absolute deviation for first digits (Nigrini, "Benford's Law", 2012, table 7.1).
 NIGRINI_FIRST_DIGIT_THRESHOLDS = (
@@ -63,7 +64,7 @@ def _as_real_array(values, name, by_digit=False):
     """float64 array of ``values``; complex input is an error, not a dropped imaginary part,
     text and dates are errors, not parsed, and so are numbers beyond float64. ``by_digit``:
     one value per digit, put in digit order where pandas labels say which is which."""
-    values = untracked(values)
+    values = _unmasked(untracked(values), name)
     if by_digit:
         values = _in_digit_order(values)
     try:
@@ -71,6 +72,9 @@ def _as_real_array(values, name, by_digit=False):
     except (TypeError, ValueError) as exc:  # ragged nesting, say
         raise ValueError(f"{name} must be numeric, got {values!r:.80}.") from exc
     check_numeric(array, name)
+    if _has_booleans(values, array):
+        raise ValueError(f"{name} must be numbers; got booleans (True/False), which are not "
+                         "weights or counts.")
     try:
         is_complex = array.dtype.kind == "c" or array.dtype.kind == "O" and any(
             isinstance(v, (complex, np.complexfloating)) for v in array.flat
@@ -83,6 +87,33 @@ def _as_real_array(values, name, by_digit=False):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numeric, got {values!r:.80}.") from exc
     raise ValueError(f"{name} must be real numbers; got complex values {values!r:.80}.")
+
+
+def _has_booleans(values, array):
+    """Whether ``values`` (read by NumPy as ``array``) hold True/False: a boolean array, or
+    booleans in a list beside numbers, which NumPy turns into 1 and 0."""
+    if array.dtype.kind == "b":
+        return True
+    if array.dtype.kind == "O" or isinstance(values, list | tuple):
+        try:
+            cells = np.asarray(values, dtype=object).ravel()
+        except (TypeError, ValueError):
+            cells = array.ravel()
+        return any(isinstance(v, bool | np.bool_) for v in cells)
+    return False
+
+
+def _unmasked(values, name, drop=False):
+    """A masked array's data without its masked entries where they can be dropped (``drop``: a
+    collection of numbers), else a clear error: ``np.asarray`` silently keeps masked values."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    if drop:
+        return values.compressed()
+    if np.ma.getmaskarray(values).any():
+        raise ValueError(f"{name} is a masked array with masked entries; fill them "
+                         "(values.filled(...)) or drop them first.")
+    return values.data
 
 
 def _in_digit_order(values):
@@ -297,7 +328,8 @@ def benford_chisquare(counts):
 def first_digit_distribution(numbers, *, normalize=True):
     """Distribution of the first significant digit of a collection of numbers.
 
-    Zeros, NaN, infinities, None and pandas.NA have no first significant digit and are left out;
+    Zeros, NaN, infinities, None, pandas.NA and the masked entries of a masked array have no
+    first significant digit and are left out;
     the sign is ignored. Each number counts with the digit it is written with: a float is read as
     the shortest decimal that gives it back (``repr``), in its own precision (0.3 counts as 3
     although its binary value is 0.2999...; a float32 0.7 as 7), so the result does not depend on
@@ -308,7 +340,7 @@ def first_digit_distribution(numbers, *, normalize=True):
     numbers : array-like of numbers, any shape
         Real numbers: floats (float16, float32, float64), integers (any size as Python ints),
         ``Decimal``, ``Fraction``, numeric strings, or a mix of these in an object array.
-        Complex numbers are an error.
+        Complex numbers and booleans are errors.
     normalize : bool, default=True
         Return frequencies that sum to one; False returns the counts.
 
@@ -324,9 +356,12 @@ def first_digit_distribution(numbers, *, normalize=True):
     array([2, 0, 1, 0, 0, 0, 0, 0, 1])
     """
     try:
-        array = np.asarray(untracked(numbers))
+        numbers = _unmasked(untracked(numbers), "numbers", drop=True)
+        array = np.asarray(numbers)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
+    if _has_booleans(numbers, array):
+        raise ValueError(BOOLEANS)
     digits = first_digits(array.ravel())
     if digits.size == 0:
         raise ValueError("numbers has no finite non-zero value, so no first digit to count.")

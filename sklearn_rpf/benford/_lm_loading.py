@@ -267,10 +267,16 @@ def _load_causal_lm(source, copy_out=True, **kwargs):
         ) from exc
     except (OSError, pickle.UnpicklingError) as exc:
         # No weights file, or only a pickled one that weights_only loading refuses: never
-        # suggest loading it unsafely.
+        # suggest loading it unsafely (torch's message does, so it is not passed on whole).
+        text = str(exc)
+        if "weights_only" in text or "Weights only load failed" in text:
+            why = ("its pickled weights file holds objects other than tensors, which could run "
+                   "code when loaded, so it was not loaded")
+        else:
+            why = text.splitlines()[0][:200].rstrip(".")
         raise ModelNotFoundError(
-            f"No usable weights for the language model in {source!s}: "
-            f"{str(exc).splitlines()[0][:200]} Save the model with save_pretrained (safetensors)."
+            f"No usable weights for the language model in {source!s}: {why}. Save the model "
+            "with save_pretrained (safetensors)."
         ) from None
     missing = [key for key in info.get("missing_keys", ()) if key]
     if missing:  # transformers fills them with random values: the numbers would change per load

@@ -1,6 +1,7 @@
 """BenfordDigitProbe: the first-digit distribution a causal language model gives after a prompt."""
 
 import threading
+import warnings
 from decimal import Decimal
 from numbers import Integral, Real
 from os import PathLike
@@ -12,11 +13,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from .._arrays import untracked
+from .._stack import caller_stacklevel
 from .._workers import relax_worker_malloc
 from ._digit_scoring import DigitScorer
 from ._law import mean_absolute_deviation
 from ._lm_loading import load_language_model, reload
-from ._prompts import encode_prompts, format_prompts
+from ._prompts import encode_prompts, format_prompts, warn_unused_columns
 
 __all__ = ["BenfordDigitProbe"]
 
@@ -69,7 +71,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         float32 by 0.0054 on average (at most 0.044), and the MAD to Benford by 0.0019.
     return_numeric_mass : bool, default=False
         Append a column ``numeric_mass``: the probability, before renormalisation, that the
-        continuation starts with a digit 1-9 at all.
+        continuation starts with a digit 1-9 at all. Where it is 0, P(d) is undefined: that row
+        is NaN, with a warning (never a made-up uniform distribution); NaN or infinite
+        probabilities from the model (broken weights, an overflow) are an error.
     whitespace_tol : float, default=1e-4
         Whitespace-only continuations are followed one token further from the most to the least
         likely until the probability of those left out is at most ``whitespace_tol``; 0 follows all
@@ -269,7 +273,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         try:
             # Every row formatted as transform will: a bad cell or template fails here, before
             # the model is loaded.
-            format_prompts(self._validate_X(X, reset=True), self.template)
+            X = self._validate_X(X, reset=True)
+            format_prompts(X, self.template)
+            warn_unused_columns(self.template, X.shape[1])
             loaded = load_language_model(
                 self.model,
                 dtype=self.dtype,
@@ -299,9 +305,25 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             whitespace_tol=self.whitespace_tol,
             verbose=bool(self.verbose),
         )
+        broken = ~np.isfinite(mass).all(axis=1)
+        if broken.any():  # np.where(total > 0, ...) below would pass NaN off as uniform
+            raise ValueError(
+                f"The language model returned NaN or infinite probabilities after "
+                f"{broken.sum()} of {len(mass)} prompt(s) (the first: row "
+                f"{np.argmax(broken)}, {prompts[np.argmax(broken)]!r:.80}): its weights are "
+                "broken or overflow in this precision. Check the checkpoint, or use "
+                "dtype='float32'."
+            )
         total = mass.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            digits = np.where(total[:, None] > 0, mass / total[:, None], 1.0 / 9.0)
+        digits = np.full_like(mass, np.nan)
+        some = total > 0
+        digits[some] = mass[some] / total[some, None]
+        if not some.all():
+            warnings.warn(
+                f"The language model gives no probability to a first digit 1-9 after "
+                f"{np.sum(~some)} of {len(mass)} prompt(s) (the first: row {np.argmin(some)}, "
+                f"{prompts[np.argmin(some)]!r:.80}); P(d) is undefined there and their rows are "
+                "NaN (their numeric_mass is 0).", UserWarning, stacklevel=caller_stacklevel())
         return digits, total
 
     def transform(self, X):
@@ -325,7 +347,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
     def score(self, X, y=None):
         """Conformity to Benford's law: minus the mean MAD of the prompts' digit distributions.
 
-        Higher is better (0 is perfect), so GridSearchCV can compare templates or models.
+        Higher is better (0 is perfect), so GridSearchCV can compare templates or models; NaN
+        where the model gives no probability to a first digit after some prompt (``transform``
+        warns), which GridSearchCV ranks last.
 
         Parameters
         ----------
@@ -338,6 +362,8 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
         score : float
         """
         digits, _ = self._probabilities(X)
+        if np.isnan(digits).any():  # no digit after some prompt (warned): no conformity either
+            return float("nan")
         return -float(np.mean(mean_absolute_deviation(digits)))
 
     def get_feature_names_out(self, input_features=None):

@@ -15,7 +15,9 @@ from numbers import Integral, Number
 
 import numpy as np
 
-__all__ = ["check_template", "encode_prompts", "format_prompts"]
+from .._stack import caller_stacklevel
+
+__all__ = ["check_template", "encode_prompts", "format_prompts", "warn_unused_columns"]
 
 _POSITIONAL_FIELD = re.compile(r"[0-9]*")
 
@@ -82,6 +84,25 @@ def check_template(template, n_features):
         raise ValueError(
             f"template refers to column {max(indices)} but X has {n_features} column(s)."
         )
+    return sorted(set(indices))
+
+
+def warn_unused_columns(template, n_features):
+    """A warning where the template leaves columns of X out of the prompts (none used: every
+    row gets the same prompt, so the same P(d), which looks like per-row results)."""
+    if template is None:
+        return
+    used = check_template(template, n_features)
+    if not used:
+        message = (f"template {template!r} has no field: every row of X gives the same prompt, "
+                   "so every row gets the same P(d). Put X's values in it with {0}, {1}, ...")
+    elif len(used) < n_features:
+        unused = sorted(set(range(n_features)) - set(used))
+        message = (f"template {template!r} uses column(s) {used} of X's {n_features}; column(s) "
+                   f"{unused} do not reach the prompts.")
+    else:
+        return
+    warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
 
 
 def _finite(number):
@@ -180,7 +201,7 @@ def encode_prompts(tokenizer, prompts, context_length):
             f"{n_truncated} prompt(s) are longer than the model's context of "
             f"{context_length} tokens; only their last {limit} tokens are used.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
     return encoded
 
