@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 
-from ._arrays import numeric_array
+from ._arrays import numeric_array, untracked
 
 __all__ = [
     "calibration_curve",
@@ -357,6 +357,13 @@ def calibration_curve(
     if isinstance(levels, Integral):
         nominal = (np.arange(int(levels)) + 0.5) / int(levels)
     else:
+        try:
+            shape = np.shape(untracked(levels))
+        except ValueError:  # ragged nesting
+            shape = None
+        if shape is None or len(shape) != 1 or shape[0] == 0:  # check_array: "0 sample(s)"
+            raise ValueError("levels must be a non-empty 1-D array of values in the open "
+                             f"interval (0, 1); got {levels!r:.80}.")
         nominal = numeric_array(levels, "levels")
         if nominal.ndim != 1 or np.any((nominal <= 0) | (nominal >= 1)):
             raise ValueError(
@@ -380,10 +387,10 @@ def _coverage_by_level(y_true, y_mean, y_std, nominal, sample_weight):
     """
     order = np.argsort(nominal, kind="stable")
     half = _half_width(nominal[order])  # non-decreasing
-    distance = np.abs(y_true - y_mean)
     low = np.zeros(y_true.shape, dtype=np.intp)  # first sorted level inside is in [low, high]
     high = np.full(y_true.shape, len(half), dtype=np.intp)  # len(half): inside at none
     with np.errstate(over="ignore"):
+        distance = np.abs(y_true - y_mean)
         while np.any(open_ := low < high):
             middle = (low + high) // 2
             inside = distance <= y_std * half[np.minimum(middle, len(half) - 1)]
@@ -392,10 +399,10 @@ def _coverage_by_level(y_true, y_mean, y_std, nominal, sample_weight):
     weight = np.ones(len(y_true)) if sample_weight is None else sample_weight
     covered = np.empty((len(half), y_true.shape[1]))
     for j in range(y_true.shape[1]):  # weight of the targets first inside at each level, summed
-        covered[:, j] = np.cumsum(np.bincount(low[:, j], weights=weight,
-                                              minlength=len(half) + 1)[:-1])
+        summed = np.cumsum(np.bincount(low[:, j], weights=weight, minlength=len(half) + 1))
+        covered[:, j] = summed[:-1] / summed[-1]  # the same sum as the total: never above 1
     per_output = np.empty_like(covered)
-    per_output[order] = covered / weight.sum()
+    per_output[order] = covered
     return per_output
 
 

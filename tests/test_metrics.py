@@ -2,6 +2,7 @@
 
 import doctest
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -196,6 +197,25 @@ def test_calibration_curve_equals_interval_coverage_at_every_level():
                     for level in levels]
         np.testing.assert_allclose(observed, expected, rtol=0, atol=1e-12)
     assert 0 < observed[1, 0] < observed[0, 0] < 1  # the check is not trivially satisfied
+
+
+def test_calibration_curve_never_exceeds_one_nor_warns():
+    # Summing the weights of the covered rows in another order than the total gave 1 + 2 ulp
+    # (which CoverageDisplay refuses); an overflowing distance warned.
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(3, 40))
+        weight = rng.exponential(size=n) * 10.0 ** rng.uniform(-3, 3, size=n)
+        _, observed = calibration_curve(rng.normal(size=n), np.zeros(n), np.ones(n),
+                                        levels=[0.5, 1 - 1e-15], sample_weight=weight)
+        assert observed[-1] == 1.0 and np.all(observed <= 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, observed = calibration_curve([1e308, 0.0], [-1e308, 0.0], [1.0, 1.0], levels=[0.5])
+    assert observed[0] == 0.5
+    for empty in ([], np.array([]), torch.tensor([]), np.array(0.5), [[0.5]]):
+        with pytest.raises(ValueError, match="levels must be a non-empty 1-D array of values"):
+            calibration_curve([0.0], [0.0], [1.0], levels=empty)
 
 
 def test_miscalibration_area_is_the_integral_of_the_curve_gap():
