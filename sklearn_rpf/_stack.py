@@ -17,4 +17,6 @@ def caller_stacklevel():
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL):
         frame, level = frame.f_back, level + 1
+    # Every frame internal (a joblib or Dask worker running our code): past the stack's end,
+    # where Python names the warning's place "sys:1".
     return level

@@ -714,6 +714,10 @@ def test_member_nets_check_feature_names_and_targets():
         member.predict(frame[["c", "b", "a"]])
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         np.testing.assert_array_equal(member.predict(frame), member.predict(X))  # as sklearn
+    member.__dict__.pop("checks_feature_names_")  # as in a model pickled before the check
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        member.predict(frame[["c", "b", "a"]])
     member = RandomizedPriorRegressor(**FAST).fit(X, y).estimators_[0]
     before = member.predict(X)
     for target, match in ((np.r_[y[:-1], np.nan], "Input y contains NaN"),
@@ -727,6 +731,7 @@ def test_member_nets_check_feature_names_and_targets():
     variance = RandomizedPriorRegressor(**FAST, loss="gaussian_nll").fit(X, y).estimators_[0]
     with pytest.raises(ValueError, match="cannot be trained further on its own"):
         variance.partial_fit(X, y)
+    assert len(variance.history) == 0  # refused before training began
 
 
 def test_float128_targets_are_read_as_float64():
@@ -771,3 +776,14 @@ def test_periods_in_features_are_dates():
     frame = pd.DataFrame({"a": X[:, 0], "when": pd.period_range("2020-01", periods=60, freq="M")})
     with pytest.raises(ValueError, match=r"column 'when' must be numeric.*got dates"):
         RandomizedPriorRegressor(**FAST).fit(frame, y)
+
+
+def test_warnings_name_the_callers_line_through_a_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data()
+    with pytest.warns(UserWarning, match="n_estimators=1") as record:
+        make_pipeline(StandardScaler(), RandomizedPriorRegressor(**{**FAST, "n_estimators": 1})
+                      ).fit(X, y)
+    assert record[0].filename == __file__  # not scikit-learn's pipeline.py

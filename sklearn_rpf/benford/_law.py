@@ -16,6 +16,7 @@ from scipy.special import rel_entr
 from sklearn.utils._param_validation import validate_params
 
 from .._arrays import check_numeric, untracked
+from .._stack import caller_stacklevel
 from ._first_digits import BOOLEANS, first_digits
 
 __all__ = [
@@ -315,7 +316,7 @@ def benford_chisquare(counts):
         warnings.warn(
             f"benford_chisquare: {scale * n:.0f} observations give expected counts below 5 for "
             f"digit(s) {DIGITS[expected < 5].tolist()} (at least 110 observations are needed "
-            "for all nine); the chi-square p-value may be inaccurate.", UserWarning, stacklevel=3)
+            "for all nine); the chi-square p-value may be inaccurate.", UserWarning, stacklevel=caller_stacklevel())
     # sum((O - E)^2 / E) = scale * n * sum((o - p)^2 / p), with o the observed shares
     statistic = scale * n * np.sum((share / n - p) ** 2 / p)
     return BenfordChisquareResult(float(statistic), float(stats.chi2.sf(statistic, 8)), 8)

@@ -39,6 +39,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .._stack import caller_stacklevel
+
 CACHE_ENV = "SKLEARN_RPF_CACHE"
 MANIFEST = "manifest.json"
 STALE_PARTIAL_S = 3600  # a partial folder of another host is abandoned after this long
@@ -318,7 +320,7 @@ def write_entry(target, model, tokenizer, source):
             f"Could not cache the converted model under {target.parent} ({exc}); the next load "
             f"will convert the GGUF file again. Set {CACHE_ENV} to a writable folder.",
             RuntimeWarning,
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
         return False
     finally:
@@ -355,7 +357,7 @@ def cached_conversion(gguf_path, convert, load_entry):
             f"The cached conversion of {gguf_path.name} at {target} is corrupt ({problem}); "
             "deleting it and converting the GGUF file again.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
         shutil.rmtree(target, ignore_errors=True)
     model, tokenizer = convert()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
+from .._stack import caller_stacklevel
 from .._workers import relax_worker_malloc
 from ._priors import RandomizedPriorEnsemble
 from ._training import TrainingData, make_net, train_module
@@ -80,7 +81,7 @@ def plan_groups(spec, seed, x, n_members, n_jobs):
     if spec.vectorize == "auto" and n_members > 1:
         warnings.warn(
             "The member module could not be vectorised with torch.func.vmap; training the "
-            "members independently (n_jobs parallel).", UserWarning, stacklevel=5,
+            "members independently (n_jobs parallel).", UserWarning, stacklevel=caller_stacklevel(),
         )
     return [[k] for k in range(n_members)]
 

@@ -25,17 +25,13 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
     its parameters) checks all but the width and the names."""
 
     n_features_expected_ = None  # set on the members of a fitted ensemble
+    # Members built before they kept the ensemble's feature names (pickled with a model) check
+    # none: without feature_names_in_ scikit-learn's check would warn on every DataFrame.
+    checks_feature_names_ = False
 
     def get_loss(self, y_pred, y_true, *args, **kwargs):
         # A single-target member predicts shape (n,), like the ensemble, while skorch wants y as
         # (n, 1): MSELoss would broadcast the two into an (n, n) matrix of every pair's error.
-        n_targets = getattr(self.module_, "n_targets", None)
-        if n_targets is not None and y_pred.ndim == 2 and y_pred.shape[1] == 2 * n_targets:
-            raise ValueError(
-                "This member predicts a mean and a noise variance per target (the regressor's "
-                "loss='gaussian_nll'); it cannot be trained further on its own with a squared "
-                "error. Train the ensemble instead (its partial_fit)."
-            )
         y_true = to_tensor(y_true, device=self.device)
         if y_true.shape != y_pred.shape and y_true.numel() == y_pred.numel():
             y_true = y_true.reshape(y_pred.shape)
@@ -55,7 +51,7 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
 
     def get_dataset(self, X, y=None):
         if not is_dataset(X):
-            if self.n_features_expected_ is not None:  # scikit-learn's check and words
+            if self.checks_feature_names_:  # scikit-learn's check and words
                 _check_feature_names(self, X, reset=False)
             X = check_array(check_numeric_features(untracked(X)),
                             dtype=[np.float64, np.float32], input_name="X")
@@ -65,9 +61,31 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
             if expected is not None and X.shape[1] != expected:
                 raise ValueError(f"X has {X.shape[1]} features, but this member is expecting "
                                  f"{expected} features as input.")
-            if y is not None:
+            if y is not None:  # before training starts: a failed call changes nothing
                 y = self._checked_target(y)
+                self._check_trains_on_squared_error(X)
         return super().get_dataset(X, y)
+
+    def _check_trains_on_squared_error(self, X):
+        """A heteroscedastic member (mean and variance columns) cannot learn from a squared
+        error; its output width, from one row in eval mode (no dropout draw), says which."""
+        module = getattr(self, "module_", None)
+        n_targets = getattr(module, "n_targets", None)
+        if n_targets is None or len(X) == 0:
+            return
+        training = module.training
+        try:
+            module.eval()
+            with torch.no_grad():
+                width = module(torch.as_tensor(X[:1], device=self.device)).shape[-1]
+        finally:
+            module.train(training)
+        if width == 2 * n_targets:
+            raise ValueError(
+                "This member predicts a mean and a noise variance per target (the regressor's "
+                "loss='gaussian_nll'); it cannot be trained further on its own with a squared "
+                "error. Train the ensemble instead (its partial_fit)."
+            )
 
     def _checked_target(self, y):
         """``y`` as the ensemble's fit reads it (text, NaN, infinity refused; float128 read as
@@ -100,7 +118,8 @@ def member_net(module, ensemble_net, n_features=None, feature_names=None):
         iterator_train__generator=torch.Generator(), iterator_valid__generator=torch.Generator(),
     )
     net.n_features_expected_ = n_features
+    net.checks_feature_names_ = True
     if feature_names is not None:
-        net.feature_names_in_ = feature_names
+        net.feature_names_in_ = np.array(feature_names, dtype=object)  # the member's own copy
     net.initialize()
     return net

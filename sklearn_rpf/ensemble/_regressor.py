@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
 from skorch.callbacks import Callback
 
 from .._arrays import check_numeric, check_numeric_features, numeric_array, untracked
+from .._stack import caller_stacklevel
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
@@ -388,7 +389,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 warnings.warn(
                     "n_estimators=1: a single member has no spread, so the epistemic standard "
                     "deviation is 0 everywhere, far from the data too; use several members for "
-                    "uncertainty.", UserWarning, stacklevel=3,
+                    "uncertainty.", UserWarning, stacklevel=caller_stacklevel(),
                 )
             device = check_device(self.device)
             spec = self._ensemble_spec(X.shape[1], y.shape[1], device)
@@ -722,7 +723,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 "(same X and y). The conformal interval counts copies as data that new "
                 "points repeat as often (exchangeable data, as in Kim et al.); if rows were "
                 "duplicated by mistake, new data will not repeat them and the interval will be "
-                "too narrow: drop the copies and refit.", UserWarning, stacklevel=2,
+                "too narrow: drop the copies and refit.", UserWarning, stacklevel=caller_stacklevel(),
             )
         score = {"conformal": "absolute", "conformal-studentized": "studentized"}[method]
         lower = np.empty((len(X), fitted.n_targets))
@@ -738,7 +739,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 f"ceil({confidence:.12g} * (n + 1))-th of {n_rows} out-of-bag calibration rows, "
                 f"which needs at least {int(np.ceil(confidence / (1 - confidence)))} of them. "
                 "Use a lower confidence, more training rows or more members.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=caller_stacklevel(),
             )
         standardizer = fitted.standardizer
         return (self._format(standardizer.inverse_mean(lower)),
@@ -893,5 +894,5 @@ def _check_out_of_bag(oob_weight):
     if len(empty):
         warnings.warn(
             f"early_stopping=True but member(s) {empty.tolist()} left no row out of bag ({why}); "
-            "they cannot be judged and train for the whole budget.", UserWarning, stacklevel=4,
+            "they cannot be judged and train for the whole budget.", UserWarning, stacklevel=caller_stacklevel(),
         )

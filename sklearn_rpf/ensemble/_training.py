@@ -28,6 +28,7 @@ from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.dataset import Dataset
 
 from .._devices import unusable_reason
+from .._stack import caller_stacklevel
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
 from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
@@ -364,7 +365,7 @@ def _check_convergence(net, start=0, reference=None):
         warnings.warn(
             f"Training diverged: the training loss rose from {first:.3g} in {since} to "
             f"{losses[-1]:.3g} in the last epoch; the predictions are not to be trusted. Lower lr.",
-            ConvergenceWarning, stacklevel=5,
+            ConvergenceWarning, stacklevel=caller_stacklevel(),
         )
 
 

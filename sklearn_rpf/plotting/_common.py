@@ -13,6 +13,7 @@ from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils._plotting import _validate_style_kwargs
 
 from .._arrays import numeric_array, untracked
+from .._stack import caller_stacklevel
 
 
 def get_axes(ax, caller):
@@ -211,7 +212,7 @@ def clip_infinite_interval(bounds, mean, y_true):
     warnings.warn(
         f"The interval is infinite at {infinite.sum()} of {len(lower)} point(s) (for a conformal "
         "interval: too few calibration rows for its confidence); it runs off the axes there.",
-        UserWarning, stacklevel=3,
+        UserWarning, stacklevel=caller_stacklevel(),
     )
     finite = [mean] + [edge[np.isfinite(edge)] for pair in bounds.values() for edge in pair]
     if y_true is not None:
