@@ -35,7 +35,7 @@ from ._member_net import member_net
 from ._networks import ACTIVATIONS
 from ._scaling import Standardizer
 from ._seeding import seed_from
-from ._streaming import Stream
+from ._streaming import FitBags, Stream
 from ._training import (
     TrainingConfig,
     check_device,
@@ -411,7 +411,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             calibration = calibrate(fitted, X, y_norm, bag, sample_weight,
                                     self.calibrate_epistemic, spec.heteroscedastic, seed=seed)
             self._set_fitted_state(net, fitted, calibration, y_ndim, n_epochs,
-                                   in_bag_counts_=bag.counts, _fitted_bootstrap=bag.bootstrap,
+                                   in_bag_counts_=bag.counts, _fit_hashes=bag.hashes,
+                                   _fitted_bootstrap=bag.bootstrap,
                                    _fit_params=self.get_params())
         return self
 
@@ -426,8 +427,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             state["noise_"] = calibration.noise * (
                 1.0 if self.loss == "gaussian_nll" else fitted.standardizer.y_scale**2)
         # A fit starts over (no stream to continue, no stale member nets); a stream goes on.
-        for stale in ("_stream", "n_samples_seen_", "in_bag_counts_", "_fit_params",
-                      "_estimators"):
+        for stale in ("_stream", "n_samples_seen_", "in_bag_counts_", "_fit_hashes",
+                      "_fit_params", "_estimators"):
             self.__dict__.pop(stale, None)
         self.__dict__.update(state)
 
@@ -445,7 +446,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``predict(X, return_std=True)`` and ``predict_interval`` work after any number of calls,
         in bounded memory. Parameters other than ``verbose`` and ``n_jobs`` may not change
         between calls. After ``fit``, ``partial_fit`` goes on training the fitted members (with
-        fit's standardisation); their noise and intervals then come from the streamed rows only.
+        fit's standardisation); their noise and intervals then come from the streamed rows only,
+        each out of bag for the members that trained on it neither in the stream nor in the fit
+        (fit's rows are known by content: streaming them again does not make them new data).
         Members are trained in this process (``n_jobs`` does not apply); a failed call leaves
         the model as it was before the call.
 
@@ -472,10 +475,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             X, y, sample_weight, y_ndim = self._validate_training_data(
                 X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained
+                hashes = getattr(self, "_fit_hashes", None)  # None: fitted before it was kept
                 stream = Stream.from_fitted(self.ensemble_, self._fitted.standardizer,
                                             self._fit_params, seed_from(self.random_state),
                                             self._stream_config(len(X)), self._y_ndim,
-                                            self.n_epochs_)
+                                            self.n_epochs_, None if hashes is None else
+                                            FitBags.from_fit(hashes, self.in_bag_counts_))
             elif stream is None:
                 stream = Stream.start(
                     self._ensemble_spec(X.shape[1], y.shape[1], check_device(self.device)),
