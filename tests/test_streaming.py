@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
 
 from sklearn_rpf import RandomizedPriorRegressor
 from sklearn_rpf.ensemble._bootstrap import row_hashes
@@ -280,3 +281,34 @@ def test_rows_fit_trained_on_stay_in_their_bags_when_streamed_again():
     _, _, new_bag, _ = fresh._stream.calibration_set()
     np.testing.assert_array_equal(new_bag.counts, poisson_counts(new_bag.hashes,
                                                                  fresh._stream.seed, 5))
+
+
+def test_stream_honours_net_params_batch_size_and_validates_parameters():
+    X, y = data(n=120)
+    steps = []
+
+    class CountSteps(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            steps.append(training)
+
+    reg = RandomizedPriorRegressor(**{**FAST, "batch_size": None},
+                                   net_params={"batch_size": 8, "callbacks": [CountSteps()]})
+    reg.partial_fit(X, y)
+    assert steps.count(True) == 15  # 120 rows in batches of 8 (the whole chunk before)
+    assert not any(step is False for step in steps)  # no validation pass
+    for bad in ({"n_jobs": 0}, {"verbose": "loud"}, {"n_estimators": 5.0}):
+        reg.set_params(**bad)
+        with pytest.raises(ValueError, match="parameter of RandomizedPriorRegressor must be"):
+            reg.partial_fit(X, y)
+        reg.set_params(**{key: FAST.get(key, {"n_jobs": None, "verbose": 0}.get(key))
+                          for key in bad})
+
+
+def test_early_stopping_is_fits_alone():
+    X, y = data(n=120)
+    stopping = RandomizedPriorRegressor(**FAST, early_stopping=True, n_iter_no_change=1)
+    plain = RandomizedPriorRegressor(**FAST)
+    for reg in (stopping, plain):
+        stream(reg, X, y, chunk=40)
+    np.testing.assert_array_equal(stopping.predict(X), plain.predict(X))
+    assert "valid_loss" not in stopping.ensemble_.history[-1]

@@ -140,7 +140,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Member by member: a member stops counting epochs when its own out-of-bag loss has not
         improved for ``n_iter_no_change`` epochs and gets its best weights back; training ends
         when every member has stopped. Needs ``bootstrap=True``: the out-of-bag rows are the
-        validation set.
+        validation set. ``fit`` only: ``partial_fit`` trains one pass per call, and the caller
+        decides when the stream ends.
     n_iter_no_change : int, default=20
         Patience of early stopping, in epochs.
     normalize_X : bool, default=True
@@ -465,12 +466,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         stream = getattr(self, "_stream", None)
         fitted_by_fit = stream is None and hasattr(self, "ensemble_")
+        self._validate_params()  # every call: verbose and n_jobs may change, but to valid values
         if stream is not None:
             stream.check_params(self.get_params())
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
-        else:
-            self._validate_params()
         with _unchanged_on_failure(self):
             X, y, sample_weight, y_ndim = self._validate_training_data(
                 X, y, sample_weight, reset=stream is None and not fitted_by_fit)
@@ -506,10 +506,14 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _stream_config(self, n_samples):
         """Streams train with a constant learning rate (no schedule can know the stream's end),
-        shuffled batches of ``batch_size`` rows ("auto": 64; None: each whole chunk)."""
+        shuffled batches of ``batch_size`` rows ("auto": 64; None: each whole chunk; a
+        ``batch_size`` in ``net_params`` overrides it, as in fit) and no early stopping (one pass
+        per call: the caller decides when the stream ends)."""
         config = self._training_config(n_samples, check_device(self.device))
-        return replace(config, lr_schedule="constant", batch_size=resolve_batch_size(
-            self.batch_size, None), max_epochs=1)
+        batch_size = (self.net_params or {}).get("batch_size",
+                                                 resolve_batch_size(self.batch_size, None))
+        return replace(config, lr_schedule="constant", batch_size=batch_size, max_epochs=1,
+                       early_stopping=False)
 
     def _validate_training_data(self, X, y, sample_weight, reset=True):
         X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
@@ -676,7 +680,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             members disagree. The guarantee holds only approximately: the score also uses the
             noise level fitted on all the out-of-bag rows. Sample weights count relative to
             their mean in both variants (the test point counts as one row), so scaling every
-            weight changes nothing.
+            weight changes nothing in the interval of a fitted model (fit's bootstrap draws do
+            follow the weights' scale: see ``bootstrap``).
             ``"gaussian"``: ``mean -/+ z std`` from ``predict(X, return_std=True)``, with no
             guarantee beyond the Gaussian model.
 

@@ -259,10 +259,12 @@ class Stream:
         hashes, counts, weight = chunk_weights(X, y, relative, self.seed, self.n_members,
                                                self.params["bootstrap"])
         self.net.batch_size = self.config.batch_size or len(X)  # None: each whole chunk
-        # Out-of-bag weights too, for a net that validates on them (early stopping after fit).
+        # Out-of-bag weights only for a net that validates on them: a stream pickled when
+        # streams still stopped early (now fit only).
+        oob_weight = (self._out_of_bag(hashes, counts) * relative[:, None]
+                      if self.config.early_stopping else None)
         data = TrainingData(self.standardizer.transform_X(X, self.dtype),
-                            self.standardizer.transform_y(y), weight,
-                            self._out_of_bag(hashes, counts) * relative[:, None])
+                            self.standardizer.transform_y(y), weight, oob_weight)
         first = self.first_loss
         fit_net(self.net, training_dataset(self.net.module_, data, self.config), self.seed,
                 epochs=1, step=self.n_calls, reference_loss=first)
