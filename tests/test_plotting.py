@@ -219,3 +219,10 @@ def test_member_plots_of_a_regressor_without_members_say_so():
         plot_members(gp, np.linspace(-3, 3, 20))
     with pytest.raises(TypeError, match="plot_priors draws one curve per member.*predict_priors"):
         plot_priors(gp, np.linspace(-3, 3, 20))
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = make_pipeline(StandardScaler(), RandomizedPriorRegressor(
+        n_estimators=2, max_epochs=2, random_state=0)).fit(X, y)
+    with pytest.raises(TypeError, match=r"a Pipeline does not forward: pass its final step"):
+        plot_members(pipeline, np.linspace(-3, 3, 20))

@@ -257,7 +257,7 @@ def test_unusable_devices_are_clear_errors(device):
     # criterion failed inside skorch.
     for key, value in (("lr", 0.1), ("optimizer__lr", 0.5), ("optimizer", torch.optim.SGD),
                        ("optimizer__weight_decay", 0.3), ("max_epochs", 3),
-                       ("module", nn.Linear), ("criterion", nn.L1Loss)):
+                       ("module", nn.Linear), ("criterion", nn.L1Loss), ("verbose", 1)):
         reg = RandomizedPriorRegressor(**dict(FAST, net_params={key: value}))
         with pytest.raises(ValueError, match=f"net_params may not set '{key}'"):
             reg.fit(X, y)
@@ -768,6 +768,12 @@ def test_verbose_turned_on_between_partial_fit_calls_prints(capsys):
 def test_net_params_callbacks_must_be_callbacks(callbacks):
     X, y = data()
     with pytest.raises(ValueError, match=r"net_params\['callbacks'\] must be a list of skorch"):
+        RandomizedPriorRegressor(**FAST, net_params={"callbacks": callbacks}).fit(X, y)
+
+
+def test_net_params_callbacks_as_skorch_takes_them():
+    X, y = data()
+    for callbacks in ([Callback()], [Callback], [("mine", Callback())], [["mine", Callback()]]):
         RandomizedPriorRegressor(**FAST, net_params={"callbacks": callbacks}).fit(X, y)
 
 

@@ -95,12 +95,12 @@ def _has_booleans(values, array):
     booleans in a list beside numbers, which NumPy turns into 1 and 0."""
     if array.dtype.kind == "b":
         return True
-    if array.dtype.kind == "O" or isinstance(values, list | tuple):
-        try:
-            cells = np.asarray(values, dtype=object).ravel()
-        except (TypeError, ValueError):
-            cells = array.ravel()
-        return any(isinstance(v, bool | np.bool_) for v in cells)
+    if array.dtype.kind == "O":
+        return any(isinstance(v, bool | np.bool_) for v in array.flat)
+    if isinstance(values, list | tuple):  # NumPy read them as numbers: look at the cells
+        if any(isinstance(v, list | tuple) for v in values):
+            values = np.asarray(values, dtype=object).ravel()
+        return any(type(v) is bool or isinstance(v, np.bool_) for v in values)
     return False
 
 

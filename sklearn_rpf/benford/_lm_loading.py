@@ -270,10 +270,11 @@ def _load_causal_lm(source, copy_out=True, **kwargs):
         # suggest loading it unsafely (torch's message does, so it is not passed on whole).
         text = str(exc)
         if "weights_only" in text or "Weights only load failed" in text:
-            why = ("its pickled weights file holds objects other than tensors, which could run "
-                   "code when loaded, so it was not loaded")
+            why = ("its pickled weights file holds objects that loading with weights_only=True "
+                   "refuses (anything but plain tensors: unpickling them could run code), so it "
+                   "was not loaded")
         else:
-            why = text.splitlines()[0][:200].rstrip(".")
+            why = (text.splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
         raise ModelNotFoundError(
             f"No usable weights for the language model in {source!s}: {why}. Save the model "
             "with save_pretrained (safetensors)."

@@ -208,9 +208,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Factor applied to the members' variance (1 unless ``calibrate_epistemic``).
     noise_ : ndarray of shape (n_targets,)
         Squared-error members: noise variance per target, in the target's units squared (inf
-        past float64's range, for targets beyond about 1e154, and imprecise, then 0, below it,
-        for targets below about 1e-154; predictions are computed in standardised units and are
-        not affected). Heteroscedastic members: the factor applied to their average predicted
+        past float64's range, for targets beyond about 1e154; imprecise for targets below about
+        1e-154, and 0 for much smaller ones; predictions are computed in standardised units and
+        are not affected). Heteroscedastic members: the factor applied to their average predicted
         variance.
     in_bag_counts_ : ndarray of shape (n_samples, n_estimators), unsigned int
         How many times each training row was drawn for each member (the smallest unsigned type
@@ -852,6 +852,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 # would report one value and training use another) or replace a part it builds itself.
 _NET_PARAMS_REFUSED = {
     "device": "use the device parameter, which is checked and also places the data and the priors",
+    "verbose": "use the verbose parameter",
     "lr": "use the lr parameter (the learning-rate schedule reads it too)",
     "optimizer__lr": "use the lr parameter (the learning-rate schedule reads it too)",
     "optimizer": "use the optimizer parameter",
@@ -874,8 +875,9 @@ def _check_callbacks(callbacks):
     if callbacks is None:
         return
     if not isinstance(callbacks, list | tuple) or not all(
-            is_callback(c) or (isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str)
-                               and is_callback(c[1])) for c in callbacks):
+            is_callback(c) or (isinstance(c, tuple | list) and len(c) == 2
+                               and isinstance(c[0], str) and is_callback(c[1]))
+            for c in callbacks):
         raise ValueError(
             "net_params['callbacks'] must be a list of skorch callbacks or of (name, callback) "
             f"pairs, e.g. [skorch.callbacks.LRScheduler(...)]; got {callbacks!r}."

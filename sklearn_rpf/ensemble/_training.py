@@ -377,8 +377,9 @@ def set_verbose(net, verbose):
         # Not set_params, which cannot add a callback that is not there, nor
         # initialize_callbacks, which would reset the others (the schedule's step count).
         kept = [(name, callback) for name, callback in net.callbacks_ if name != "print_log"]
-        net.callbacks__print_log = PrintLog() if verbose else None  # for a later initialize
-        net.callbacks_ = kept + ([("print_log", PrintLog().initialize())] if verbose else [])
+        log = PrintLog(**net.get_params_for("callbacks__print_log")) if verbose else None
+        net.callbacks__print_log = log  # for a later initialize_callbacks
+        net.callbacks_ = kept + ([("print_log", log.initialize())] if verbose else [])
     net.verbose = verbose
 
 

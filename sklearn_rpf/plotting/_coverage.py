@@ -196,7 +196,8 @@ class CoverageDisplay:
         names = self.names if name is None else [name] if isinstance(name, str) else name
         names = [None] * n_curves if names is None else list(names)
         if len(names) != n_curves:
-            raise ValueError(f"names has {len(names)} entries for {n_curves} curve(s).")
+            given = "names" if name is None else "name"
+            raise ValueError(f"{given} has {len(names)} entries for {n_curves} curve(s).")
         if isinstance(line_kwargs, list | tuple):
             if len(line_kwargs) != n_curves:
                 raise ValueError(f"line_kwargs has {len(line_kwargs)} dicts for {n_curves} curve(s).")

@@ -22,6 +22,13 @@ from ._uncertainty import UncertaintyDisplay
 def _ensemble_method(reg, method, caller):
     """``reg``'s ``method`` (an ensemble's), or a clear error for a regressor without it."""
     if not hasattr(reg, method):
+        steps = getattr(reg, "steps", None)
+        if steps and hasattr(steps[-1][1], method):
+            raise TypeError(
+                f"{caller} draws one curve per member, through {method}(X), which a Pipeline "
+                "does not forward: pass its final step and the transformed grid, "
+                "pipeline[-1] and pipeline[:-1].transform(X_grid)."
+            )
         raise TypeError(
             f"{caller} draws one curve per member, through {method}(X), which "
             f"{type(reg).__name__} does not have (it is not an ensemble such as "
