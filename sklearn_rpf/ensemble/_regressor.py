@@ -17,18 +17,16 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, _fit_c
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
-    _num_samples,
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import Callback
 
-from .._arrays import check_numeric, check_numeric_features, numeric_array, untracked
+from .._arrays import check_numeric_features, numeric_array, untracked
 from .._stack import caller_stacklevel
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
+from ._fit_checks import check_out_of_bag, check_training_data
 from ._groups import train_members
 from ._inference import FittedEnsemble, predict_rows
 from ._member_net import member_net
@@ -42,7 +40,6 @@ from ._training import (
     resolve_batch_size,
     resolve_epochs,
     set_verbose,
-    weight_decay_kwargs,
 )
 from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
 
@@ -385,7 +382,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self : RandomizedPriorRegressor
         """
         with _unchanged_on_failure(self):
-            X, y, sample_weight, y_ndim = self._validate_training_data(X, y, sample_weight)
+            X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
                     "n_estimators=1: a single member has no spread, so the epistemic standard "
@@ -402,7 +399,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # nor sliced into every batch.
             oob_weight = bag.out_of_bag_weights(sample_weight) if self.early_stopping else None
             if self.early_stopping:
-                _check_out_of_bag(oob_weight)
+                check_out_of_bag(oob_weight)
             x = standardizer.transform_X(X, _DTYPES[self.dtype][1])
             y_norm = standardizer.transform_y(y)
             config = self._training_config(len(X), device)
@@ -472,8 +469,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
         with _unchanged_on_failure(self):
-            X, y, sample_weight, y_ndim = self._validate_training_data(
-                X, y, sample_weight, reset=stream is None and not fitted_by_fit)
+            X, y, sample_weight, y_ndim = check_training_data(
+                self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained
                 hashes = getattr(self, "_fit_hashes", None)  # None: fitted before it was kept
                 stream = Stream.from_fitted(self.ensemble_, self._fitted.standardizer,
@@ -514,48 +511,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                                  resolve_batch_size(self.batch_size, None))
         return replace(config, lr_schedule="constant", batch_size=batch_size, max_epochs=1,
                        early_stopping=False)
-
-    def _validate_training_data(self, X, y, sample_weight, reset=True):
-        X, y, sample_weight = (untracked(a) for a in (X, y, sample_weight))
-        y_shape = check_numeric(y, "y", "a regression target").shape
-        if len(y_shape) == 2 and y_shape[1] == 0:  # scikit-learn would say "0 feature(s)"
-            raise ValueError(f"y has no target column (shape {y_shape}); at least one is needed.")
-        if reset and y_shape[:1] == (1,) and _rows(X) == 1:
-            raise ValueError(
-                "Found 1 sample, but the first fit or partial_fit call needs at least 2: the "
-                "inputs and targets are scaled from its rows (later partial_fit calls may have "
-                "one)."
-            )
-        if sample_weight is not None:
-            check_numeric(sample_weight, "sample_weight", "non-negative weights")
-        X = check_numeric_features(X)
-        X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
-            ensure_min_samples=2 if reset else 1, reset=reset,
-        )
-        if y.dtype.kind == "f" and y.dtype.itemsize > 8:  # float128: torch has no such type
-            with np.errstate(over="ignore"):
-                wide, y = y, y.astype(np.float64)
-            if np.any(np.isinf(y) & np.isfinite(wide)):
-                raise ValueError("y has values beyond float64's range (about 1.8e308); the "
-                                 "regressor computes in float64 at most. Rescale y.")
-        if not np.isfinite(y).all():  # None in an object y passes scikit-learn's check as NaN
-            raise ValueError("Input y contains NaN or infinity (None counts as missing).")
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                             ensure_non_negative=True)
-        weight_decay_kwargs(self.optimizer, self.weight_decay)  # an optimizer without it
-        for key in self.net_params or {}:
-            if key in _NET_PARAMS_REFUSED:
-                raise ValueError(f"net_params may not set {key!r}: {_NET_PARAMS_REFUSED[key]}.")
-        _check_callbacks((self.net_params or {}).get("callbacks"))
-        for name in ("early_stopping", "calibrate_epistemic"):
-            if getattr(self, name) and not self.bootstrap:
-                raise ValueError(
-                    f"{name}=True needs bootstrap=True: it relies on the out-of-bag rows of each "
-                    "member."
-                )
-        self._hidden_layer_sizes()
-        return X, y.reshape(len(y), -1), sample_weight, y.ndim
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):
@@ -846,65 +801,3 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 for k in range(fitted.module.n_members)
             ]
         return self.__dict__["_estimators"]
-
-
-# Keys of net_params that would silently contradict a parameter of the regressor (get_params
-# would report one value and training use another) or replace a part it builds itself.
-_NET_PARAMS_REFUSED = {
-    "device": "use the device parameter, which is checked and also places the data and the priors",
-    "verbose": "use the verbose parameter",
-    "lr": "use the lr parameter (the learning-rate schedule reads it too)",
-    "optimizer__lr": "use the lr parameter (the learning-rate schedule reads it too)",
-    "optimizer": "use the optimizer parameter",
-    "optimizer__weight_decay": "use the weight_decay parameter",
-    "max_epochs": "use the max_epochs parameter (the learning-rate schedule counts its steps)",
-    "module": "the regressor builds the ensemble's module from its module and prior parameters",
-    "criterion": "the members' bootstrap-weighted loss is the regressor's (see the loss parameter)",
-    "train_split": "the out-of-bag rows are the members' validation sets (early_stopping)",
-    "iterator_train": "the regressor's batches carry each member's bootstrap weights",
-    "iterator_valid": "the regressor's batches carry each member's bootstrap weights",
-}
-
-
-def _check_callbacks(callbacks):
-    """net_params' callbacks as skorch takes them: a list of callbacks (instances or classes)
-    or of (name, callback) pairs; skorch's own error for anything else names none of this."""
-    def is_callback(c):
-        return isinstance(c, Callback) or (isinstance(c, type) and issubclass(c, Callback))
-
-    if callbacks is None:
-        return
-    if not isinstance(callbacks, list | tuple) or not all(
-            is_callback(c) or (isinstance(c, tuple | list) and len(c) == 2
-                               and isinstance(c[0], str) and is_callback(c[1]))
-            for c in callbacks):
-        raise ValueError(
-            "net_params['callbacks'] must be a list of skorch callbacks or of (name, callback) "
-            f"pairs, e.g. [skorch.callbacks.LRScheduler(...)]; got {callbacks!r}."
-        )
-
-
-def _rows(X):
-    """Rows of ``X`` as scikit-learn counts them; None where it cannot (its check will say)."""
-    try:
-        return _num_samples(X)
-    except TypeError:
-        return None
-
-
-def _check_out_of_bag(oob_weight):
-    """Early stopping judges each member on the rows it left out: an error when no member left
-    any out, a warning naming the members that train the whole budget for want of them."""
-    why = ("identical rows are drawn together, so a few distinct rows, or large integer sample "
-           "weights, let a member draw every one")
-    empty = np.flatnonzero(~oob_weight.any(axis=0))
-    if len(empty) == oob_weight.shape[1]:
-        raise ValueError(
-            f"early_stopping=True but no row is out of bag for any member ({why}); turn early "
-            "stopping off, or use more distinct rows or smaller weights."
-        )
-    if len(empty):
-        warnings.warn(
-            f"early_stopping=True but member(s) {empty.tolist()} left no row out of bag ({why}); "
-            "they cannot be judged and train for the whole budget.", UserWarning, stacklevel=caller_stacklevel(),
-        )
