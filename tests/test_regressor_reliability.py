@@ -793,3 +793,107 @@ def test_warnings_name_the_callers_line_through_a_pipeline():
         make_pipeline(StandardScaler(), RandomizedPriorRegressor(**{**FAST, "n_estimators": 1})
                       ).fit(X, y)
     assert record[0].filename == __file__  # not scikit-learn's pipeline.py
+
+
+# ------------------------------------------- custom modules and priors (stop 28, a review)
+class _PartlyFrozen(nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.features = nn.Linear(n_features, 8).requires_grad_(False)
+        self.head = nn.Linear(8, n_outputs)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.features(x)))
+
+
+class _Normalised(nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n_features)
+        self.head = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        return self.head(self.norm(x))
+
+
+@pytest.mark.parametrize("vectorize", ["auto", False])
+def test_frozen_layers_of_a_member_module_stay_frozen(vectorize):
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, module=_PartlyFrozen, vectorize=vectorize,
+                                          prior_scale=0.0)).fit(X, y)
+    for member in (reg.ensemble_.module_.trainable.member(k) for k in range(FAST["n_estimators"])):
+        assert not member.features.weight.requires_grad
+    # Frozen means as initialised: the same after 1 epoch as after 20 (they changed by 0.02).
+    untrained = RandomizedPriorRegressor(**dict(FAST, module=_PartlyFrozen, vectorize=vectorize,
+                                                prior_scale=0.0, max_epochs=1)).fit(X, y)
+    for k in range(FAST["n_estimators"]):
+        np.testing.assert_array_equal(
+            reg.ensemble_.module_.trainable.member(k).features.weight.detach(),
+            untrained.ensemble_.module_.trainable.member(k).features.weight.detach())
+
+
+def test_trial_passes_leave_batchnorm_statistics_alone():
+    # One full-batch step: the running mean is 0.1 times the data's mean (momentum 0.1), not
+    # that plus two rows' worth from the fit-time checks.
+    X, y = data()
+    for vectorize in ("auto", False):
+        reg = RandomizedPriorRegressor(**dict(FAST, module=_Normalised, prior=_Normalised,
+                                              vectorize=vectorize, batch_size=None,
+                                              max_epochs=1)).fit(X, y)
+        x = reg._fitted.standardizer.transform_X(X, np.float32)
+        member = reg.ensemble_.module_.trainable.member(0)
+        np.testing.assert_allclose(member.norm.running_mean, 0.1 * x.mean(axis=0), atol=1e-6)
+        assert int(member.norm.num_batches_tracked) == 1
+        prior = reg.ensemble_.module_.prior.member(0)
+        np.testing.assert_array_equal(prior.norm.running_mean, 0.0)  # untrained, untouched
+
+
+def test_a_prior_must_be_a_fixed_function():
+    X, y = data()
+    dropout = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))  # train mode
+    for prior, match in ((lambda t: dropout(t), "random numbers from torch's generator"),
+                         (lambda t: torch.randn(len(t), 1), "random numbers from torch's")):
+        reg = RandomizedPriorRegressor(**dict(FAST, prior=prior, prior_scale=1.0))
+        with pytest.raises(ValueError, match=f"prior must be a fixed function.*{match}"):
+            reg.fit(X, y)
+    calls = iter(range(10**6))
+    with pytest.raises(ValueError, match="two calls on the same rows returned different"):
+        RandomizedPriorRegressor(**dict(FAST, prior=lambda t: t[:, :1] * next(calls))).fit(X, y)
+    with pytest.raises(ValueError, match="must return real numbers"):
+        RandomizedPriorRegressor(**dict(FAST, prior=lambda t: t[:, :1] * 1j)).fit(X, y)
+    RandomizedPriorRegressor(**dict(FAST, prior=dropout)).fit(X, y)  # a module: in eval mode
+
+
+class _NeedsWidth(nn.Module):
+    def __init__(self, n_features, n_outputs, width):
+        super().__init__()
+        self.layer = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class _Double(_NeedsWidth):
+    def __init__(self, n_features, n_outputs):
+        super().__init__(n_features, n_outputs, 0)
+
+    def forward(self, x):
+        return self.layer(x).double()
+
+
+def test_member_modules_built_wrongly_get_clear_errors():
+    X, y = data()
+    with pytest.raises(TypeError, match=r"module=.*_NeedsWidth.*functools.partial"):
+        RandomizedPriorRegressor(**dict(FAST, module=_NeedsWidth)).fit(X, y)
+    with pytest.raises(TypeError, match=r"prior=.*Linear.*functools.partial"):
+        RandomizedPriorRegressor(**dict(FAST, prior=nn.Linear)).fit(X, y)
+    shared = _PartlyFrozen(3, 1)
+    with pytest.raises(TypeError, match="returned the same module object for two members"):
+        RandomizedPriorRegressor(**dict(FAST, module=lambda: shared, vectorize=False)).fit(X, y)
+    with pytest.raises(ValueError, match=r"must return torch.float32.*returned torch.float64"):
+        RandomizedPriorRegressor(**dict(FAST, module=_Double)).fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be a positive integer"):
+        RandomizedPriorRegressor(**dict(FAST, hidden_layer_sizes=[True, 2])).fit(X, y)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="epistemic=True .* needs return_std=True"):
+        reg.predict(X, epistemic=True)

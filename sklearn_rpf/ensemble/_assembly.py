@@ -7,6 +7,7 @@ members: member ``k`` gets its initial weights and its prior from its own random
 group of members built on a worker is the same as those members built with all the others.
 """
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -63,10 +64,23 @@ def _accepted_size_arguments(factory):
     return {name for name in ("n_features", "n_outputs") if takes_any or name in parameters}
 
 
-def instantiate(factory, n_features, n_outputs):
-    """Call ``factory`` with ``n_features``/``n_outputs`` if its signature takes them."""
+def instantiate(factory, n_features, n_outputs, role="module"):
+    """Call ``factory`` with ``n_features``/``n_outputs`` if its signature takes them; a clear
+    error, naming the parameter (``role``), when it needs other arguments."""
     sizes = {"n_features": n_features, "n_outputs": n_outputs}
-    module = factory(**{name: sizes[name] for name in _accepted_size_arguments(factory)})
+    given = {name: sizes[name] for name in _accepted_size_arguments(factory)}
+    try:
+        inspect.signature(factory).bind(**given)
+    except TypeError as exc:  # a required argument that only the user knows
+        raise TypeError(
+            f"{role}={factory!r} is built as {getattr(factory, '__name__', 'factory')}("
+            f"{', '.join(f'{k}={v}' for k, v in given.items())}), one call per member, but {exc}. "
+            "Give the other arguments with functools.partial, e.g. "
+            f"{role}=functools.partial(YourModule, width=...)."
+        ) from None
+    except ValueError:  # no signature to read: let the call say
+        pass
+    module = factory(**given)
     if not isinstance(module, nn.Module):
         raise TypeError(
             f"The module factory {factory!r} returned {type(module).__name__}; expected a "
@@ -75,10 +89,23 @@ def instantiate(factory, n_features, n_outputs):
     return module
 
 
+@contextlib.contextmanager
+def _buffers_kept(module):
+    """The module's buffers as they were after the block: a trial pass in train mode would
+    write two rows' statistics into BatchNorm's running mean (the members' and the priors')."""
+    saved = [(buffer, buffer.clone()) for buffer in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
 def vectorises(ensemble, x):
     """Whether a forward and backward pass through ``ensemble`` works on a couple of rows."""
     try:
-        with warnings.catch_warnings():
+        with _buffers_kept(ensemble), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = ensemble(x[:2])
             if out.requires_grad:
@@ -89,9 +116,10 @@ def vectorises(ensemble, x):
         return False
 
 
-def _check_member_output(trainable, x, n_outputs, heteroscedastic):
-    """Fail early, in plain words, when the member module does not return ``n_outputs`` columns."""
-    with torch.no_grad():
+def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
+    """Fail early, in plain words, when the member module does not return ``n_outputs`` columns
+    of the regressor's precision."""
+    with torch.no_grad(), _buffers_kept(trainable):
         try:
             out = trainable(x[:2])  # (members, rows, outputs)
         except Exception as exc:
@@ -106,20 +134,43 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic):
             f"{tuple(out.shape[1:])}. A module factory receives n_features and n_outputs when "
             "its signature takes them."
         )
+    if out.dtype != dtype:
+        raise ValueError(
+            f"The member module must return {dtype} (the regressor's dtype); it returned "
+            f"{out.dtype}. Keep its computation in the input's precision, or set the regressor's "
+            "dtype to match."
+        )
     if not any(p.requires_grad for p in trainable.parameters()):
         raise ValueError("The member module has no trainable parameters: there is nothing to "
                          "fit. Give it at least one nn.Parameter (e.g. an nn.Linear layer).")
 
 
 def _check_prior_output(prior, x, n_targets):
-    """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``."""
-    with torch.no_grad():
+    """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``, or is
+    not a fixed function (two calls differ, or it draws from torch's generator)."""
+    with torch.no_grad(), _buffers_kept(prior):
         try:
+            state = torch.get_rng_state()
             out = prior(x[:2])
+            drew = not torch.equal(state, torch.get_rng_state())
+            again = prior(x[:2])
         except Exception as exc:
             raise ValueError(
                 f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
+    if drew or (isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and
+                out.shape == again.shape and not  # NaN equal to NaN: its own check follows
+                bool(((out == again) | (out.isnan() & again.isnan())).all())):
+        raise ValueError(
+            "The prior must be a fixed function of its input, but "
+            + ("it draws random numbers from torch's generator" if drew else
+               "two calls on the same rows returned different values")
+            + " (dropout in train mode inside a function, torch.randn, ...): the members, and "
+            "random_state, could not reproduce it. Pass the module itself as prior= (it is "
+            "evaluated in eval mode), or a function without randomness."
+        )
+    if isinstance(out, torch.Tensor) and out.is_complex():
+        raise ValueError(f"The prior must return real numbers; it returned {out.dtype}.")
     shared = isinstance(prior, FixedFunctionPrior)  # (n, t); one prior per member: (K, n, t)
     if not isinstance(out, torch.Tensor) or out.dim() != (2 if shared else 3) or \
             out.shape[-2:] != (len(x[:2]), n_targets):
@@ -194,11 +245,18 @@ class EnsembleSpec:
                 dtype=self.dtype, init=init,
             )
         nets = []
+        role = "module" if purpose == "init" else "prior"
         for k in members:
             # Constructors draw from torch's global generator (nn.Linear's init): fork it, seeded
             # from member k's own stream, so the caller's generator is neither read nor changed.
             with forked_rng("cpu", torch_seed(seed, purpose, k)):
-                nets.append(instantiate(factory, self.n_features, n_outputs).to(self.dtype))
+                net = instantiate(factory, self.n_features, n_outputs, role)
+            if any(net is other for other in nets):  # members would share (and train) one module
+                raise TypeError(
+                    f"{role}={factory!r} returned the same module object for two members; it "
+                    "must build a fresh module at every call (each member has its own weights)."
+                )
+            nets.append(net.to(self.dtype))
         return nets
 
     def _stack(self, nets, x, vectorize):
@@ -260,7 +318,7 @@ class EnsembleSpec:
         with forked_rng("cpu", torch_seed(seed, "checks")):
             trainable = self._stack(
                 self._nets(members, seed, "init", self.n_outputs, "uniform"), x, self.vectorize)
-            _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic)
+            _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic, self.dtype)
             prior = self.build_prior(members, seed, x)
         return RandomizedPriorEnsemble(trainable, prior, self.prior_scale, self.n_targets)
 

@@ -244,7 +244,10 @@ class VmapEnsemble(_StackedMembers, nn.Module):
         self._set_stacked(params, buffers, members[0])
 
     def _set_stacked(self, params, buffers, template):
-        self.params = nn.ParameterDict({_flat(k): nn.Parameter(v) for k, v in params.items()})
+        # A parameter the user froze stays frozen (nn.Parameter alone would train it).
+        frozen = {name for name, p in template.named_parameters() if not p.requires_grad}
+        self.params = nn.ParameterDict({_flat(k): nn.Parameter(v, requires_grad=k not in frozen)
+                                        for k, v in params.items()})
         for name, value in buffers.items():
             self.register_buffer(_flat("buffer." + name), value)
         self._names = list(params)

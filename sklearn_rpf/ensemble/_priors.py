@@ -39,6 +39,8 @@ class FixedFunctionPrior(nn.Module):
 
     def forward(self, x):
         out = self.function(x)
+        if isinstance(out, torch.Tensor) and out.is_complex():  # .to() would drop the imaginary
+            raise ValueError(f"The prior must return real numbers; it returned {out.dtype}.")
         if isinstance(out, torch.Tensor):  # a float64 (or int) function joins in x's precision
             out = out.to(dtype=x.dtype, device=x.device)
             return out.unsqueeze(-1) if out.dim() == 1 else out

@@ -329,7 +329,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ what to build and how
     def _hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1) \
+                or any(isinstance(s, bool | np.bool_) for s in np.atleast_1d(
+                    np.asarray(self.hidden_layer_sizes, dtype=object))):  # True is not a width
             raise ValueError(
                 "hidden_layer_sizes must be a positive integer or a sequence of positive "
                 f"integers; got {self.hidden_layer_sizes!r}."
@@ -555,7 +557,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         return_std : bool, default=False
         epistemic : bool, default=False
-            Return the epistemic part of the standard deviation only.
+            Return the epistemic part of the standard deviation only (with ``return_std=True``).
 
         Returns
         -------
@@ -565,6 +567,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         for name, flag in (("return_std", return_std), ("epistemic", epistemic)):
             if not isinstance(flag, bool | np.bool_):  # "no" is truthy: it would ask for the std
                 raise ValueError(f"{name} must be True or False; got {flag!r}.")
+        if epistemic and not return_std:  # the mean alone would come back, the flag unread
+            raise ValueError("epistemic=True selects which standard deviation is returned; "
+                             "it needs return_std=True.")
         return self._predict(self._validate_predict_input(X), return_std, epistemic)
 
     def _predict(self, X, return_std=False, epistemic=False):
