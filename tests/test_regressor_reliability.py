@@ -851,8 +851,8 @@ def test_trial_passes_leave_batchnorm_statistics_alone():
 def test_a_prior_must_be_a_fixed_function():
     X, y = data()
     dropout = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))  # train mode
-    for prior, match in ((lambda t: dropout(t), "random numbers from torch's generator"),
-                         (lambda t: torch.randn(len(t), 1), "random numbers from torch's")):
+    drawn = r"random numbers from \(or reseeds\) torch"
+    for prior, match in ((lambda t: dropout(t), drawn), (lambda t: torch.randn(len(t), 1), drawn)):
         reg = RandomizedPriorRegressor(**dict(FAST, prior=prior, prior_scale=1.0))
         with pytest.raises(ValueError, match=f"prior must be a fixed function.*{match}"):
             reg.fit(X, y)
@@ -888,7 +888,7 @@ def test_member_modules_built_wrongly_get_clear_errors():
     with pytest.raises(TypeError, match=r"prior=.*Linear.*functools.partial"):
         RandomizedPriorRegressor(**dict(FAST, prior=nn.Linear)).fit(X, y)
     shared = _PartlyFrozen(3, 1)
-    with pytest.raises(TypeError, match="returned the same module object for two members"):
+    with pytest.raises(TypeError, match="returned modules that share weights between members"):
         RandomizedPriorRegressor(**dict(FAST, module=lambda: shared, vectorize=False)).fit(X, y)
     with pytest.raises(ValueError, match=r"must return torch.float32.*returned torch.float64"):
         RandomizedPriorRegressor(**dict(FAST, module=_Double)).fit(X, y)
@@ -897,3 +897,38 @@ def test_member_modules_built_wrongly_get_clear_errors():
     reg = RandomizedPriorRegressor(**FAST).fit(X, y)
     with pytest.raises(ValueError, match="epistemic=True .* needs return_std=True"):
         reg.predict(X, epistemic=True)
+
+
+def test_lazy_modules_and_shared_layers():
+    X, y = data()
+    # Lazy layers initialise on their first call: a deterministic prior, a member that works.
+    lazy_prior = nn.Sequential(nn.LazyLinear(8), nn.Tanh(), nn.Linear(8, 1))
+    RandomizedPriorRegressor(**dict(FAST, prior=lazy_prior)).fit(X, y)
+    lazy_member = lambda: nn.Sequential(nn.LazyBatchNorm1d(), nn.Linear(3, 1))  # noqa: E731
+    RandomizedPriorRegressor(**dict(FAST, module=lazy_member, vectorize=False)).fit(X, y)
+    # A layer built once outside the factory would be shared by every member and trained in
+    # the caller's hands.
+    shared = nn.Linear(3, 8)
+    before = shared.weight.detach().clone()
+    with pytest.raises(TypeError, match="share weights between members"):
+        RandomizedPriorRegressor(**dict(FAST, module=lambda: nn.Sequential(
+            shared, nn.Tanh(), nn.Linear(8, 1)))).fit(X, y)
+    np.testing.assert_array_equal(shared.weight.detach(), before)
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0, None, 2.5, True])
+def test_net_params_batch_size_must_be_positive(batch_size):
+    # -1 (skorch's "whole data") made the loss scale negative: training climbed the loss.
+    X, y = data()
+    for call in ("fit", "partial_fit"):
+        reg = RandomizedPriorRegressor(**FAST, net_params={"batch_size": batch_size})
+        with pytest.raises(ValueError, match=r"net_params\['batch_size'\] must be a positive"):
+            getattr(reg, call)(X, y)
+
+
+def test_streaming_on_a_model_fitted_before_fit_hashes_were_kept_warns():
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    del reg.__dict__["_fit_hashes"]  # as unpickled from an earlier version
+    with pytest.warns(UserWarning, match="did not keep which rows its members trained on"):
+        reg.partial_fit(X, y)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ._networks import EnsembleMLP, ModuleListEnsemble, VmapEnsemble
 from ._priors import FixedFunctionPrior, RandomizedPriorEnsemble
@@ -93,7 +94,8 @@ def instantiate(factory, n_features, n_outputs, role="module"):
 def _buffers_kept(module):
     """The module's buffers as they were after the block: a trial pass in train mode would
     write two rows' statistics into BatchNorm's running mean (the members' and the priors')."""
-    saved = [(buffer, buffer.clone()) for buffer in module.buffers()]
+    # Lazy buffers (LazyBatchNorm) hold no values until the first pass, which initialises them.
+    saved = [(buffer, buffer.clone()) for buffer in module.buffers() if not is_lazy(buffer)]
     try:
         yield
     finally:
@@ -150,8 +152,9 @@ def _check_prior_output(prior, x, n_targets):
     not a fixed function (two calls differ, or it draws from torch's generator)."""
     with torch.no_grad(), _buffers_kept(prior):
         try:
+            prior(x[:2])  # a first call may initialise lazy layers (LazyLinear): not the test
             state = torch.get_rng_state()
-            out = prior(x[:2])
+            out = prior(x[:2]).clone()  # a clone: a prior that writes into its input or output
             drew = not torch.equal(state, torch.get_rng_state())
             again = prior(x[:2])
         except Exception as exc:
@@ -163,7 +166,7 @@ def _check_prior_output(prior, x, n_targets):
                 bool(((out == again) | (out.isnan() & again.isnan())).all())):
         raise ValueError(
             "The prior must be a fixed function of its input, but "
-            + ("it draws random numbers from torch's generator" if drew else
+            + ("it draws random numbers from (or reseeds) torch's generator" if drew else
                "two calls on the same rows returned different values")
             + " (dropout in train mode inside a function, torch.randn, ...): the members, and "
             "random_state, could not reproduce it. Pass the module itself as prior= (it is "
@@ -244,18 +247,22 @@ class EnsembleSpec:
                 self.activation, generators=[torch_generator(seed, purpose, k) for k in members],
                 dtype=self.dtype, init=init,
             )
-        nets = []
+        nets, held = [], []
         role = "module" if purpose == "init" else "prior"
         for k in members:
             # Constructors draw from torch's global generator (nn.Linear's init): fork it, seeded
             # from member k's own stream, so the caller's generator is neither read nor changed.
             with forked_rng("cpu", torch_seed(seed, purpose, k)):
                 net = instantiate(factory, self.n_features, n_outputs, role)
-            if any(net is other for other in nets):  # members would share (and train) one module
+            tensors = {id(t) for t in itertools.chain(net.parameters(), net.buffers())}
+            if any(tensors & seen for seen in held):  # members would share (and train) them
                 raise TypeError(
-                    f"{role}={factory!r} returned the same module object for two members; it "
-                    "must build a fresh module at every call (each member has its own weights)."
+                    f"{role}={factory!r} returned modules that share weights between members "
+                    "(the same module object, or a layer built once outside the factory); it "
+                    "must build every layer afresh at each call (each member has its own "
+                    "weights, and the caller's layer would be trained in place)."
                 )
+            held.append(tensors)
             nets.append(net.to(self.dtype))
         return nets
 

@@ -2,6 +2,7 @@
 options that depend on each other, and ``net_params`` that would contradict the regressor."""
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, _num_samples, validate_data
@@ -49,6 +50,7 @@ def check_training_data(estimator, X, y, sample_weight, reset=True):
         if key in NET_PARAMS_REFUSED:
             raise ValueError(f"net_params may not set {key!r}: {NET_PARAMS_REFUSED[key]}.")
     _check_callbacks((estimator.net_params or {}).get("callbacks"))
+    _check_batch_size((estimator.net_params or {}).get("batch_size", 1))
     for name in ("early_stopping", "calibrate_epistemic"):
         if getattr(estimator, name) and not estimator.bootstrap:
             raise ValueError(
@@ -92,6 +94,17 @@ def _check_callbacks(callbacks):
         raise ValueError(
             "net_params['callbacks'] must be a list of skorch callbacks or of (name, callback) "
             f"pairs, e.g. [skorch.callbacks.LRScheduler(...)]; got {callbacks!r}."
+        )
+
+
+def _check_batch_size(batch_size):
+    """net_params' batch_size as skorch and the loss scale both read it: a positive int (skorch
+    takes -1 for the whole data, but the loss scale turned negative and training climbed)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+        raise ValueError(
+            "net_params['batch_size'] must be a positive integer; got "
+            f"{batch_size!r}. For the whole data set in one batch, use the batch_size=None "
+            "parameter."
         )
 
 

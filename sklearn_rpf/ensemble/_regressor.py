@@ -448,7 +448,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         between calls. After ``fit``, ``partial_fit`` goes on training the fitted members (with
         fit's standardisation); their noise and intervals then come from the streamed rows only,
         each out of bag for the members that trained on it neither in the stream nor in the fit
-        (fit's rows are known by content: streaming them again does not make them new data).
+        (fit's rows are known by content, the exact values: streaming them again does not make
+        them new data; fit keeps 8 bytes per training row for this, and the stream keeps them
+        with a bit per row and member).
         Members are trained in this process (``n_jobs`` does not apply); a failed call leaves
         the model as it was before the call.
 
@@ -475,6 +477,13 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained
                 hashes = getattr(self, "_fit_hashes", None)  # None: fitted before it was kept
+                if hashes is None and self._fitted_bootstrap:
+                    warnings.warn(
+                        "This model was fitted by a version that did not keep which rows its "
+                        "members trained on: streaming those rows again will count them out of "
+                        "bag, and the noise and the conformal intervals will come out too "
+                        "narrow. Refit it to stream on safely.", UserWarning,
+                        stacklevel=caller_stacklevel())
                 stream = Stream.from_fitted(self.ensemble_, self._fitted.standardizer,
                                             self._fit_params, seed_from(self.random_state),
                                             self._stream_config(len(X)), self._y_ndim,

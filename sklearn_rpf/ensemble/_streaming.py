@@ -6,7 +6,8 @@ weights row ``i`` by a Poisson(1) count, which is what the number of draws of on
 large bootstrap resample. Here the count is a function of ``(random_state, k)`` and the row's
 content (a keyed hash turned into a Poisson variate), so it does not depend on how the data was
 cut into chunks, nor on their order, and a row seen again in a later pass gets the same count:
-a row with count 0 is never trained on by member ``k``, it is out of bag for good.
+a row with count 0 is never trained on by member ``k``, it is out of bag for good (unless the
+``fit`` that the stream goes on from drew it for ``k``: :class:`FitBags`).
 
 The noise and the conformal intervals need out-of-bag residuals of the current model. Residuals
 kept from earlier chunks would be stale (the members have trained since), so instead a fixed-size
@@ -152,7 +153,8 @@ MUTABLE_PARAMETERS = {"verbose", "n_jobs"}
 
 class Stream:
     """What ``partial_fit`` keeps between calls: the net (members and optimizer state), the
-    standardisation fixed on the first chunk, the calibration sample and the parameters."""
+    standardisation fixed on the first chunk, the calibration sample and the parameters; after
+    ``fit``, which rows fit's members trained on (``fit_bags``)."""
 
     # The first call's training loss, what a diverging stream is measured against (a class
     # default: streams pickled before it existed read None and set it on their next call).
@@ -283,7 +285,9 @@ class Stream:
 
     def calibration_set(self):
         """``(X, y_standardised, bag, weight)`` of the calibration sample, its out-of-bag
-        members given by the Poisson counts (0: never trained on the row)."""
+        members given by the Poisson counts (0: never trained on the row), each raised by one
+        where the fit the stream goes on from drew the row for that member (``bag.counts`` are
+        then not draws, only 0 for out of bag)."""
         sample = self.sample
         bootstrap = self.params["bootstrap"]
         counts = poisson_counts(sample.hashes, self.seed, self.n_members) if bootstrap else \
