@@ -16,7 +16,7 @@ predictive distribution is, with the conventions of :mod:`sklearn.metrics`:
 - :func:`make_gaussian_scorer` builds scorers for ``GridSearchCV(scoring=...)``
   and :func:`~sklearn.model_selection.cross_validate` that call
   ``estimator.predict(X, return_std=True)``; :data:`neg_gaussian_nll_scorer` and
-  :data:`neg_crps_scorer` are ready to use.
+  :data:`neg_crps_scorer` are ready to use (each access gives a fresh one).
 """
 
 import inspect
@@ -44,8 +44,8 @@ __all__ = [
     "interval_width",
     "make_gaussian_scorer",
     "miscalibration_area",
-    "neg_crps_scorer",
-    "neg_gaussian_nll_scorer",
+    "neg_crps_scorer",  # noqa: F822 - made at each access (module __getattr__)
+    "neg_gaussian_nll_scorer",  # noqa: F822 - made at each access
 ]
 
 _MULTIOUTPUT_OPTIONS = ("raw_values", "uniform_average")
@@ -620,5 +620,13 @@ def make_gaussian_scorer(metric, *, greater_is_better=None, **kwargs):
     return _GaussianScorer(metric, sign, kwargs)
 
 
-neg_gaussian_nll_scorer = make_gaussian_scorer("neg_gaussian_nll")
-neg_crps_scorer = make_gaussian_scorer("neg_crps")
+_READY_MADE = {"neg_gaussian_nll_scorer": "neg_gaussian_nll", "neg_crps_scorer": "neg_crps"}
+
+
+def __getattr__(name):
+    """``neg_gaussian_nll_scorer`` and ``neg_crps_scorer``: a fresh scorer at every access, as
+    ``sklearn.metrics.get_scorer`` gives one, so that ``set_score_request`` on one part of a
+    program's scorer cannot change how another part's scores are weighted."""
+    if name in _READY_MADE:
+        return make_gaussian_scorer(_READY_MADE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

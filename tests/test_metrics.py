@@ -596,3 +596,14 @@ def test_pandas_na_in_an_object_array_is_named():
     y_true = np.array([1.0, pd.NA, 0.5], dtype=object)  # e.g. a nullable column as objects
     with pytest.raises(ValueError, match=r"Input y_true contains missing values \(pandas.NA\)"):
         gaussian_nll(y_true, [1.0, 2.0, 0.5], [1.0, 1.0, 1.0])
+
+
+def test_ready_made_scorers_are_fresh_at_each_access():
+    # One shared object: set_score_request in one part of a program silently unweighted another
+    # part's cross_validate.
+    first = metrics.neg_gaussian_nll_scorer
+    first.set_score_request(sample_weight=False)
+    from sklearn_rpf.metrics import neg_gaussian_nll_scorer as later
+
+    assert later is not first and later._sample_weight_request is not False
+    assert metrics.neg_crps_scorer is not metrics.neg_crps_scorer

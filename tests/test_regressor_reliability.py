@@ -932,3 +932,20 @@ def test_streaming_on_a_model_fitted_before_fit_hashes_were_kept_warns():
     del reg.__dict__["_fit_hashes"]  # as unpickled from an earlier version
     with pytest.warns(UserWarning, match="did not keep which rows its members trained on"):
         reg.partial_fit(X, y)
+
+
+def test_fit_leaves_the_callbacks_given_in_net_params_alone():
+    # skorch initialised the user's callback in place: fit changed a parameter, and with one
+    # group the fitted optimizer was shared with the caller (joblib.hash of get_params failed;
+    # several groups, n_jobs > 1, each had a copy already).
+    import joblib
+    from skorch.callbacks import LRScheduler
+
+    X, y = data()
+    scheduler = LRScheduler(policy="StepLR", step_size=1)
+    reg = RandomizedPriorRegressor(**FAST, lr_schedule="constant",
+                                   net_params={"callbacks": [("sched", scheduler)]})
+    before = joblib.hash(reg.get_params())
+    reg.fit(X, y)
+    assert not hasattr(scheduler, "lr_scheduler_")
+    assert joblib.hash(reg.get_params()) == before

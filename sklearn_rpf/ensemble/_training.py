@@ -263,7 +263,9 @@ def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=N
         # One kernel per step instead of a Python loop over every parameter tensor: on small
         # batches the optimizer step would otherwise cost more than the forward pass.
         kwargs["optimizer__fused"] = True
-    kwargs["callbacks"] = callbacks + list(user.pop("callbacks", None) or [])
+    # The user's callbacks are copied: skorch initialises them in place, which would change a
+    # parameter (scikit-learn's fit must not) and share the fitted optimizer with the caller.
+    kwargs["callbacks"] = callbacks + copy.deepcopy(list(user.pop("callbacks", None) or []))
     kwargs.update(user)
     net = EnsembleNet(module=module, **kwargs)
     net.initialize()
