@@ -5,6 +5,7 @@ the cache is tested end to end: content keys, validation on read, healing, stale
 replaced entries, truncated files and the silent progress bar.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -87,11 +88,58 @@ def test_altered_cache_entry_fails_its_checksum(cache, gguf_file):
 
 
 def test_entry_that_stays_corrupt_gives_a_clear_error(cache, gguf_file, monkeypatch):
-    monkeypatch.setattr(_model_cache, "entry_problem", lambda folder: f"{folder} is broken")
+    monkeypatch.setattr(_model_cache, "entry_problem", lambda folder, *_: f"{folder} is broken")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(ModelCacheError, match=r"still unusable after being rebuilt.*delete"):
             BenfordDigitProbe(str(gguf_file)).fit(["a"])
+
+
+def test_a_swapped_or_edited_entry_is_not_trusted(cache, tmp_path, gguf_file):
+    # Another model's entry copied into this one's folder, or a manifest that no longer lists
+    # the weights (edited after them), was loaded as this model: a silent wrong answer.
+    P = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS).transform(PROMPTS)
+    [entry] = entries(cache)
+    folder = cache / "gguf" / entry
+    other = save_tiny_gguf(tmp_path / "other.gguf", seed=1)
+    BenfordDigitProbe(str(other)).fit(PROMPTS)
+    [other_entry] = [e for e in entries(cache) if e.startswith("other-")]
+    shutil.rmtree(folder)
+    shutil.copytree(cache / "gguf" / other_entry, folder)
+    assert "records another GGUF file" in _model_cache.entry_problem(
+        folder, _model_cache.file_digest(gguf_file))
+    clear_memory_cache()
+    with pytest.warns(RuntimeWarning, match="records another GGUF file"):
+        np.testing.assert_array_equal(BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+                                      .transform(PROMPTS), P)
+    manifest = json.loads((folder / _model_cache.MANIFEST).read_text())
+    del manifest["files"]["model.safetensors"]
+    (folder / _model_cache.MANIFEST).write_text(json.dumps(manifest))
+    assert "does not list (model.safetensors)" in _model_cache.entry_problem(folder)
+    for bad in ({"files": {"model.safetensors": 5}}, [1]):  # malformed: repaired, not a crash
+        (folder / _model_cache.MANIFEST).write_text(json.dumps(bad))
+        assert "malformed" in _model_cache.entry_problem(folder)
+    (cache / _model_cache._DIGEST_INDEX).write_text("[1]")
+    assert _model_cache._read_index(cache) == {}
+
+
+def test_a_header_with_absurd_dimensions_is_corrupt_not_out_of_memory(cache, tmp_path):
+    import struct
+
+    fake = tmp_path / "fake.gguf"  # one tensor of 4 billion dimensions: 13 GB before
+    fake.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"t"
+                     + struct.pack("<I", 0xFFFFFFF0) + bytes(64))
+    with pytest.raises(_lm_loading.CorruptModelFileError, match="dimensions"):
+        BenfordDigitProbe(str(fake)).fit(["a"])
+
+
+def test_a_long_gguf_name_still_caches(cache, tmp_path, gguf_file):
+    long_name = tmp_path / ("m" * 245 + ".gguf")
+    shutil.copy(gguf_file, long_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "Could not cache" before
+        BenfordDigitProbe(str(long_name)).fit(["a"])
+    assert len(entries(cache)) == 1
 
 
 def test_reinstalled_gguf_replaces_its_old_entry(cache, tmp_path, gguf_file):
@@ -378,3 +426,12 @@ def test_overlapping_scorings_restore_the_modes_when_the_last_ends(tiny_lm_folde
     assert not model.training  # the second scoring still runs in eval mode
     second.__exit__(None, None, None)
     assert model.training and all(m.training for m in model.modules())
+
+
+def test_a_file_where_the_entry_belongs_is_replaced(cache, gguf_file):
+    target = _model_cache.entry_folder(gguf_file)
+    target.parent.mkdir(parents=True)
+    target.write_text("not an entry")  # rmtree could not delete it: two warnings every load
+    with pytest.warns(RuntimeWarning, match="not a folder of this cache"):
+        BenfordDigitProbe(str(gguf_file)).fit(["a"])
+    assert target.is_dir() and _model_cache.entry_problem(target) is None

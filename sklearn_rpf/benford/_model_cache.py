@@ -71,10 +71,16 @@ def _hash_file(path):
 
 
 def _read_index(root):
+    """The digest index, ``{path: [size, mtime_ns, sha256]}``; only well-formed entries (the
+    file is a memo: an edited one is read as far as it makes sense, never trusted beyond)."""
     try:
-        return json.loads((root / _DIGEST_INDEX).read_text())
+        index = json.loads((root / _DIGEST_INDEX).read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(index, dict):
+        return {}
+    return {path: entry for path, entry in index.items()
+            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], str)}
 
 
 def _remember_digest(path, stat, digest):
@@ -113,6 +119,7 @@ def file_digest(path):
 # --------------------------------------------------------------------------------- GGUF files
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY = 8, 9
+_MAX_DIMS = 4  # GGML_MAX_DIMS
 
 
 def _gguf_data_end(buffer):
@@ -164,6 +171,8 @@ def _gguf_data_end(buffer):
     for _ in range(n_tensors):
         read_string()
         (n_dims,) = read("I")
+        if n_dims > _MAX_DIMS:  # "Q" * n_dims would be built first: 4e9 of them took 13 GB
+            raise ValueError(f"a tensor has {n_dims} dimensions, more than GGUF's {_MAX_DIMS}")
         n_elements = 1
         for size in read("Q" * n_dims):
             n_elements *= size
@@ -204,11 +213,26 @@ def check_gguf_file(path, how_to_fix):
 
 
 # ------------------------------------------------------------------------------ cache entries
+def _entry_stem(gguf_path):
+    """The start of an entry's name: the GGUF file's stem, cut to 64 bytes (a long name made the
+    folder's name longer than the file system allows; the digest that follows tells apart)."""
+    return gguf_path.stem.encode()[:64].decode(errors="ignore")
+
+
 def entry_folder(gguf_path):
     """Cache folder for a GGUF file: its name and the start of its content's sha256. Entries are
     stored in float32 whatever dtype asked first ("f32": entries of older versions, saved in the
     dtype of the first load, are not read)."""
-    return cache_root() / "gguf" / f"{gguf_path.stem}-{file_digest(gguf_path)[:16]}-f32"
+    return cache_root() / "gguf" / f"{_entry_stem(gguf_path)}-{file_digest(gguf_path)[:16]}-f32"
+
+
+def _remove(path):
+    """Delete a cache entry in the way, a folder or (edited by hand) a file."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _read_manifest(folder):
@@ -218,13 +242,25 @@ def _read_manifest(folder):
         return None
 
 
-def entry_problem(folder):
-    """Why a cache entry cannot be trusted, or None when every file has its recorded size and
-    sha256."""
+def entry_problem(folder, source_digest=None):
+    """Why a cache entry cannot be trusted, or None when it was converted from the file of
+    sha256 ``source_digest`` (when given) and holds exactly the files its manifest lists, each
+    of its recorded size and sha256."""
+    if not folder.is_dir() or folder.is_symlink():  # a link could point at another model
+        return f"{folder} is not a folder of this cache"
     manifest = _read_manifest(folder)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        return f"{folder / MANIFEST} is missing or unreadable"
-    for name, recorded in manifest["files"].items():
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("size"), int) and
+            isinstance(r.get("sha256"), str) for r in files.values()):
+        return f"{folder / MANIFEST} is missing, unreadable or malformed"
+    if source_digest is not None and manifest.get("source_sha256") != source_digest:
+        return f"{folder / MANIFEST} records another GGUF file than this one"
+    unlisted = sorted(p.name for p in folder.iterdir()
+                      if p.is_file() and p.name != MANIFEST and p.name not in files)
+    if unlisted:
+        return f"{folder} holds file(s) its manifest does not list ({', '.join(unlisted)})"
+    for name, recorded in files.items():
         path = folder / name
         if not path.is_file():
             return f"{path} is missing"
@@ -268,16 +304,16 @@ def remove_stale_partials(parent):
 def remove_replaced_entries(target, source):
     """Delete other entries converted from the same GGUF path (a reinstall, an edit) or whose
     source is gone, and entries of the earlier mtime-keyed layout ``<name>-<size>-<mtime>``."""
-    stem = source.stem
+    stem = _entry_stem(source)
     old_layout = re.compile(re.escape(stem) + r"-\d+-\d+")
     for folder in target.parent.iterdir():
         if folder == target or not folder.is_dir() or not folder.name.startswith(stem + "-"):
             continue
         manifest = _read_manifest(folder)
-        if manifest is None:
+        if not isinstance(manifest, dict):
             replaced = bool(old_layout.fullmatch(folder.name))
         else:
-            recorded = manifest.get("source", "")
+            recorded = str(manifest.get("source", ""))
             replaced = recorded == str(source) or not os.path.exists(recorded)
         if replaced:
             shutil.rmtree(folder, ignore_errors=True)
@@ -303,11 +339,12 @@ def write_entry(target, model, tokenizer, source):
                 staging.rename(target)
                 staging = None
             except OSError:
-                if entry_problem(target) is None:  # another process finished first: as good
+                if entry_problem(target, manifest["source_sha256"]) is None:  # another
+                    # process finished first: as good
                     break
                 if attempt == 1:
                     raise
-                shutil.rmtree(target, ignore_errors=True)  # a corrupt entry in the way
+                _remove(target)  # a corrupt entry in the way
             else:
                 for name, recorded in files.items():  # a rename keeps sizes and times
                     path = (target / name).resolve()
@@ -328,9 +365,9 @@ def write_entry(target, model, tokenizer, source):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _load_checked(target, load_entry):
+def _load_checked(target, load_entry, source_digest=None):
     """``(loaded, None)`` for a sound entry, ``(None, what is wrong)`` otherwise."""
-    problem = entry_problem(target)
+    problem = entry_problem(target, source_digest)
     if problem is not None:
         return None, problem
     try:
@@ -349,8 +386,9 @@ def cached_conversion(gguf_path, convert, load_entry):
     converting makes the first and later loads give the same model.
     """
     target = entry_folder(gguf_path)
-    if target.exists():
-        loaded, problem = _load_checked(target, load_entry)
+    digest = file_digest(gguf_path)
+    if target.exists() or target.is_symlink():
+        loaded, problem = _load_checked(target, load_entry, digest)
         if problem is None:
             return loaded
         warnings.warn(
@@ -359,11 +397,11 @@ def cached_conversion(gguf_path, convert, load_entry):
             RuntimeWarning,
             stacklevel=caller_stacklevel(),
         )
-        shutil.rmtree(target, ignore_errors=True)
+        _remove(target)
     model, tokenizer = convert()
     if not write_entry(target, model, tokenizer, gguf_path):
         return model, tokenizer
-    loaded, problem = _load_checked(target, load_entry)
+    loaded, problem = _load_checked(target, load_entry, digest)
     if problem is None:
         return loaded
     raise ModelCacheError(
