@@ -239,9 +239,9 @@ class PriorSnapshot(Callback):
 @pytest.mark.parametrize("prior", [None, TinyNet])
 def test_prior_is_frozen_and_untouched(prior):
     X, y = regression_data()
-    snapshot = PriorSnapshot()
-    RandomizedPriorRegressor(prior=prior, net_params={"callbacks": [("snap", snapshot)]},
-                             **FAST).fit(X, y)
+    reg = RandomizedPriorRegressor(prior=prior, net_params={"callbacks": [("snap", PriorSnapshot())]},
+                                   **FAST).fit(X, y)
+    snapshot = dict(reg.ensemble_.callbacks_)["snap"]  # fit's copy: the parameter stays as given
     assert snapshot.before.keys() == snapshot.after.keys() and snapshot.before
     for name in snapshot.before:
         assert torch.equal(snapshot.before[name], snapshot.after[name]), name

@@ -165,7 +165,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     net_params : dict, default=None
         Further keyword arguments for the skorch net, e.g.
         ``{"callbacks": [skorch.callbacks.LRScheduler(...)]}`` or, with
-        ``optimizer=torch.optim.SGD``, ``{"optimizer__momentum": 0.9}``.
+        ``optimizer=torch.optim.SGD``, ``{"optimizer__momentum": 0.9}``. Callbacks are copied
+        at fit, so the parameter stays as given; the fitted ones are in ``ensemble_.callbacks_``.
         Keys that have a parameter here (``device``, ``lr`` and ``optimizer__lr``,
         ``optimizer``, ``optimizer__weight_decay``, ``max_epochs``) or
         name a part the regressor builds (``module``, ``criterion``, ``train_split``, the
