@@ -13,10 +13,8 @@ their share of the cores, and Dask's nanny-started workers set it to 1 (its defa
 Dask worker with several threads) serialise the blocks that fork torch's global generator.
 """
 
-import copy
 import sys
 import warnings
-from dataclasses import replace
 
 import cloudpickle
 import numpy as np
@@ -115,13 +113,12 @@ def train_members(spec, x, y, weight, oob_weight, config, seed, n_jobs=None):
         _, epochs, net = _train_group(spec, groups[0], x, y, weight, oob_weight, config, seed,
                                       keep_net=True)
         return net, epochs
-    # Each group gets its own copy of the user's callbacks (threads would share one instance).
     try:
         results = Parallel(n_jobs=n_jobs, verbose=config.verbose)(
             delayed(_train_group)(
                 spec, group, x, y, weight[:, group],
                 None if oob_weight is None else oob_weight[:, group],
-                replace(config, net_params=copy.deepcopy(config.net_params)), seed)
+                config, seed)  # make_net copies the user's callbacks for each group's net
             for group in groups
         )
     except Exception as exc:

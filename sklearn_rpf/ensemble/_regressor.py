@@ -519,10 +519,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``batch_size`` in ``net_params`` overrides it, as in fit) and no early stopping (one pass
         per call: the caller decides when the stream ends)."""
         config = self._training_config(n_samples, check_device(self.device))
-        batch_size = (self.net_params or {}).get("batch_size",
-                                                 resolve_batch_size(self.batch_size, None))
-        return replace(config, lr_schedule="constant", batch_size=batch_size, max_epochs=1,
-                       early_stopping=False)
+        return replace(config, lr_schedule="constant", batch_size=resolve_batch_size(
+            self.batch_size, None), max_epochs=1, early_stopping=False)
 
     # ------------------------------------------------------------------ predict
     def _validate_predict_input(self, X):

@@ -26,7 +26,7 @@ from ._bootstrap import Bag, hash_key, hash_uniform, pooled_in_bag, row_hashes
 from ._conformal import MAX_ROWS
 from ._inference import FittedEnsemble
 from ._scaling import Standardizer
-from ._training import TrainingData, fit_net, make_net, training_dataset
+from ._training import TrainingData, fit_net, make_net, net_batch_size, training_dataset
 
 # Entries of the training log kept by a stream (the last calls'): memory stays flat however long
 # the stream runs.
@@ -260,7 +260,7 @@ class Stream:
             )
         hashes, counts, weight = chunk_weights(X, y, relative, self.seed, self.n_members,
                                                self.params["bootstrap"])
-        self.net.batch_size = self.config.batch_size or len(X)  # None: each whole chunk
+        self.net.batch_size = net_batch_size(self.config) or len(X)  # None: each whole chunk
         # Out-of-bag weights only for a net that validates on them: a stream pickled when
         # streams still stopped early (now fit only).
         oob_weight = (self._out_of_bag(hashes, counts) * relative[:, None]

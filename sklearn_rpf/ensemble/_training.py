@@ -222,11 +222,17 @@ class TrainingConfig:
     net_params: dict = field(default_factory=dict)
 
 
+def net_batch_size(config):
+    """The batch size a net trains with: ``net_params``' batch_size wins over the parameter's
+    (fit and every streaming call alike)."""
+    return config.net_params.get("batch_size", config.batch_size)
+
+
 def make_net(module, config, n_samples, shuffle_seed, max_epochs=None, shuffle=None):
     """An initialised :class:`EnsembleNet` around ``module``, set up as ``config`` says.
 
     Batches are shuffled when they are smaller than ``n_samples`` (or as ``shuffle`` says)."""
-    batch_size = config.net_params.get("batch_size", config.batch_size)  # a user's wins
+    batch_size = net_batch_size(config)
     kwargs = dict(
         criterion=MemberLoss,
         criterion__heteroscedastic=config.heteroscedastic,
