@@ -365,7 +365,7 @@ def calibration_curve(
             raise ValueError("levels must be a non-empty 1-D array of values in the open "
                              f"interval (0, 1); got {levels!r:.80}.")
         nominal = numeric_array(levels, "levels")
-        if nominal.ndim != 1 or np.any((nominal <= 0) | (nominal >= 1)):
+        if np.any((nominal <= 0) | (nominal >= 1)):  # 1-D and non-empty: checked above
             raise ValueError(
                 "levels must be a 1-D array of values in the open interval (0, 1); "
                 f"got {nominal!r}."

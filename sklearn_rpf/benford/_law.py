@@ -361,7 +361,9 @@ def first_digit_distribution(numbers, *, normalize=True):
         array = np.asarray(numbers)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"numbers must be an array-like of numbers: {exc}") from exc
-    if _has_booleans(numbers, array):
+    # first_digits refuses booleans in boolean and object arrays itself; what it cannot see is
+    # a list of booleans and numbers, which NumPy read as numbers.
+    if array.dtype.kind not in "bO" and _has_booleans(numbers, array):
         raise ValueError(BOOLEANS)
     digits = first_digits(array.ravel())
     if digits.size == 0:

@@ -375,7 +375,8 @@ class UncertaintyDisplay:
                                  'against="predicted".')
         confidence = check_confidence(confidence)
         if y is not None:  # a y that cannot be drawn fails before anything is predicted
-            check_consistent_length(X, numeric_array(y, "y"))
+            y = numeric_array(y, "y")  # read once: observed_target picks its column below
+            check_consistent_length(X, y)
         predict_interval = None
         if interval is not None:
             predict_interval = interval_predictor(estimator)
@@ -415,7 +416,6 @@ class UncertaintyDisplay:
                                               std_epistemic))
         if y is not None:
             y = observed_target(y, n_targets, target)
-            check_consistent_length(X, y)
         y_label = "y" if n_targets is None else f"y[{0 if target is None else target}]"
         label = None if interval is None else f"{100 * confidence:.12g}% interval ({interval})"
         display = cls(x=x, y_mean=mean, y_std=std, y_std_epistemic=std_epistemic,
