@@ -2,6 +2,7 @@
 
 import pickle
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,10 +10,11 @@ from lm_fixtures import save_tiny_gguf, save_tiny_gpt2
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_rpf.benford import BenfordDigitProbe, _model_cache
+from sklearn_rpf.benford import BenfordDigitProbe, _lm_loading, _model_cache
 from sklearn_rpf.benford._lm_loading import (
     ModelChangedError,
     ModelNotFoundError,
+    _folder_fingerprint,
     clear_memory_cache,
 )
 
@@ -59,6 +61,55 @@ def test_changed_model_is_an_error_at_use_time(own_folder):
     restored = pickle.loads(data)  # unpickling itself works
     with pytest.raises(ModelChangedError, match=rf"fitted with {own_folder}.*differs.*Refit"):
         restored.transform(PROMPTS)
+
+
+def test_documentation_beside_the_model_is_not_a_change(own_folder):
+    # A model card, a licence or git metadata added next to the weights: the model is the same.
+    probe = BenfordDigitProbe(str(own_folder)).fit(PROMPTS)
+    data = pickle.dumps(probe)
+    (own_folder / "README.md").write_text("# My model\n")
+    (own_folder / "LICENSE").write_text("MIT\n")
+    (own_folder / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    clear_memory_cache()
+    np.testing.assert_array_equal(pickle.loads(data).transform(PROMPTS), probe.transform(PROMPTS))
+    (own_folder / "tokenizer_config.json").write_text("{}")  # a file transformers reads
+    clear_memory_cache()
+    with pytest.raises(ModelChangedError, match="differs"):
+        pickle.loads(data).transform(PROMPTS)
+
+
+def test_fingerprint_over_every_file_from_earlier_versions_still_matches(own_folder):
+    (own_folder / "README.md").write_text("# My model\n")
+    probe = BenfordDigitProbe(str(own_folder)).fit(PROMPTS)
+    every_file = sorted(p for p in own_folder.iterdir() if p.is_file())
+    legacy = _folder_fingerprint(own_folder, every_file)  # how a folder was fingerprinted
+    assert legacy != probe._model_reference.fingerprint
+    probe._model_reference = replace(probe._model_reference, fingerprint=legacy)
+    data = pickle.dumps(probe)
+    clear_memory_cache()
+    restored = pickle.loads(data)
+    np.testing.assert_array_equal(restored.transform(PROMPTS), probe.transform(PROMPTS))
+    assert restored._model_reference.fingerprint != legacy  # re-pickles with today's fingerprint
+    (own_folder / "README.md").write_text("# Edited\n")  # the old fingerprint covered it
+    clear_memory_cache()
+    with pytest.raises(ModelChangedError, match="differs"):
+        pickle.loads(data).transform(PROMPTS)
+
+
+def test_changed_gguf_is_refused_before_it_is_converted(tmp_path, monkeypatch):
+    monkeypatch.setenv(_model_cache.CACHE_ENV, str(tmp_path / "cache"))
+    gguf_file = save_tiny_gguf(tmp_path / "tiny.gguf")
+    data = pickle.dumps(BenfordDigitProbe(str(gguf_file)).fit(PROMPTS))
+    save_tiny_gguf(gguf_file, seed=1)  # other weights in the same file
+    clear_memory_cache()
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the changed file was converted before it was refused")
+
+    monkeypatch.setattr(_lm_loading, "cached_conversion", no_conversion)
+    with pytest.raises(ModelChangedError, match=rf"fitted with {gguf_file}.*differs"):
+        pickle.loads(data).transform(PROMPTS)
+    clear_memory_cache()
 
 
 def test_missing_model_is_an_error_at_use_time(own_folder):

@@ -100,8 +100,8 @@ class ModelReference:
     """Where a model was loaded from, small enough to pickle instead of the weights.
 
     ``kind`` is "default", "gguf", "folder" or "hub"; ``location`` the absolute path or hub id;
-    ``fingerprint`` the sha256 of the file(s) (GGUF file, or the folder's files), or the hub
-    commit; None where none is known.
+    ``fingerprint`` the sha256 of the file(s) (GGUF file, or the folder's model files: not its
+    documentation or hidden files), or the hub commit; None where none is known.
     """
 
     kind: str
@@ -127,6 +127,11 @@ class _Source:
     kind: str
     location: str
     stamp: tuple
+
+
+# Names in a model folder that transformers never reads (documentation, licences, hidden files).
+_NOT_MODEL_FILE = re.compile(r"\..*|(readme|licen[cs]e|notice|copying)([._-].*)?|.*\.md",
+                             re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------------- devices
@@ -231,8 +236,7 @@ def _resolve(model):
                 else "and no .gguf file, so it is not a model saved with save_pretrained"
             )
             raise ModelNotFoundError(f"The folder {path} holds no config.json {detail}.")
-        files = sorted(p for p in path.iterdir() if p.is_file())
-        return _Source("folder", str(path), tuple(_file_stamp(p) for p in files))
+        return _Source("folder", str(path), tuple(_file_stamp(p) for p in _model_files(path)))
     if not _is_hub_id(text):
         raise ModelNotFoundError(
             f"No file or folder at {path}: model= expects an existing .gguf file, a folder "
@@ -384,12 +388,32 @@ def _load_hub(model_id, dtype, trust_remote_code):
     return model, _load_tokenizer(model_id, trust_remote_code=trust_remote_code)
 
 
-def _folder_fingerprint(folder):
-    """sha256 over the names and contents of a folder's files (each hashed once per version)."""
+def _model_files(folder):
+    """The folder's files that a model may be read from: all but documentation and hidden files
+    (a model card, a licence, ``.gitattributes``), which transformers never reads, so that
+    editing them neither reloads the model nor makes a fitted probe refuse it."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not _NOT_MODEL_FILE.fullmatch(p.name))
+
+
+def _folder_fingerprint(folder, files=None):
+    """sha256 over the names and contents of a folder's model files (each hashed once per
+    version); ``files`` another list of them (every file: what versions before 2026-12-04
+    recorded)."""
     combined = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    for path in _model_files(folder) if files is None else files:
         combined.update(f"{path.name}\0{file_digest(path)}\0".encode())
     return combined.hexdigest()
+
+
+def _fingerprint_on_disk(source):
+    """The content fingerprint of a local source (None for a hub id: its commit is known only
+    once loaded). Cheap after the first time: file digests are kept per size and time."""
+    if source.kind in ("default", "gguf"):
+        return file_digest(Path(source.location))
+    if source.kind == "folder":
+        return _folder_fingerprint(Path(source.location))
+    return None
 
 
 @functools.lru_cache(maxsize=_MEMORY_CACHE_SIZE)
@@ -400,10 +424,10 @@ def _load_source(source, dtype, trust_remote_code):
         model, tokenizer = _load_gguf(location, dtype, trust_remote_code,
                                       is_default=source.kind == "default")
         description = DEFAULT_MODEL_NAME if source.kind == "default" else source.location
-        fingerprint = file_digest(location)
+        fingerprint = _fingerprint_on_disk(source)
     elif source.kind == "folder":
         model, tokenizer = _load_folder(location, dtype, trust_remote_code)
-        description, fingerprint = source.location, _folder_fingerprint(location)
+        description, fingerprint = source.location, _fingerprint_on_disk(source)
     else:
         model, tokenizer = _load_hub(source.location, dtype, trust_remote_code)
         description = source.location
@@ -472,23 +496,47 @@ def load_language_model(model, *, dtype="float32", device=None, trust_remote_cod
 
 
 def reload(reference, *, dtype="float32", device=None, trust_remote_code=False, verbose=False):
-    """Load the model a :class:`ModelReference` names, and check it is the same content."""
+    """Load the model a :class:`ModelReference` names, and check it is the same content.
+
+    A local model's files are compared before anything is loaded or converted: a changed GGUF
+    file is refused at once, not after converting it into the cache.
+    """
     what = "the default model" if reference.kind == "default" else reference.location
+    location = None if reference.kind == "default" else reference.location
     try:
-        loaded = load_language_model(
-            None if reference.kind == "default" else reference.location,
-            dtype=dtype, device=device, trust_remote_code=trust_remote_code, verbose=verbose,
-        )
+        expected = reference.fingerprint
+        if expected is not None:
+            expected = _check_fingerprint(reference, _resolve(location), what)
+        loaded = load_language_model(location, dtype=dtype, device=device,
+                                     trust_remote_code=trust_remote_code, verbose=verbose)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(
             f"This probe was pickled with a reference to {what} and reloads it where it is "
             f"unpickled, but it cannot be loaded here: {exc}"
         ) from exc
-    found = loaded.reference.fingerprint
-    if reference.fingerprint is not None and found != reference.fingerprint:
-        raise ModelChangedError(
-            f"This probe was fitted with {what} (sha256 {reference.fingerprint[:16]}...), but "
-            f"the model found there now differs ({str(found)[:16]}...). Refit the probe on the "
-            "model you mean, or restore the original files on this machine."
-        )
+    if expected is not None and loaded.reference.fingerprint != expected:
+        # a hub commit (known only once loaded), or files changed while loading
+        _refuse_changed(reference, loaded.reference.fingerprint, what)
     return loaded
+
+
+def _check_fingerprint(reference, source, what):
+    """The fingerprint the loaded model must have: ``reference``'s, or what the files give now
+    where they are unchanged but an earlier version fingerprinted every file of a folder."""
+    found = _fingerprint_on_disk(source)
+    if found is None or found == reference.fingerprint:
+        return reference.fingerprint
+    if source.kind == "folder":
+        folder = Path(source.location)
+        every_file = sorted(p for p in folder.iterdir() if p.is_file())
+        if _folder_fingerprint(folder, every_file) == reference.fingerprint:
+            return found
+    _refuse_changed(reference, found, what)
+
+
+def _refuse_changed(reference, found, what):
+    raise ModelChangedError(
+        f"This probe was fitted with {what} (sha256 {reference.fingerprint[:16]}...), but "
+        f"the model found there now differs ({str(found)[:16]}...). Refit the probe on the "
+        "model you mean, or restore the original files on this machine."
+    )

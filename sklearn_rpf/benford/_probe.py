@@ -213,6 +213,9 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             loaded = reload(self._model_reference, dtype=dtype, device=device,
                             trust_remote_code=trust_remote_code, verbose=bool(self.verbose))
             self._set_model_state(loaded)
+            # The same content, fingerprinted as this version does (an earlier one hashed a
+            # folder's documentation files too): what the probe pickles from now on.
+            self._model_reference = loaded.reference
 
     def _set_model_state(self, loaded):
         scorer = DigitScorer.from_model(
