@@ -864,6 +864,37 @@ def test_a_prior_must_be_a_fixed_function():
     RandomizedPriorRegressor(**dict(FAST, prior=dropout)).fit(X, y)  # a module: in eval mode
 
 
+class _ClampsItsInput(nn.Module):
+    """A member module that clamps its input in place: idempotent, so two calls agree."""
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.layer = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        return self.layer(x.clamp_(-0.5, 0.5))
+
+
+def test_modules_that_write_into_their_input_are_refused():
+    # The member runs first on the same input tensor as the prior, and the training rows are
+    # read at every epoch: an in-place edit would silently change what the other one sees.
+    X, y = data()
+    X_before = X.copy()
+    clamping_prior = lambda t: torch.sin(t.clamp_(-0.5, 0.5))[:, :1]  # noqa: E731
+    for params, what in ((dict(prior=clamping_prior, prior_scale=1.0), "prior"),
+                         (dict(module=_ClampsItsInput), "member module"),
+                         (dict(module=_ClampsItsInput, vectorize=False), "member module"),
+                         (dict(prior=_ClampsItsInput), "prior")):
+        reg = RandomizedPriorRegressor(**dict(FAST, **params))
+        with pytest.raises(ValueError, match=f"The {what} modified its input tensor in place"):
+            reg.fit(X, y)
+        assert not hasattr(reg, "ensemble_")
+    np.testing.assert_array_equal(X, X_before)
+    # Out of place, the same functions are fine.
+    RandomizedPriorRegressor(**dict(FAST, prior=lambda t: torch.sin(t.clamp(-0.5, 0.5))[:, :1],
+                                    prior_scale=1.0)).fit(X, y)
+
+
 class _NeedsWidth(nn.Module):
     def __init__(self, n_features, n_outputs, width):
         super().__init__()

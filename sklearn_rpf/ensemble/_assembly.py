@@ -121,13 +121,15 @@ def vectorises(ensemble, x):
 def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
     """Fail early, in plain words, when the member module does not return ``n_outputs`` columns
     of the regressor's precision."""
+    rows = x[:2].clone()
     with torch.no_grad(), _buffers_kept(trainable):
         try:
-            out = trainable(x[:2])  # (members, rows, outputs)
+            out = trainable(rows)  # (members, rows, outputs)
         except Exception as exc:
             raise ValueError(
                 f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
+    _check_input_kept("member module", rows, x[:2])
     if out.dim() != 3 or out.shape[1:] != (len(x[:2]), n_outputs):
         what = "a mean and a variance per target" if heteroscedastic else "one per target"
         raise ValueError(
@@ -147,20 +149,35 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
                          "fit. Give it at least one nn.Parameter (e.g. an nn.Linear layer).")
 
 
+def _check_input_kept(what, seen, original):
+    """Refuse a module that wrote into its input: the member and the prior read the same input
+    tensor (the member first), and training reads the same rows at every epoch, so an in-place
+    edit would silently change what the other one sees and the data trained on next."""
+    if not torch.equal(seen, original):
+        raise ValueError(
+            f"The {what} modified its input tensor in place (e.g. x.clamp_(...), x.mul_(...), "
+            "x[:, 0] = ...); the same input rows feed the member and the prior and are read "
+            "again at every epoch. Compute on a copy or with out-of-place operations "
+            "(torch.clamp(x, ...), x * 2)."
+        )
+
+
 def _check_prior_output(prior, x, n_targets):
     """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``, or is
     not a fixed function (two calls differ, or it draws from torch's generator)."""
+    rows = x[:2].clone()
     with torch.no_grad(), _buffers_kept(prior):
         try:
-            prior(x[:2])  # a first call may initialise lazy layers (LazyLinear): not the test
+            prior(rows)  # a first call may initialise lazy layers (LazyLinear): not the test
             state = torch.get_rng_state()
-            out = prior(x[:2]).clone()  # a clone: a prior that writes into its input or output
+            out = prior(rows).clone()  # a clone: a prior that writes into its output
             drew = not torch.equal(state, torch.get_rng_state())
-            again = prior(x[:2])
+            again = prior(rows)
         except Exception as exc:
             raise ValueError(
                 f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
+    _check_input_kept("prior", rows, x[:2])
     if drew or (isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and
                 out.shape == again.shape and not  # NaN equal to NaN: its own check follows
                 bool(((out == again) | (out.isnan() & again.isnan())).all())):
@@ -290,8 +307,8 @@ class EnsembleSpec:
             return None
         if self.prior is None or is_module_factory(self.prior):
             prior = self._stack(
-                self._nets(members, seed, "prior", self.n_targets, "variance_preserving"), x,
-                "auto")
+                self._nets(members, seed, "prior", self.n_targets, "variance_preserving"),
+                x.clone(), "auto")
         else:
             function = copy.deepcopy(self.prior)  # never touch the caller's module
             if isinstance(function, nn.Module):
@@ -321,10 +338,14 @@ class EnsembleSpec:
                 "module must be an nn.Module class or a factory returning a fresh module, so "
                 f"that each member gets its own initial weights; got the instance {self.module!r}."
             )
+        # The trial passes get copies of two rows: a module that writes into its input must not
+        # reach the training data, and the checks compare against rows nothing else received.
+        x = x[:2].clone()
         # The trial passes below may draw from torch's global generator (dropout): fork it.
         with forked_rng("cpu", torch_seed(seed, "checks")):
             trainable = self._stack(
-                self._nets(members, seed, "init", self.n_outputs, "uniform"), x, self.vectorize)
+                self._nets(members, seed, "init", self.n_outputs, "uniform"), x.clone(),
+                self.vectorize)
             _check_member_output(trainable, x, self.n_outputs, self.heteroscedastic, self.dtype)
             prior = self.build_prior(members, seed, x)
         return RandomizedPriorEnsemble(trainable, prior, self.prior_scale, self.n_targets)
