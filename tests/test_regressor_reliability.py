@@ -848,6 +848,29 @@ def test_trial_passes_leave_batchnorm_statistics_alone():
         np.testing.assert_array_equal(prior.norm.running_mean, 0.0)  # untrained, untouched
 
 
+class _CountsPasses(nn.Module):
+    """Counts its passes in train mode in a buffer that each pass rebinds (not updates)."""
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.head = nn.Linear(n_features, n_outputs)
+        self.register_buffer("passes", torch.zeros(()))
+
+    def forward(self, x):
+        if self.training:
+            self.passes = self.passes + 1
+        return self.head(x)
+
+
+def test_trial_passes_leave_rebound_buffers_alone():
+    # One full-batch epoch, members one by one: one counted pass each, none from the checks.
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, module=_CountsPasses, vectorize=False,
+                                          batch_size=None, max_epochs=1)).fit(X, y)
+    for k in range(FAST["n_estimators"]):
+        assert int(reg.ensemble_.module_.trainable.member(k).passes) == 1
+
+
 def test_a_prior_must_be_a_fixed_function():
     X, y = data()
     dropout = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))  # train mode

@@ -95,13 +95,17 @@ def _buffers_kept(module):
     """The module's buffers as they were after the block: a trial pass in train mode would
     write two rows' statistics into BatchNorm's running mean (the members' and the priors')."""
     # Lazy buffers (LazyBatchNorm) hold no values until the first pass, which initialises them.
-    saved = [(buffer, buffer.clone()) for buffer in module.buffers() if not is_lazy(buffer)]
+    saved = [(owner, name, buffer, buffer.clone()) for owner in module.modules()
+             for name, buffer in owner._buffers.items()
+             if buffer is not None and not is_lazy(buffer)]
     try:
         yield
     finally:
         with torch.no_grad():
-            for buffer, value in saved:
+            for owner, name, buffer, value in saved:
                 buffer.copy_(value)
+                # A pass that rebinds its buffer (self.count = self.count + 1) gets it back too.
+                owner._buffers[name] = buffer
 
 
 def vectorises(ensemble, x):
