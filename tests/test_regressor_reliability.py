@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from joblib import parallel_config
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
@@ -642,7 +643,7 @@ def test_member_nets_check_their_input_like_the_ensemble():
     # A clone (unfitted, rebuilt from its parameters) trains; a single-target member's (n,)
     # predictions met skorch's (n, 1) targets in MSELoss as an (n, n) matrix of every pair's
     # error (torch warned): a member trained further learnt the mean of the targets.
-    from sklearn.base import clone
+
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -846,6 +847,23 @@ def test_trial_passes_leave_batchnorm_statistics_alone():
         assert int(member.norm.num_batches_tracked) == 1
         prior = reg.ensemble_.module_.prior.member(0)
         np.testing.assert_array_equal(prior.norm.running_mean, 0.0)  # untrained, untouched
+
+
+@pytest.mark.parametrize("vectorize", ["auto", False])
+def test_fit_inside_inference_mode_trains_as_anywhere(vectorize):
+    # A notebook cell that predicts under torch.inference_mode() and refits there: torch refused
+    # the backward pass ("element 0 of tensors does not require grad").
+    X, y = data()
+    params = dict(FAST, vectorize=vectorize)
+    outside = RandomizedPriorRegressor(**params).fit(X, y)
+    for context in (torch.inference_mode, torch.no_grad):
+        with context():
+            inside = RandomizedPriorRegressor(**params).fit(X, y)
+            np.testing.assert_array_equal(inside.predict(X), outside.predict(X))
+            inside.partial_fit(X, y)
+        np.testing.assert_array_equal(inside.predict(X), clone(outside).fit(X, y)
+                                      .partial_fit(X, y).predict(X))
+        inside.partial_fit(X, y)  # parameters made inside the block train outside it too
 
 
 class _CountsPasses(nn.Module):

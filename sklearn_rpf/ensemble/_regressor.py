@@ -36,6 +36,7 @@ from ._seeding import seed_from
 from ._streaming import FitBags, Stream
 from ._training import (
     TrainingConfig,
+    autograd_enabled,
     check_device,
     resolve_batch_size,
     resolve_epochs,
@@ -384,7 +385,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with _unchanged_on_failure(self):
+        with _unchanged_on_failure(self), autograd_enabled():
             X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
@@ -473,7 +474,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             stream.check_params(self.get_params())
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
-        with _unchanged_on_failure(self):
+        with _unchanged_on_failure(self), autograd_enabled():
             X, y, sample_weight, y_ndim = check_training_data(
                 self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained

@@ -13,6 +13,7 @@ member stops, and keeps its best weights, on its own.
 :mod:`._callbacks`; :mod:`._groups` spreads groups over processes or machines.
 """
 
+import contextlib
 import copy
 import inspect
 import itertools
@@ -44,6 +45,15 @@ MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
 AUTO_STEPS = 2500
 AUTO_MIN_EPOCHS = 20
 AUTO_BATCH = 64
+
+
+@contextlib.contextmanager
+def autograd_enabled():
+    """Gradients on, whatever the caller's mode: a fit called inside ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (a notebook cell that predicts and refits) trains as anywhere
+    else. Tensors made inside are ordinary ones, not inference tensors that autograd refuses."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def resolve_batch_size(batch_size, n_samples):
