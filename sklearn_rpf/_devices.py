@@ -1,5 +1,7 @@
 """What both estimators ask of a torch device beyond CPU, CUDA and MPS."""
 
+import contextlib
+
 import torch
 
 
@@ -11,3 +13,14 @@ def unusable_reason(device):
     except Exception as exc:  # noqa: BLE001 - a RuntimeError, AssertionError, ImportError...
         return f"{type(exc).__name__}: {str(exc)[:120]}"
     return None
+
+
+@contextlib.contextmanager
+def autocast_off(device=None):
+    """The networks compute in the estimator's ``dtype``, even inside a caller's
+    ``torch.autocast`` block (which would run their products in bfloat16 or float16: other
+    numbers, or a member output of the wrong type)."""
+    with contextlib.ExitStack() as stack:
+        for kind in {"cpu", "cuda", torch.device(device or "cpu").type}:
+            stack.enter_context(torch.autocast(kind, enabled=False))
+        yield

@@ -734,3 +734,12 @@ def test_templates_that_leave_columns_out_warn(tiny_lm_folder):
         warnings.simplefilter("error")
         BenfordDigitProbe(tiny_lm_folder, template="{1:.0f} {0} has").fit(rows)
         BenfordDigitProbe(tiny_lm_folder).fit(rows)  # no template: every value joined
+
+
+def test_a_callers_autocast_does_not_change_the_probabilities(tiny_lm_folder):
+    # Inside torch.autocast the language model ran in bfloat16: probabilities moved by 0.002.
+    prompts = ["The city has a population of", "Room 101 is on floor"]
+    expected = BenfordDigitProbe(tiny_lm_folder).fit(prompts).transform(prompts)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = BenfordDigitProbe(tiny_lm_folder).fit(prompts).transform(prompts)
+    np.testing.assert_array_equal(got, expected)

@@ -866,6 +866,23 @@ def test_fit_inside_inference_mode_trains_as_anywhere(vectorize):
         inside.partial_fit(X, y)  # parameters made inside the block train outside it too
 
 
+@pytest.mark.parametrize("vectorize", ["auto", False])
+def test_a_callers_autocast_does_not_change_the_numbers(vectorize):
+    # Inside torch.autocast the networks ran in bfloat16: predictions moved by about 0.006 and
+    # fit failed with "must return torch.float32 ... returned torch.bfloat16".
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, vectorize=vectorize)).fit(X, y)
+    mean, std = reg.predict(X, return_std=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = clone(reg).fit(X, y)
+        for fitted in (reg, inside):
+            got_mean, got_std = fitted.predict(X, return_std=True)
+            np.testing.assert_array_equal(got_mean, mean)
+            np.testing.assert_array_equal(got_std, std)
+        np.testing.assert_array_equal(reg.predict_interval(X)[0],
+                                      inside.predict_interval(X)[0])
+
+
 class _CountsPasses(nn.Module):
     """Counts its passes in train mode in a buffer that each pass rebinds (not updates)."""
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._devices import autocast_off
 from ._kv_cache import cache_bytes, cache_keyword, select_cache_rows
 
 # Prompts sharing at least this many leading tokens (a template's fixed start) share one forward
@@ -288,7 +289,7 @@ class DigitScorer:
         position = {ids: i for i, ids in enumerate(distinct)}
         result = np.empty((len(distinct), 9))
         progress = tqdm(total=len(distinct), desc="Scoring prompts", disable=not verbose)
-        with torch.inference_mode(), _evaluating(self.model):
+        with torch.inference_mode(), autocast_off(self.device), _evaluating(self.model):
             min_saved = MIN_SHARED_TOKENS if self.share_prefixes else float("inf")
             for prefix, members in shared_prefix_groups(distinct, MIN_SHARED_PREFIX, min_saved):
                 cache = None

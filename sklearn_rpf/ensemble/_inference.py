@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._devices import autocast_off
+
 # Rows per batch keep members x rows x widest layer near this many floats (16 MB in float32).
 PREDICT_ELEMENTS = 4_000_000
 
@@ -61,7 +63,7 @@ class FittedEnsemble:
         self.module.eval()
         t = self.n_targets
         for batch, x in self._inputs(X, rows):
-            with torch.no_grad():
+            with torch.no_grad(), autocast_off(self.device):
                 out = self.module(x).transpose(0, 1)
                 if not torch.isfinite(out).all():
                     self._blame(x, out, batch.start)
@@ -102,7 +104,7 @@ class FittedEnsemble:
         """``prior_scale * p_k(X)`` in standardised target units, shape ``(K, n, t)``."""
         out = np.empty((self.module.n_members, len(X), self.n_targets))
         for batch, x in self._inputs(X):
-            with torch.no_grad():
+            with torch.no_grad(), autocast_off(self.device):
                 prior = self.module.scaled_prior_outputs(x)
             out[:, batch] = prior.to("cpu", torch.float64).numpy()
         return out

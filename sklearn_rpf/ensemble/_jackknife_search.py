@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from .._devices import autocast_off
+
 # Test points per chunk keep the (calibration rows x test points) matrices near this many floats.
 CHUNK_ELEMENTS = 500_000
 # Below this many (rows x test points) the pruned search is not worth its first pass.
@@ -265,8 +267,11 @@ def _with_entrants(top, floor, members, average, residual):
 def _product(a, b):
     """``a @ b`` through torch: NumPy's BLAS threads keep spinning after a call and then slow
     the members' next torch forward pass several-fold on a small machine."""
-    return torch.from_numpy(np.ascontiguousarray(a)).mm(
-        torch.from_numpy(np.ascontiguousarray(b))).numpy()
+    a, b = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
+    if torch.is_autocast_enabled("cpu"):  # a caller's autocast block: it would run in bfloat16
+        with autocast_off():
+            return a.mm(b).numpy()
+    return a.mm(b).numpy()
 
 
 def _selection(weight, n, alpha):

@@ -28,7 +28,7 @@ from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.dataset import Dataset
 
-from .._devices import unusable_reason
+from .._devices import autocast_off, unusable_reason
 from .._stack import caller_stacklevel
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
@@ -49,10 +49,11 @@ AUTO_BATCH = 64
 
 @contextlib.contextmanager
 def autograd_enabled():
-    """Gradients on, whatever the caller's mode: a fit called inside ``torch.no_grad()`` or
-    ``torch.inference_mode()`` (a notebook cell that predicts and refits) trains as anywhere
-    else. Tensors made inside are ordinary ones, not inference tensors that autograd refuses."""
-    with torch.inference_mode(False), torch.enable_grad():
+    """Gradients on and autocast off, whatever the caller's mode: a fit called inside
+    ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell that predicts and
+    refits) or ``torch.autocast`` trains as anywhere else. Tensors made inside are ordinary
+    ones, not inference tensors that autograd refuses."""
+    with torch.inference_mode(False), torch.enable_grad(), autocast_off():
         yield
 
 
