@@ -15,12 +15,15 @@ def unusable_reason(device):
     return None
 
 
-@contextlib.contextmanager
 def autocast_off(device=None):
-    """The networks compute in the estimator's ``dtype``, even inside a caller's
-    ``torch.autocast`` block (which would run their products in bfloat16 or float16: other
-    numbers, or a member output of the wrong type)."""
-    with contextlib.ExitStack() as stack:
-        for kind in {"cpu", "cuda", torch.device(device or "cpu").type}:
-            stack.enter_context(torch.autocast(kind, enabled=False))
-        yield
+    """A context in which the networks compute in the estimator's ``dtype``, even inside a
+    caller's ``torch.autocast`` block (which would run their products in bfloat16 or float16:
+    other numbers, or a member output of the wrong type). Enter it at once."""
+    kinds = [kind for kind in {"cpu", "cuda", torch.device(device or "cpu").type}
+             if torch.is_autocast_enabled(kind)]
+    if not kinds:  # almost always: nothing to switch off, a microsecond per batch
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    for kind in kinds:
+        stack.enter_context(torch.autocast(kind, enabled=False))
+    return stack

@@ -268,10 +268,8 @@ def _product(a, b):
     """``a @ b`` through torch: NumPy's BLAS threads keep spinning after a call and then slow
     the members' next torch forward pass several-fold on a small machine."""
     a, b = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
-    if torch.is_autocast_enabled("cpu"):  # a caller's autocast block: it would run in bfloat16
-        with autocast_off():
-            return a.mm(b).numpy()
-    return a.mm(b).numpy()
+    with autocast_off():  # in a caller's autocast block it would run in bfloat16
+        return a.mm(b).numpy()
 
 
 def _selection(weight, n, alpha):
