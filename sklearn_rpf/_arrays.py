@@ -41,7 +41,7 @@ _HINTS = {"text": "e.g. with pandas.to_numeric",
 
 def _sort_of(kind, odd):
     """What a non-numeric array holds, in words: text, dates, durations or ``<type> values``."""
-    if kind in "USV" or isinstance(odd, str | bytes):
+    if kind in "USVT" or isinstance(odd, str | bytes):  # T: NumPy 2's StringDType
         return "text"
     if kind == "M" or isinstance(odd, datetime.date | np.datetime64) or (
             type(odd).__name__ == "Period"):  # pandas' spans of time: a month, a quarter
@@ -69,7 +69,7 @@ def check_numeric(values, name, what=None, *, other_objects=True):
                     and not isinstance(v, Number | np.bool_)), None)
     if type(odd).__name__ == "NAType":  # pandas.NA, e.g. from a nullable column's to_numpy()
         raise ValueError(f"Input {name} contains missing values (pandas.NA); drop or fill them.")
-    sort = _sort_of(kind, odd) if kind in "USVMm" or odd is not None else None
+    sort = _sort_of(kind, odd) if kind in "USVTMm" or odd is not None else None
     if sort is not None and (other_objects or not sort.endswith(" values")):
         purpose = f" ({what})" if what else ""
         raise ValueError(

@@ -323,6 +323,14 @@ def test_text_is_not_a_weight():
     with pytest.raises(ValueError, match=r"b'\\xff' is not a number"):
         first_digit_distribution([b"\xff"])  # was UnicodeDecodeError
     assert first_digit_distribution([b"12", "3"], normalize=False)[[0, 2]].tolist() == [1, 1]
+    # NumPy 2's StringDType reads as "<U" text does (it was refused as not numeric), and is
+    # text, not a weight, where weights are expected.
+    numbers = ["12", "0.003", "7e5", "-4"]
+    np.testing.assert_array_equal(
+        first_digit_distribution(np.array(numbers, dtype=np.dtypes.StringDType())),
+        first_digit_distribution(np.array(numbers)))
+    with pytest.raises(ValueError, match="p must be numeric; got text"):
+        mean_absolute_deviation(np.array(["0.3"] * 9, dtype=np.dtypes.StringDType()))
 
 
 def test_ragged_weights_are_named():

@@ -568,10 +568,12 @@ TEXT_CONTAINERS = [
     pd.Series(["1.5", "2.0", "0.5"], dtype="string"),
     np.array(["1.5", "2.0", "0.5"], dtype=object),
     ["1.5", "2.0", "0.5"],
+    np.array(["1.5", "2.0", "0.5"], dtype=np.dtypes.StringDType()),  # was read as numbers
 ]
 
 
-@pytest.mark.parametrize("text", TEXT_CONTAINERS, ids=["series", "string", "object", "list"])
+@pytest.mark.parametrize("text", TEXT_CONTAINERS,
+                         ids=["series", "string", "object", "list", "stringdtype"])
 @pytest.mark.parametrize("argument", ["y_true", "y_mean", "y_std", "sample_weight"])
 def test_numeric_text_is_refused_whatever_holds_it(argument, text):
     # check_array alone parses "1.5" from an object array or a Series: a silent conversion.

@@ -743,3 +743,16 @@ def test_a_callers_autocast_does_not_change_the_probabilities(tiny_lm_folder):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = BenfordDigitProbe(tiny_lm_folder).fit(prompts).transform(prompts)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_string_dtype_prompts_read_as_text(tiny_lm_folder):
+    # NumPy 2's StringDType: a 1-D array was "Expected 2D array", a column scikit-learn's
+    # "dtype argument must be a NumPy dtype".
+    prompts = ["The city has a population of", "Room 101 is on floor"]
+    probe = BenfordDigitProbe(tiny_lm_folder).fit(prompts)
+    expected = probe.transform(prompts)
+    text = np.array(prompts, dtype=np.dtypes.StringDType())
+    for X in (text, text[:, None]):
+        np.testing.assert_array_equal(probe.transform(X), expected)
+        np.testing.assert_array_equal(BenfordDigitProbe(tiny_lm_folder).fit(X).transform(X),
+                                      expected)

@@ -376,6 +376,8 @@ def test_module_classes_without_their_own_init():
     (pd.Series(["1.5"] * 60), "y must be numeric.*got text"),
     (pd.Series(["1.5"] * 60, dtype="string"), "y must be numeric.*got text"),
     (np.array(["1.5"] * 60, dtype=object), "y must be numeric.*got text"),
+    # NumPy 2's StringDType: fit read it as numbers (or failed on y in its own words).
+    (np.array(["1.5"] * 60, dtype=np.dtypes.StringDType()), "y must be numeric.*got text"),
     (pd.Series(pd.date_range("2020", periods=60)), "y must be numeric.*got dates"),
     (np.arange(60).astype("timedelta64[s]"), "y must be numeric.*got durations"),
     (np.arange(60) + 1j, "Complex data not supported"),
@@ -387,6 +389,18 @@ def test_non_numeric_targets(y, match):
     reg = RandomizedPriorRegressor(**FAST).fit(X[:30], np.arange(30.0))
     with pytest.raises(ValueError, match=match):
         reg.partial_fit(X, y)
+
+
+def test_string_dtype_features_are_text():
+    # NumPy 2's StringDType held numeric text that fit, predict and score read as numbers.
+    X, y = data()
+    text = X.astype(np.dtypes.StringDType())
+    with pytest.raises(ValueError, match="X must be numeric.*got text"):
+        RandomizedPriorRegressor(**FAST).fit(text, y)
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    for method in (reg.predict, reg.predict_interval, lambda t: reg.score(t, y)):
+        with pytest.raises(ValueError, match="X must be numeric.*got text"):
+            method(text)
 
 
 def test_dates_as_sample_weight_are_refused():

@@ -222,8 +222,8 @@ def first_digits(array):
         return integer_first_digits(array)
     if kind == "b":
         raise ValueError(BOOLEANS)
-    if kind in "OUS":
-        return object_first_digits(array.tolist() if kind in "US" else array)
+    if kind in "OUST":  # T: NumPy 2's StringDType, text as "<U" is
+        return object_first_digits(array.tolist() if kind in "UST" else array)
     if kind == "c":
         raise ValueError(
             "numbers is complex; a first significant digit is defined for real numbers only "

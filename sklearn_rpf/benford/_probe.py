@@ -239,6 +239,8 @@ class BenfordDigitProbe(TransformerMixin, BaseEstimator):
             raise ValueError(
                 "Expected an array-like of prompts, got a single string; wrap it in a list: [text]."
             )
+        if isinstance(X, np.ndarray) and X.dtype.kind == "T":  # NumPy 2's StringDType: text
+            X = X.astype(object)  # as "<U" arrays are read (scikit-learn's checks refuse it)
         is_1d = isinstance(X, (list, tuple)) or (
             isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UOS")
         if is_1d and not any(isinstance(v, (list, tuple, np.ndarray)) for v in X) and (
