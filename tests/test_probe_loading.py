@@ -64,6 +64,52 @@ def test_gguf_is_converted_once_into_a_validated_entry(cache, gguf_file):
     assert np.ptp(P, axis=0).max() > 1e-3
 
 
+def test_entries_are_readable_as_the_umask_allows(cache, gguf_file):
+    # A team's shared cache, or one filled while building a container image: entries were made
+    # with mkdtemp (0700) and the digest index with mkstemp (0600), so that other users saw them
+    # as corrupt and converted the model again at every load.
+    old = os.umask(0o022)
+    try:
+        BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+    finally:
+        os.umask(old)
+    [entry] = entries(cache)
+    folder = cache / "gguf" / entry
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o644}
+    assert (cache / "digests.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_entry_this_user_cannot_read_is_not_called_corrupt(cache, gguf_file, monkeypatch):
+    expected = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS).transform(PROMPTS)
+    [entry] = entries(cache)
+    clear_memory_cache()
+
+    def denied(folder):
+        raise PermissionError(13, "Permission denied", str(folder / "manifest.json"))
+
+    monkeypatch.setattr(_model_cache, "_read_manifest", denied)
+    with pytest.warns(RuntimeWarning, match="cannot be read by this user.*without the cache"):
+        P = BenfordDigitProbe(str(gguf_file)).fit(PROMPTS).transform(PROMPTS)
+    # Converted afresh: the same model up to the rounding of the saved copy's reload.
+    np.testing.assert_allclose(P, expected, rtol=0, atol=1e-9)
+    assert entries(cache) == [entry]  # another user's entry: left where it is
+
+
+def test_no_home_folder_falls_back_to_a_temporary_cache(monkeypatch):
+    # A user with no HOME and no password entry (some containers): Path.home() raised
+    # "Could not determine home directory", even for a model that needs no conversion.
+    monkeypatch.delenv(_model_cache.CACHE_ENV, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(_model_cache.Path, "home", staticmethod(no_home))
+    root = _model_cache.cache_root()
+    assert root.parent == _model_cache.Path(_model_cache.tempfile.gettempdir())
+    assert root.name.startswith("sklearn_rpf-cache-")
+
+
 def test_truncated_cache_entry_is_reported_deleted_and_rebuilt(cache, gguf_file):
     P = BenfordDigitProbe(str(gguf_file)).fit_transform(PROMPTS)
     [entry] = entries(cache)

@@ -30,6 +30,7 @@ import json
 import mmap
 import os
 import re
+import secrets
 import shutil
 import socket
 import struct
@@ -59,9 +60,22 @@ class CorruptModelFileError(OSError, ValueError):
 
 
 def cache_root():
-    """Folder holding converted models: ``$SKLEARN_RPF_CACHE`` or ``~/.cache/sklearn_rpf``."""
+    """Folder holding converted models: ``$SKLEARN_RPF_CACHE`` or ``~/.cache/sklearn_rpf``; for
+    a user with no home folder (no ``HOME``, no password entry: some containers and CI runners)
+    ``sklearn_rpf-cache-<uid>`` in the temporary folder, rather than failing to load a model."""
     configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "sklearn_rpf"
+    if configured:
+        return Path(configured).expanduser()
+    try:
+        return Path.home() / ".cache" / "sklearn_rpf"
+    except (RuntimeError, KeyError):  # "Could not determine home directory."
+        uid = os.getuid() if hasattr(os, "getuid") else "user"
+        return Path(tempfile.gettempdir()) / f"sklearn_rpf-cache-{uid}"
+
+
+def _new_name(prefix):
+    """A name no other writer picks: host, process and random bits."""
+    return f"{prefix}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 # ---------------------------------------------------------------------------------- digests
@@ -94,8 +108,9 @@ def _remember_digest(path, stat, digest):
         index[path] = [stat.st_size, stat.st_mtime_ns, digest]
         with contextlib.suppress(OSError):
             root.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".digests-", dir=root)
-            with os.fdopen(fd, "w") as file:
+            # open(), not mkstemp (mode 0600): the umask decides who may read, as for the entries
+            temporary = root / _new_name(".digests-")
+            with open(temporary, "x") as file:
                 json.dump(index, file)
             os.replace(temporary, root / _DIGEST_INDEX)  # readers never see half a file
 
@@ -238,8 +253,13 @@ def _remove(path):
 def _read_manifest(folder):
     try:
         return json.loads((folder / MANIFEST).read_text())
+    except PermissionError:
+        raise
     except (OSError, ValueError):
         return None
+
+
+_UNREADABLE = "its manifest cannot be read by this user (permission denied)"
 
 
 def entry_problem(folder, source_digest=None):
@@ -248,7 +268,10 @@ def entry_problem(folder, source_digest=None):
     of its recorded size and sha256."""
     if not folder.is_dir() or folder.is_symlink():  # a link could point at another model
         return f"{folder} is not a folder of this cache"
-    manifest = _read_manifest(folder)
+    try:
+        manifest = _read_manifest(folder)
+    except PermissionError:
+        return _UNREADABLE
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(
             isinstance(r, dict) and isinstance(r.get("size"), int) and
@@ -326,10 +349,21 @@ def write_entry(target, model, tokenizer, source):
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(target.parent)
-        staging = Path(tempfile.mkdtemp(
-            prefix=f"{_PARTIAL_PREFIX}{_host()}-{os.getpid()}-", dir=target.parent))
+        # mkdir, not mkdtemp (mode 0700): an entry written for a team's shared cache (or in a
+        # container image) must be readable by the users the umask lets read it.
+        staging = target.parent / _new_name(_PARTIAL_PREFIX)
+        staging.mkdir()
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        # Some writers make their files 0600 (safetensors' weights): give every file the mode
+        # that a plain file written here gets, so that the umask alone decides.
+        plain = staging / ".mode"
+        plain.write_text("")
+        mode = plain.stat().st_mode & 0o777
+        plain.unlink()
+        for path in staging.iterdir():
+            if path.is_file():
+                path.chmod(mode)
         files = {p.name: {"size": p.stat().st_size, "sha256": _hash_file(p)}
                  for p in sorted(staging.iterdir()) if p.is_file()}
         manifest = {"source": str(source), "source_sha256": file_digest(source), "files": files}
@@ -391,6 +425,15 @@ def cached_conversion(gguf_path, convert, load_entry):
         loaded, problem = _load_checked(target, load_entry, digest)
         if problem is None:
             return loaded
+        if problem is _UNREADABLE:  # another user's entry: not corrupt, and not ours to delete
+            warnings.warn(
+                f"The cached conversion of {gguf_path.name} at {target} cannot be read by this "
+                f"user (permission denied); converting the GGUF file without the cache. Let "
+                f"this user read it (chmod -R a+rX), or set {CACHE_ENV} to a folder of its own.",
+                RuntimeWarning,
+                stacklevel=caller_stacklevel(),
+            )
+            return convert()
         warnings.warn(
             f"The cached conversion of {gguf_path.name} at {target} is corrupt ({problem}); "
             "deleting it and converting the GGUF file again.",
