@@ -1,6 +1,8 @@
 """RandomizedPriorRegressor under hostile input: every failure is clear, nothing is half-done."""
 
 import pickle
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -1052,3 +1054,114 @@ def test_fit_leaves_the_callbacks_given_in_net_params_alone():
     reg.fit(X, y)
     assert not hasattr(scheduler, "lr_scheduler_")
     assert joblib.hash(reg.get_params()) == before
+
+
+# ----------------------------------------------------------------------------- threads
+class _GeneratorSeen(Callback):
+    """Records torch's global generator state at every epoch's end."""
+
+    def __init__(self):
+        self.states = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states.append(torch.get_rng_state())
+
+
+def test_built_in_networks_leave_the_global_generator_alone_while_training():
+    # The generator was forked and seeded for the whole of training: another thread drawing
+    # from it meanwhile got this fit's seeded stream instead of its own.
+    X, y = data()
+    seen = _GeneratorSeen()
+    before = torch.get_rng_state()
+    reg = RandomizedPriorRegressor(**dict(FAST, net_params={"callbacks": [("seen", seen)]}))
+    reg.fit(X, y)
+    states = dict(reg.ensemble_.callbacks_)["seen"].states  # the fit's own copy
+    assert len(states) == FAST["max_epochs"]
+    assert all(torch.equal(state, before) for state in states)
+
+
+def test_partial_fit_from_two_threads_runs_one_call_after_the_other():
+    # Two chunks streamed at once into a fresh estimator: one of them was lost.
+    X, y = data(n=120)
+    chunks = [(X[:60], y[:60]), (X[60:], y[60:])]
+    serial = [RandomizedPriorRegressor(**FAST) for _ in range(2)]
+    for reg, order in zip(serial, ((0, 1), (1, 0)), strict=True):
+        for i in order:
+            reg.partial_fit(*chunks[i])
+    reg = RandomizedPriorRegressor(**FAST)
+    start = threading.Barrier(2)
+    errors = []
+
+    def stream(i):
+        start.wait()
+        try:
+            reg.partial_fit(*chunks[i])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and reg.n_samples_seen_ == 120
+    assert any(np.array_equal(reg.predict(X), other.predict(X)) for other in serial)
+
+
+def test_pickling_reads_a_copy_of_the_state():
+    # scikit-learn's __getstate__ returns the live __dict__, which a thread's first read of
+    # estimators_ grew while pickle walked it ("dictionary changed size during iteration").
+    X, y = data()
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    reg.predict_interval(X)  # builds the calibration's search cache
+    state = reg.__getstate__()
+    assert state is not reg.__dict__ and state.keys() == reg.__dict__.keys()
+    calibration = reg._calibration
+    assert "_cache" in vars(calibration) and "_cache" not in calibration.__getstate__()
+
+
+class _Overlaps(nn.Module):
+    """A member module that notes when two calls run inside it at once (once ``watch`` is set)."""
+
+    watch, inside, overlaps = False, threading.Event(), []
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.layer = nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        if _Overlaps.watch:
+            if _Overlaps.inside.is_set():
+                _Overlaps.overlaps.append(True)
+            else:
+                _Overlaps.inside.set()
+                time.sleep(0.2)  # the other thread's call would enter now
+                _Overlaps.inside.clear()
+        return self.layer(x)
+
+
+def test_vectorised_members_predict_one_call_at_a_time():
+    # A vmapped ensemble swaps its stacked weights into one shared skeleton: two threads inside
+    # at once swapped each other's tensors out ("Tensor on device cpu is not on the expected
+    # device meta", about one call in a thousand).
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, module=_Overlaps)).fit(X, y)
+    assert type(reg.ensemble_.module_.trainable).__name__ == "VmapEnsemble"
+    expected = reg.predict(X)
+    start, results = threading.Barrier(2), []
+
+    def predict():
+        start.wait()
+        results.append(reg.predict(X))
+
+    _Overlaps.watch = True
+    try:
+        threads = [threading.Thread(target=predict) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        _Overlaps.watch = False
+    assert _Overlaps.overlaps == []
+    assert len(results) == 2 and all(np.array_equal(r, expected) for r in results)

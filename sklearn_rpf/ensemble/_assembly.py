@@ -345,8 +345,11 @@ class EnsembleSpec:
         # The trial passes get copies of two rows: a module that writes into its input must not
         # reach the training data, and the checks compare against rows nothing else received.
         x = x[:2].clone()
-        # The trial passes below may draw from torch's global generator (dropout): fork it.
-        with forked_rng("cpu", torch_seed(seed, "checks")):
+        # The trial passes below may draw from torch's global generator (dropout in the user's
+        # modules): fork it. The built-in networks draw nothing: the generator is left alone.
+        users_code = self.module is not None or (self.has_prior and self.prior is not None)
+        with forked_rng("cpu", torch_seed(seed, "checks")) if users_code else \
+                contextlib.nullcontext():
             trainable = self._stack(
                 self._nets(members, seed, "init", self.n_outputs, "uniform"), x.clone(),
                 self.vectorize)

@@ -163,7 +163,9 @@ class OutOfBagCalibration:
         return cache[key]
 
     def __getstate__(self):
-        return {name: value for name, value in self.__dict__.items() if name != "_cache"}
+        state = dict(self.__dict__)  # one atomic copy: a predicting thread may add _cache
+        state.pop("_cache", None)
+        return state
 
     def intervals(self, batches, alpha, score, epistemic_scale, noise, dtype=np.float64):
         """Lower and upper bounds (standardised units) for batches of test points.

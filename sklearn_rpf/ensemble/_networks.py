@@ -15,6 +15,7 @@ Every ensemble maps ``x`` of shape ``(n, d)`` to ``(K, n, o)`` and answers the s
 
 import copy
 import math
+import threading
 
 import torch
 from torch import nn
@@ -33,6 +34,9 @@ ACTIVATIONS = {
 # Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU;
 # SELU is self-normalising, so "linear", as torch's documentation advises). The sigmoid's gain of
 # 1 leaves its prior's output std near 0.5, not 1.
+# One lock for every vmapped ensemble's skeleton (see VmapEnsemble.forward): only modules of
+# the user's own run there, and a fit trains one group at a time anyway.
+_SKELETON_LOCK = threading.RLock()
 _GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
                "logistic": "sigmoid", "selu": "linear", "identity": "linear"}
 
@@ -267,13 +271,16 @@ class VmapEnsemble(_StackedMembers, nn.Module):
 
     def forward(self, x):
         skeleton = self._skeleton
-        skeleton.train(self.training)
 
         def call(params, buffers, inputs):
             return functional_call(skeleton, (params, buffers), (inputs,))
 
         params, buffers = self._stacked()
-        return vmap(call, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
+        # functional_call swaps the stacked tensors into the one skeleton and back: two threads
+        # predicting at once would swap each other's meta tensors in mid-call.
+        with _SKELETON_LOCK:
+            skeleton.train(self.training)
+            return vmap(call, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
 
     def _stacked_tensors(self):
         params, buffers = self._stacked()
@@ -294,14 +301,18 @@ class VmapEnsemble(_StackedMembers, nn.Module):
         """Return member ``k`` as a stand-alone module holding a copy of its weights."""
         params, buffers = self._stacked()
         state = {name: t[k].detach().clone() for name, t in {**params, **buffers}.items()}
-        module = copy.deepcopy(self._skeleton).to_empty(device=next(iter(params.values())).device)
+        with _SKELETON_LOCK:
+            module = copy.deepcopy(self._skeleton)
+        module = module.to_empty(device=next(iter(params.values())).device)
         module.load_state_dict(state)
         return module.to(dtype=next(iter(params.values())).dtype)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         # Meta tensors cannot be pickled: keep the architecture as an empty CPU copy instead.
-        state["_skeleton"] = copy.deepcopy(self._skeleton).to_empty(device="cpu")
+        with _SKELETON_LOCK:
+            skeleton = copy.deepcopy(self._skeleton)
+        state["_skeleton"] = skeleton.to_empty(device="cpu")
         return state
 
     def __setstate__(self, state):

@@ -6,7 +6,9 @@ noise out of bag), each implemented in the module that owns the concept.
 """
 
 import contextlib
+import threading
 import warnings
+import weakref
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -45,6 +47,21 @@ from ._training import (
 from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
+
+
+# One lock per estimator for fit and partial_fit: calls from several threads on one estimator
+# run one after the other (two chunks streamed at once lost one of them, or trained each with
+# the other's loss scale). Kept outside the estimator: a lock cannot be pickled or cloned.
+_TRAINING_LOCKS = weakref.WeakKeyDictionary()
+_TRAINING_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_training_at_a_time(estimator):
+    with _TRAINING_LOCKS_GUARD:
+        lock = _TRAINING_LOCKS.setdefault(estimator, threading.RLock())
+    with lock:
+        yield
 
 
 @contextlib.contextmanager
@@ -385,7 +402,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with _unchanged_on_failure(self), autograd_enabled():
+        with _one_training_at_a_time(self), _unchanged_on_failure(self), autograd_enabled():
             X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
@@ -454,7 +471,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         them new data; fit keeps 8 bytes per training row for this, and the stream keeps them
         with a bit per row and member).
         Members are trained in this process (``n_jobs`` does not apply); a failed call leaves
-        the model as it was before the call.
+        the model as it was before the call. Calls from several threads on one estimator (and
+        a ``fit`` among them) run one after the other; a prediction made from another thread
+        while a call trains sees the members mid-call, so let the call return first.
 
         Parameters
         ----------
@@ -467,6 +486,10 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
+        with _one_training_at_a_time(self):
+            return self._partial_fit(X, y, sample_weight)
+
+    def _partial_fit(self, X, y, sample_weight):
         stream = getattr(self, "_stream", None)
         fitted_by_fit = stream is None and hasattr(self, "ensemble_")
         self._validate_params()  # every call: verbose and n_jobs may change, but to valid values
@@ -529,6 +552,13 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = check_numeric_features(untracked(X))
         return validate_data(self, X, reset=False, dtype=np.float64)
 
+    def _fitted_state(self, *names):
+        """Fitted attributes read together from one copy of the state, taken at once: a refit
+        in another thread replaces them all in one update, so a prediction never mixes the
+        members of one fit with the noise or calibration of the next."""
+        state = dict(self.__dict__)
+        return tuple(state[name] for name in names)
+
     def _format(self, array):
         """Drop the target axis for a regressor fitted on a 1-D ``y``."""
         return array[..., 0] if self._y_ndim == 1 else array
@@ -583,15 +613,15 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _predict(self, X, return_std=False, epistemic=False):
         """``predict`` on validated ``X`` (no second validation, no second feature-name check)."""
-        fitted = self._fitted
+        fitted, noise, scale = self._fitted_state("_fitted", "_noise", "epistemic_scale_")
         mean = np.empty((len(X), fitted.n_targets))
         std = np.empty_like(mean) if return_std else None
-        noise = self._noise  # standardised units: no variance is formed in the target's units
+        # noise: standardised units, no variance is formed in the target's units
         for rows, means, variances in fitted.batches(X):
             batch_mean, spread, aleatoric = ensemble_moments(means, variances)
             mean[rows] = batch_mean
             if return_std:
-                variance = self.epistemic_scale_ * spread
+                variance = scale * spread
                 if not epistemic:
                     variance += noise if aleatoric is None else noise * aleatoric
                 std[rows] = np.sqrt(variance)
@@ -677,7 +707,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 f"{method!r}."
             )
         X = self._validate_predict_input(X)
-        fitted = self._fitted
         if method == "gaussian":
             mean, std = self._predict(X, return_std=True)
             half = norm.ppf(1 - alpha / 2) * std
@@ -688,7 +717,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 "jackknife+ bounds (an upper quantile of lower ends, a lower quantile of upper "
                 "ends) can cross. Use method='gaussian' for narrow central intervals."
             )
-        if self._calibration is None:
+        fitted, calibration, noise, scale = self._fitted_state(
+            "_fitted", "_calibration", "_noise", "epistemic_scale_")
+        if calibration is None:
             why = ("this model was fitted with bootstrap=False (every member saw every row); "
                    "refit with bootstrap=True" if not self._fitted_bootstrap else
                    "no training row is out of bag for any member (every row was drawn by "
@@ -696,9 +727,9 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                    "each row is drawn many times); refit with more rows or smaller weights")
             raise ValueError(f"method={method!r} needs out-of-bag rows, but {why}, or use "
                              "method='gaussian'.")
-        if self._calibration.repeated > REPEATED_ROWS_WARNING:
+        if calibration.repeated > REPEATED_ROWS_WARNING:
             warnings.warn(
-                f"{self._calibration.repeated:.1%} of the training rows have an exact copy "
+                f"{calibration.repeated:.1%} of the training rows have an exact copy "
                 "(same X and y). The conformal interval counts copies as data that new "
                 "points repeat as often (exchangeable data, as in Kim et al.); if rows were "
                 "duplicated by mistake, new data will not repeat them and the interval will be "
@@ -707,12 +738,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         score = {"conformal": "absolute", "conformal-studentized": "studentized"}[method]
         lower = np.empty((len(X), fitted.n_targets))
         upper = np.empty_like(lower)
-        for rows, low, high in self._calibration.intervals(
-                fitted.batches(X), alpha, score, self.epistemic_scale_, self._noise,
+        for rows, low, high in calibration.intervals(
+                fitted.batches(X), alpha, score, scale, noise,
                 fitted.dtype):
             lower[rows], upper[rows] = low, high
         if np.isinf(upper).any():
-            n_rows = self._calibration.n_rows
+            n_rows = calibration.n_rows
             warnings.warn(
                 f"The {confidence:.12g} conformal interval is infinite: its bound is the "
                 f"ceil({confidence:.12g} * (n + 1))-th of {n_rows} out-of-bag calibration rows, "
@@ -788,7 +819,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         n_samples = int(n_samples)  # a NumPy uint8 would overflow the batch arithmetic below
         rng = check_random_state(seed_from(random_state))
-        fitted = self._fitted
+        fitted, noise, scale = self._fitted_state("_fitted", "_noise", "epistemic_scale_")
         # The output first: a request too large for memory fails here, in NumPy's words, rather
         # than after the member picks (n_samples integers) have filled the memory.
         draws = np.empty((len(X), fitted.n_targets, n_samples))
@@ -796,10 +827,14 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # Rows per batch so that one batch of draws stays near 4M floats, however many draws.
         batch_rows = max(1, min(fitted.rows, 4_000_000 // (n_samples * fitted.n_targets)))
         for rows, means, variances in fitted.batches(X, batch_rows):
-            draws[rows] = draw_functions(means, variances, members, self.epistemic_scale_,
-                                         self._noise, rng)
+            draws[rows] = draw_functions(means, variances, members, scale, noise, rng)
         draws = fitted.standardizer.inverse_mean(draws.transpose(0, 2, 1)).transpose(0, 2, 1)
         return draws[:, 0, :] if self._y_ndim == 1 else draws
+
+    def __getstate__(self):
+        # A copy, taken at once: scikit-learn's returns the live __dict__, which a thread's first
+        # read of estimators_ grows while pickle walks it ("dictionary changed size").
+        return dict(super().__getstate__())
 
     # ------------------------------------------------------------------ members as skorch nets
     @property

@@ -32,6 +32,7 @@ from .._devices import autocast_off, unusable_reason
 from .._stack import caller_stacklevel
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
+from ._networks import EnsembleMLP
 from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
 
 # Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
@@ -347,7 +348,12 @@ def fit_net(net, dataset, seed, epochs=None, step=0, reference_loss=None):
     net.loss_scale_ = weight.sum(dim=0).clamp_min(torch.finfo(weight.dtype).tiny) * min(
         1.0, net.batch_size / n)
     start = len(net.history)
-    with forked_rng(net.device, torch_seed(seed, "dropout", step)):
+    # The built-in networks draw nothing while training: then the global generator is not
+    # touched at all (forked and seeded, it would hand this fit's seeded stream to any other
+    # thread drawing from it meanwhile).
+    draws = not isinstance(getattr(net.module_, "trainable", None), EnsembleMLP)
+    with forked_rng(net.device, torch_seed(seed, "dropout", step)) if draws else \
+            contextlib.nullcontext():
         net.partial_fit(dataset, None, epochs=epochs)
     _check_convergence(net, start, reference_loss)
     return net
