@@ -612,3 +612,22 @@ def test_ready_made_scorers_are_fresh_at_each_access():
 
     assert later is not first and later._sample_weight_request is not False
     assert metrics.neg_crps_scorer is not metrics.neg_crps_scorer
+
+
+@pytest.mark.parametrize("case", ["tiny std", "subnormal std", "huge std", "opposite 1e308"])
+def test_extreme_but_valid_inputs_warn_nothing(case):
+    # The metrics compute these limits on purpose (CRPS -> |error| as std -> 0, NLL -> inf), but
+    # overflow and underflow warnings escaped: errors under -W error or np.seterr(all="raise").
+    y, m = np.array([0.0, 1.0, 2.0]), np.array([0.5, 0.5, 0.5])
+    args = {"tiny std": (y, m, np.full(3, 1e-200)), "subnormal std": (y, m, np.full(3, 1e-310)),
+            "huge std": (y, m, np.full(3, 1e300)),
+            "opposite 1e308": (np.array([1e308, -1e308, 0.0]), np.array([-1e308, 1e308, 0.0]),
+                               np.ones(3))}[case]
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for metric in (gaussian_nll, crps_gaussian, interval_coverage, interval_width,
+                       miscalibration_area, calibration_curve):
+            metric(*args)
+    if case == "tiny std":
+        assert crps_gaussian(*args) == pytest.approx(np.mean(np.abs(y - m)))
+        assert gaussian_nll(*args) == np.inf

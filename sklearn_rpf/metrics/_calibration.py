@@ -90,7 +90,7 @@ def _coverage_by_level(y_true, y_mean, y_std, nominal, sample_weight):
     half = _half_width(nominal[order])  # non-decreasing
     low = np.zeros(y_true.shape, dtype=np.intp)  # first sorted level inside is in [low, high]
     high = np.full(y_true.shape, len(half), dtype=np.intp)  # len(half): inside at none
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         distance = np.abs(y_true - y_mean)
         while np.any(open_ := low < high):
             middle = (low + high) // 2

@@ -50,7 +50,8 @@ def gaussian_nll(y_true, y_mean, y_std, *, sample_weight=None, multioutput="unif
         y_true, y_mean, y_std, sample_weight, multioutput
     )
     _, z = _standardized(y_true, y_mean, y_std)
-    per_sample = 0.5 * np.log(2 * np.pi) + np.log(y_std) + 0.5 * z**2
+    with np.errstate(over="ignore", under="ignore"):  # inf for an error of 1e200 stds: exact
+        per_sample = 0.5 * np.log(2 * np.pi) + np.log(y_std) + 0.5 * z**2
     return _average_per_sample(per_sample, sample_weight, multioutput)
 
 
@@ -84,9 +85,9 @@ def crps_gaussian(y_true, y_mean, y_std, *, sample_weight=None, multioutput="uni
     error, z = _standardized(y_true, y_mean, y_std)
     # |e| (2 Phi(|z|) - 1) + s (2 phi(z) - 1/sqrt(pi)): the absolute error as s -> 0 (where z
     # overflows), and the scaled form where e itself overflows but z does not.
-    spread = 2 * norm.pdf(z) - 1 / np.sqrt(np.pi)
-    inside = erf(np.abs(z) / np.sqrt(2))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):  # the limits above, computed on purpose
+        spread = 2 * norm.pdf(z) - 1 / np.sqrt(np.pi)
+        inside = erf(np.abs(z) / np.sqrt(2))
         per_sample = np.where(np.isfinite(error), np.abs(error) * inside + y_std * spread,
                               y_std * (np.abs(z) * inside + spread))
     return _average_per_sample(per_sample, sample_weight, multioutput)
@@ -157,14 +158,15 @@ def interval_width(
     _, _, y_std, sample_weight, multioutput = _check_gaussian_targets(
         y_true, y_mean, y_std, sample_weight, multioutput
     )
-    width = 2 * y_std * _half_width(level)
+    with np.errstate(over="ignore", under="ignore"):  # inf beyond float range: exact
+        width = 2 * y_std * _half_width(level)
     return _average_per_sample(width, sample_weight, multioutput)
 
 
 def _standardized(y_true, y_mean, y_std):
     """``(e, z)``: the error ``y - mu`` and ``z = e / s``; where ``e`` overflows (both huge and
     of opposite signs), ``z`` as ``y / s - mu / s``, which stays finite when it is."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         error = y_true - y_mean
         z = error / y_std
         overflow = ~np.isfinite(error)
@@ -182,10 +184,12 @@ def _half_width(level):
 
 def _inside(y_true, y_mean, y_std, level):
     """Whether each target lies in the central interval at ``level``, bounds included."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         return np.abs(y_true - y_mean) <= y_std * _half_width(level)
 
 
 def _central_pit(y_true, y_mean, y_std):
-    """Smallest central level whose interval contains each target, in [0, 1]."""
-    return 2 * norm.cdf(np.abs(y_true - y_mean) / y_std) - 1
+    """Smallest central level whose interval contains each target, in [0, 1] (1 where the
+    error is past float range in standard deviations, 0 where it is below it)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return 2 * norm.cdf(np.abs(y_true - y_mean) / y_std) - 1
