@@ -756,3 +756,18 @@ def test_string_dtype_prompts_read_as_text(tiny_lm_folder):
         np.testing.assert_array_equal(probe.transform(X), expected)
         np.testing.assert_array_equal(BenfordDigitProbe(tiny_lm_folder).fit(X).transform(X),
                                       expected)
+
+
+@pytest.mark.filterwarnings("ignore:X has feature names")
+def test_prompts_do_not_follow_the_callers_print_options(tiny_lm_folder):
+    # np.set_printoptions(legacy="1.13") wrote 123456789.123456 as "123456789.123" in prompts.
+    text = BenfordDigitProbe(tiny_lm_folder).fit(["x"])
+    expected = [text.transform([prompt])[0]  # each alone, as below
+                for prompt in ("Town of 123456789.123456 people", "123456789.123456 people")]
+    with np.printoptions(legacy="1.13"):
+        for template, X in (("Town of {0} people", pd.DataFrame({"n": [123456789.123456]})),
+                            (None, pd.DataFrame({"n": [123456789.123456], "w": ["people"]}))):
+            probe = BenfordDigitProbe(tiny_lm_folder, template=template).fit(X)
+            got = probe.transform(X)
+            row = 0 if template else 1
+            np.testing.assert_array_equal(got[0], expected[row])

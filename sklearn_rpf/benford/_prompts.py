@@ -127,7 +127,17 @@ class _AsPrinted:
         self.value = value
 
     def __format__(self, spec):
-        return str(self.value) if not spec else format(float(self.value), spec)
+        return _printed(self.value) if not spec else format(float(self.value), spec)
+
+
+def _printed(value):
+    """``str`` of a value, a NumPy float as NumPy prints it by default (the shortest digits that
+    read back to it) whatever the caller's print options: ``legacy="1.13"`` would cut it to 12
+    significant digits and change the prompt."""
+    if not isinstance(value, np.floating):
+        return str(value)
+    with np.printoptions(legacy=False):
+        return str(value)
 
 
 def format_prompts(X, template):
@@ -154,7 +164,7 @@ def format_prompts(X, template):
             if not isinstance(value, str) and not _finite(value):
                 raise ValueError(f"Input X contains NaN or infinity (row {row_index}).")
         if template is None:
-            prompt = " ".join(str(value) for value in row)
+            prompt = " ".join(_printed(value) for value in row)
         else:
             try:
                 prompt = template.format(*(_AsPrinted(value) if isinstance(value, np.floating)
