@@ -5,6 +5,7 @@ from numbers import Number
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.utils import check_array
 
 # Floating types NumPy has no dtype for: read as float32, which holds every one of their values.
@@ -103,11 +104,25 @@ def _read_once(values, array):
     return array if isinstance(values, list | tuple) else values
 
 
+def finite_even_if_assumed(array, name):
+    """``array``, checked for NaN and infinity also under ``sklearn.set_config(assume_finite=
+    True)``, which skips scikit-learn's own check: there a NaN in X was blamed on another cell,
+    a NaN weight failed deep in the bootstrap, and a NaN target counted as not covered. The
+    check costs one pass; without that setting scikit-learn's check has run already."""
+    if get_config()["assume_finite"] and array is not None and not np.isfinite(array).all():
+        raise ValueError(f"Input {name} contains NaN or infinity (checked although "
+                         "assume_finite=True: the result would be wrong).")
+    return array
+
+
 def numeric_array(values, name, what=None, **check_array_params):
     """``values`` as a float64 array through scikit-learn's ``check_array`` (not forced 2-D), after
     :func:`untracked` and :func:`check_numeric`: text, dates and durations are refused whatever
     holds them, where ``check_array`` alone would parse ``"1.5"`` from an object array or a
     pandas Series."""
     values = untracked(values)
-    return check_array(_read_once(values, check_numeric(values, name, what)), ensure_2d=False,
-                       dtype=np.float64, input_name=name, **check_array_params)
+    array = check_array(_read_once(values, check_numeric(values, name, what)), ensure_2d=False,
+                        dtype=np.float64, input_name=name, **check_array_params)
+    if check_array_params.get("ensure_all_finite", True) is True:
+        finite_even_if_assumed(array, name)
+    return array

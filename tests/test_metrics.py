@@ -631,3 +631,16 @@ def test_extreme_but_valid_inputs_warn_nothing(case):
     if case == "tiny std":
         assert crps_gaussian(*args) == pytest.approx(np.mean(np.abs(y - m)))
         assert gaussian_nll(*args) == np.inf
+
+
+def test_assume_finite_does_not_let_nan_through_the_metrics():
+    # Under assume_finite=True a NaN target counted as not covered: coverage 0.99, no error.
+    import sklearn
+
+    y = np.arange(100.0)
+    y[5] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        for metric in (gaussian_nll, crps_gaussian, interval_coverage, miscalibration_area,
+                       calibration_curve):
+            with pytest.raises(ValueError, match="Input y_true contains NaN or infinity"):
+                metric(y, np.zeros(100), np.ones(100))

@@ -1165,3 +1165,27 @@ def test_vectorised_members_predict_one_call_at_a_time():
         _Overlaps.watch = False
     assert _Overlaps.overlaps == []
     assert len(results) == 2 and all(np.array_equal(r, expected) for r in results)
+
+
+def test_assume_finite_does_not_let_nan_through():
+    # sklearn.set_config(assume_finite=True) skips scikit-learn's check: a NaN in X was blamed
+    # on another cell ("too far from the training data"), a NaN weight failed in the bootstrap
+    # ("cannot convert float NaN to integer").
+    import sklearn
+
+    X, y = data()
+    X_nan, weight = X.copy(), np.ones(len(y))
+    X_nan[3, 0], weight[3] = np.nan, np.inf
+    reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+    with sklearn.config_context(assume_finite=True):
+        for call, name in ((lambda: clone(reg).fit(X_nan, y), "X"),
+                           (lambda: clone(reg).fit(X, y, sample_weight=weight), "sample_weight"),
+                           (lambda: clone(reg).partial_fit(X, y, sample_weight=weight),
+                            "sample_weight"),
+                           (lambda: reg.predict(X_nan), "X"),
+                           (lambda: reg.predict_interval(X_nan), "X"),
+                           (lambda: reg.score(X, np.where(weight > 1, np.nan, y)), "y")):
+            with pytest.raises(ValueError, match=f"Input {name} contains NaN or infinity"):
+                call()
+        np.testing.assert_array_equal(reg.predict(X), RandomizedPriorRegressor(**FAST)
+                                      .fit(X, y).predict(X))  # finite input: as ever

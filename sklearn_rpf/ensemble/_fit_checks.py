@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.utils.validation import _check_sample_weight, _num_samples, validate_data
 from skorch.callbacks import Callback
 
-from .._arrays import check_numeric, check_numeric_features, untracked
+from .._arrays import check_numeric, check_numeric_features, finite_even_if_assumed, untracked
 from .._stack import caller_stacklevel
 from ._training import weight_decay_kwargs
 
@@ -45,6 +45,8 @@ def check_training_data(estimator, X, y, sample_weight, reset=True):
         raise ValueError("Input y contains NaN or infinity (None counts as missing).")
     sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                          ensure_non_negative=True)
+    finite_even_if_assumed(X, "X")
+    finite_even_if_assumed(sample_weight, "sample_weight")
     weight_decay_kwargs(estimator.optimizer, estimator.weight_decay)  # an optimizer without it
     for key in estimator.net_params or {}:
         if key in NET_PARAMS_REFUSED:

@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._arrays import check_numeric_features, numeric_array, untracked
+from .._arrays import check_numeric_features, finite_even_if_assumed, numeric_array, untracked
 from .._stack import caller_stacklevel
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
@@ -550,7 +550,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     def _validate_predict_input(self, X):
         check_is_fitted(self)
         X = check_numeric_features(untracked(X))
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return finite_even_if_assumed(validate_data(self, X, reset=False, dtype=np.float64), "X")
 
     def _fitted_state(self, *names):
         """Fitted attributes read together from one copy of the state, taken at once: a refit
