@@ -27,3 +27,13 @@ def autocast_off(device=None):
     for kind in kinds:
         stack.enter_context(torch.autocast(kind, enabled=False))
     return stack
+
+
+def cpu_by_default():
+    """A context in which tensors made without a device are made on the CPU, as the estimators
+    expect (they move data to their ``device`` themselves), even after the caller's
+    ``torch.set_default_device("cuda")`` (or "meta"). Only entered when the default is not the
+    CPU: torch's device context intercepts every call made inside it."""
+    if torch.get_default_device().type == "cpu":
+        return contextlib.nullcontext()
+    return torch.device("cpu")

@@ -1189,3 +1189,23 @@ def test_assume_finite_does_not_let_nan_through():
                 call()
         np.testing.assert_array_equal(reg.predict(X), RandomizedPriorRegressor(**FAST)
                                       .fit(X, y).predict(X))  # finite input: as ever
+
+
+def test_a_callers_default_device_does_not_reach_the_estimator():
+    # After torch.set_default_device("meta") (left on by model-initialisation code; "cuda" on a
+    # GPU machine), fit failed inside torch ("aten::equal ... Meta tensors") and partial_fit
+    # with "Cannot copy out of meta tensor".
+    X, y = data()
+    reference = RandomizedPriorRegressor(**FAST).fit(X, y)
+    streamed = RandomizedPriorRegressor(**FAST).partial_fit(X, y)
+    torch.set_default_device("meta")
+    try:
+        reg = RandomizedPriorRegressor(**FAST).fit(X, y)
+        stream = RandomizedPriorRegressor(**FAST).partial_fit(X, y)
+        member = reg.estimators_[0].predict(X)
+    finally:
+        torch.set_default_device(None)
+    np.testing.assert_array_equal(reg.predict(X, return_std=True),
+                                  reference.predict(X, return_std=True))
+    np.testing.assert_array_equal(stream.predict(X), streamed.predict(X))
+    np.testing.assert_array_equal(member, reference.estimators_[0].predict(X))

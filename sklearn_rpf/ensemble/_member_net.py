@@ -13,6 +13,7 @@ from skorch.utils import is_dataset, to_tensor
 from torch import nn
 
 from .._arrays import check_numeric, check_numeric_features, untracked
+from .._devices import cpu_by_default
 from ._training import CopiedInMemory, weight_decay_kwargs
 
 
@@ -37,8 +38,17 @@ class MemberNet(CopiedInMemory, NeuralNetRegressor):
             y_true = y_true.reshape(y_pred.shape)
         return super().get_loss(y_pred, y_true, *args, **kwargs)
 
+    def fit(self, X, y=None, **fit_params):
+        with cpu_by_default():  # skorch makes some tensors without a device
+            return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        with cpu_by_default():
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+
     def predict(self, X):
-        out = super().predict(X)
+        with cpu_by_default():
+            out = super().predict(X)
         finite = np.isfinite(out.reshape(len(out), -1)).all(axis=1)
         if not finite.all():  # as the ensemble's predict says, not a silent NaN
             raise ValueError(

@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 )
 
 from .._arrays import check_numeric_features, finite_even_if_assumed, numeric_array, untracked
+from .._devices import cpu_by_default
 from .._stack import caller_stacklevel
 from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
@@ -842,11 +843,13 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """One fitted skorch ``NeuralNetRegressor`` per member (see the class docstring)."""
         check_is_fitted(self, "ensemble_")
         if "_estimators" not in self.__dict__:
-            fitted = self._fitted
-            self.__dict__["_estimators"] = [
-                member_net(fitted.module.member(k, fitted.standardizer, self._y_ndim == 1),
+            with cpu_by_default():  # the members' buffers, made from NumPy values
+                self.__dict__["_estimators"] = self._member_nets()
+        return self.__dict__["_estimators"]
+
+    def _member_nets(self):
+        fitted = self._fitted
+        return [member_net(fitted.module.member(k, fitted.standardizer, self._y_ndim == 1),
                            self.ensemble_, self.n_features_in_,
                            getattr(self, "feature_names_in_", None))
-                for k in range(fitted.module.n_members)
-            ]
-        return self.__dict__["_estimators"]
+                for k in range(fitted.module.n_members)]

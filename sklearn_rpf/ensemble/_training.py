@@ -28,7 +28,7 @@ from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, PrintLog
 from skorch.dataset import Dataset
 
-from .._devices import autocast_off, unusable_reason
+from .._devices import autocast_off, cpu_by_default, unusable_reason
 from .._stack import caller_stacklevel
 from ._callbacks import CosineDecay, EpochLoss, MemberEarlyStopping, _StopTraining
 from ._loss import MemberLoss, _ratio
@@ -50,11 +50,12 @@ AUTO_BATCH = 64
 
 @contextlib.contextmanager
 def autograd_enabled():
-    """Gradients on and autocast off, whatever the caller's mode: a fit called inside
-    ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell that predicts and
-    refits) or ``torch.autocast`` trains as anywhere else. Tensors made inside are ordinary
-    ones, not inference tensors that autograd refuses."""
-    with torch.inference_mode(False), torch.enable_grad(), autocast_off():
+    """Gradients on, autocast off and the CPU as the default device, whatever the caller's
+    mode: a fit called inside ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell
+    that predicts and refits), ``torch.autocast`` or after ``torch.set_default_device`` trains
+    as anywhere else. Tensors made inside are ordinary ones, not inference tensors that autograd
+    refuses."""
+    with torch.inference_mode(False), torch.enable_grad(), autocast_off(), cpu_by_default():
         yield
 
 
