@@ -14,8 +14,8 @@ _WIDENED = {torch.bfloat16} | {getattr(torch, name) for name in (
 
 
 def untracked(array):
-    """A torch tensor as NumPy can read it: detached from autograd, on the CPU and, for bfloat16
-    and float8, widened to float32 (NumPy's ``__array__`` refuses all three with a torch error);
+    """A torch tensor as the NumPy array it holds: detached from autograd, on the CPU and, for
+    bfloat16 and float8, widened to float32 (NumPy's ``__array__`` refuses all three with a torch error);
     a list or tuple of tensors element by element; anything else as it is. The caller's tensor is
     not changed. Sparse tensors and tensors on the meta device (no values) get a clear error."""
     if isinstance(array, torch.Tensor):
@@ -27,7 +27,9 @@ def untracked(array):
         if array.device.type == "meta":
             raise ValueError("Got a torch tensor on the 'meta' device, which holds no values.")
         array = array.detach().cpu()
-        return array.float() if array.dtype in _WIDENED else array
+        # As a NumPy array (what np.asarray would read, sharing memory): left a tensor, it made
+        # scikit-learn's array_api_dispatch=True validate it in torch's namespace, which fails.
+        return (array.float() if array.dtype in _WIDENED else array).numpy()
     if isinstance(array, (list, tuple)) and any(isinstance(a, torch.Tensor) for a in array):
         return [untracked(a) for a in array]  # a list whatever the sequence (a namedtuple too)
     return array
