@@ -5,10 +5,7 @@ This module is the scikit-learn face of the ensemble: parameters, validation, an
 noise out of bag), each implemented in the module that owns the concept.
 """
 
-import contextlib
-import threading
 import warnings
-import weakref
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -30,6 +27,7 @@ from ._assembly import EnsembleSpec
 from ._bootstrap import make_bag
 from ._conformal import REPEATED_ROWS_WARNING
 from ._fit_checks import check_out_of_bag, check_training_data
+from ._fitted_state import one_training_at_a_time, read_together, unchanged_on_failure
 from ._groups import train_members
 from ._inference import FittedEnsemble, predict_rows
 from ._member_net import member_net
@@ -48,33 +46,6 @@ from ._training import (
 from ._uncertainty import balanced_picks, calibrate, draw_functions, ensemble_moments
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
-
-
-# One lock per estimator for fit and partial_fit: calls from several threads on one estimator
-# run one after the other (two chunks streamed at once lost one of them, or trained each with
-# the other's loss scale). Kept outside the estimator: a lock cannot be pickled or cloned.
-_TRAINING_LOCKS = weakref.WeakKeyDictionary()
-_TRAINING_LOCKS_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_training_at_a_time(estimator):
-    with _TRAINING_LOCKS_GUARD:
-        lock = _TRAINING_LOCKS.setdefault(estimator, threading.RLock())
-    with lock:
-        yield
-
-
-@contextlib.contextmanager
-def _unchanged_on_failure(estimator):
-    """A fit that raises (or is interrupted) leaves the estimator exactly as it was before."""
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
 
 
 class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -403,7 +374,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with _one_training_at_a_time(self), _unchanged_on_failure(self), autograd_enabled():
+        with one_training_at_a_time(self), unchanged_on_failure(self), autograd_enabled():
             X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
@@ -487,7 +458,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with _one_training_at_a_time(self):
+        with one_training_at_a_time(self):
             return self._partial_fit(X, y, sample_weight)
 
     def _partial_fit(self, X, y, sample_weight):
@@ -498,7 +469,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             stream.check_params(self.get_params())
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
-        with _unchanged_on_failure(self), autograd_enabled():
+        with unchanged_on_failure(self), autograd_enabled():
             X, y, sample_weight, y_ndim = check_training_data(
                 self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained
@@ -552,13 +523,6 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = check_numeric_features(untracked(X))
         return finite_even_if_assumed(validate_data(self, X, reset=False, dtype=np.float64), "X")
-
-    def _fitted_state(self, *names):
-        """Fitted attributes read together from one copy of the state, taken at once: a refit
-        in another thread replaces them all in one update, so a prediction never mixes the
-        members of one fit with the noise or calibration of the next."""
-        state = dict(self.__dict__)
-        return tuple(state[name] for name in names)
 
     def _format(self, array):
         """Drop the target axis for a regressor fitted on a 1-D ``y``."""
@@ -614,7 +578,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _predict(self, X, return_std=False, epistemic=False):
         """``predict`` on validated ``X`` (no second validation, no second feature-name check)."""
-        fitted, noise, scale = self._fitted_state("_fitted", "_noise", "epistemic_scale_")
+        fitted, noise, scale = read_together(self, "_fitted", "_noise", "epistemic_scale_")
         mean = np.empty((len(X), fitted.n_targets))
         std = np.empty_like(mean) if return_std else None
         # noise: standardised units, no variance is formed in the target's units
@@ -718,8 +682,8 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 "jackknife+ bounds (an upper quantile of lower ends, a lower quantile of upper "
                 "ends) can cross. Use method='gaussian' for narrow central intervals."
             )
-        fitted, calibration, noise, scale = self._fitted_state(
-            "_fitted", "_calibration", "_noise", "epistemic_scale_")
+        fitted, calibration, noise, scale = read_together(
+            self, "_fitted", "_calibration", "_noise", "epistemic_scale_")
         if calibration is None:
             why = ("this model was fitted with bootstrap=False (every member saw every row); "
                    "refit with bootstrap=True" if not self._fitted_bootstrap else
@@ -820,7 +784,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = self._validate_predict_input(X)
         n_samples = int(n_samples)  # a NumPy uint8 would overflow the batch arithmetic below
         rng = check_random_state(seed_from(random_state))
-        fitted, noise, scale = self._fitted_state("_fitted", "_noise", "epistemic_scale_")
+        fitted, noise, scale = read_together(self, "_fitted", "_noise", "epistemic_scale_")
         # The output first: a request too large for memory fails here, in NumPy's words, rather
         # than after the member picks (n_samples integers) have filled the memory.
         draws = np.empty((len(X), fitted.n_targets, n_samples))
