@@ -1240,3 +1240,35 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "SCIPY_ARRAY_API": "1"}, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+_DURING = {}  # module level: net_params' callbacks are deep-copied, the estimator must not be
+
+
+class _PredictsMidCall(Callback):
+    """Predicts with the estimator in _DURING at every epoch's end, as another thread would."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if "reg" in _DURING:
+            _DURING["seen"].append(_DURING["reg"].predict(_DURING["X"]))
+
+
+def test_predictions_during_partial_fit_use_the_model_before_the_call():
+    # The stream trained the fitted members in place: a prediction made meanwhile (another
+    # thread serving requests) read half-trained members, and switched them to eval mode
+    # mid-epoch.
+    X, y = data()
+    params = dict(FAST, net_params={"callbacks": [("mid", _PredictsMidCall())]})
+    for first in (lambda reg: reg.partial_fit(X[:30], y[:30]), lambda reg: reg.fit(X[:30], y[:30])):
+        reg = first(RandomizedPriorRegressor(**params))
+        before = reg.predict(X)
+        _DURING.update(reg=reg, X=X, seen=[])
+        try:
+            reg.partial_fit(X[30:], y[30:])
+        finally:
+            seen = _DURING.pop("seen")
+            _DURING.clear()
+        assert seen and all(np.array_equal(s, before) for s in seen)
+        serial = first(RandomizedPriorRegressor(**params)).partial_fit(X[30:], y[30:])
+        np.testing.assert_array_equal(reg.predict(X), serial.predict(X))
+        assert not np.array_equal(reg.predict(X), before)

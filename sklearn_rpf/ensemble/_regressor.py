@@ -5,6 +5,7 @@ This module is the scikit-learn face of the ensemble: parameters, validation, an
 noise out of bag), each implemented in the module that owns the concept.
 """
 
+import copy
 import warnings
 from dataclasses import replace
 from numbers import Integral, Real
@@ -442,10 +443,11 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         (fit's rows are known by content, the exact values: streaming them again does not make
         them new data; fit keeps 8 bytes per training row for this, and the stream keeps them
         with a bit per row and member).
-        Members are trained in this process (``n_jobs`` does not apply); a failed call leaves
-        the model as it was before the call. Calls from several threads on one estimator (and
-        a ``fit`` among them) run one after the other; a prediction made from another thread
-        while a call trains sees the members mid-call, so let the call return first.
+        Members are trained in this process (``n_jobs`` does not apply), on a copy of the model
+        that replaces it when the call succeeds: a failed call leaves the model as it was, and
+        predictions from other threads meanwhile use the model as it was before the call.
+        Calls from several threads on one estimator (and a ``fit`` among them) run one after
+        the other.
 
         Parameters
         ----------
@@ -491,18 +493,18 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     self._ensemble_spec(X.shape[1], y.shape[1], check_device(self.device)),
                     self._stream_config(len(X)),
                     self.get_params(), seed_from(self.random_state), X, y, sample_weight, y_ndim)
+            else:
+                # A copy trains and takes the model's place when the call succeeds: predictions
+                # from other threads meanwhile read the members as they were (and cannot switch
+                # them to eval mode mid-epoch), and a failed call leaves the stream untouched.
+                stream = copy.deepcopy(stream)
             stream.check_targets(y, y_ndim)
             set_verbose(stream.net, self.verbose)
-            snapshot = stream.snapshot()
-            try:
-                stream.train_on(X, y, sample_weight)
-                fitted = stream.fitted()
-                calibration = calibrate(fitted, *stream.calibration_set(),
-                                        self.calibrate_epistemic, self.loss == "gaussian_nll",
-                                        seed=stream.seed)
-            except BaseException:
-                stream.restore(snapshot)
-                raise
+            stream.train_on(X, y, sample_weight)
+            fitted = stream.fitted()
+            calibration = calibrate(fitted, *stream.calibration_set(),
+                                    self.calibrate_epistemic, self.loss == "gaussian_nll",
+                                    seed=stream.seed)
             self._set_fitted_state(stream.net, fitted, calibration, stream.y_ndim,
                                    stream.n_epochs, _stream=stream,
                                    n_samples_seen_=stream.n_samples_seen,

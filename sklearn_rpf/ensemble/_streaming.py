@@ -193,7 +193,9 @@ class Stream:
         """Go on training the members a fit trained, with fit's standardisation. The optimizer
         and the batch order start afresh, whatever groups the fit trained in; the rows fit's
         members trained on (``fit_bags``) stay in their bags."""
-        stream_net = make_net(net.module_, config, 1, seed, max_epochs=1, shuffle=True)
+        # A copy of fit's members: fit's net stays as it was until the call succeeds.
+        stream_net = make_net(copy.deepcopy(net.module_), config, 1, seed, max_epochs=1,
+                              shuffle=True)
         stream = cls(params, standardizer, seed, stream_net, config, y_ndim, epochs_before)
         stream.fit_bags = fit_bags
         return stream
@@ -296,20 +298,3 @@ class Stream:
             counts = counts + self.fit_bags.trained(sample.hashes)
         return (sample.X, self.standardizer.transform_y(sample.y),
                 Bag(counts, counts > 0, bootstrap, sample.hashes), sample.weight)
-
-    def snapshot(self):
-        """Everything a call changes, to undo a call that failed."""
-        return (copy.deepcopy(self.net.module_.state_dict()),
-                copy.deepcopy(self.net.optimizer_.state_dict()), list(self.net.history),
-                self.net.iterator_train__generator.get_state(), copy.copy(self.sample),
-                self.n_calls, self.n_samples_seen, self.weight_unit,
-                self.first_loss)
-
-    def restore(self, snapshot):
-        module_state, optimizer_state, history, generator, sample, *counters = snapshot
-        self.net.module_.load_state_dict(module_state)
-        self.net.optimizer_.load_state_dict(optimizer_state)
-        self.net.history[:] = history  # at most HISTORY_KEPT entries: the cap may have moved it
-        self.net.iterator_train__generator.set_state(generator)
-        self.sample = sample
-        self.n_calls, self.n_samples_seen, self.weight_unit, self.first_loss = counters
