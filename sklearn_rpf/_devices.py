@@ -19,8 +19,7 @@ def autocast_off(device=None):
     """A context in which the networks compute in the estimator's ``dtype``, even inside a
     caller's ``torch.autocast`` block (which would run their products in bfloat16 or float16:
     other numbers, or a member output of the wrong type). Enter it at once."""
-    kinds = [kind for kind in {"cpu", "cuda", torch.device(device or "cpu").type}
-             if torch.is_autocast_enabled(kind)]
+    kinds = [kind for kind in {"cpu", "cuda", _device_type(device)} if _autocast_on(kind)]
     if not kinds:  # almost always: nothing to switch off, a microsecond per batch
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
@@ -34,6 +33,24 @@ def cpu_by_default():
     expect (they move data to their ``device`` themselves), even after the caller's
     ``torch.set_default_device("cuda")`` (or "meta"). Only entered when the default is not the
     CPU: torch's device context intercepts every call made inside it."""
-    if torch.get_default_device().type == "cpu":
+    default = torch.get_default_device() if hasattr(torch, "get_default_device") else \
+        torch.empty(()).device  # torch < 2.3
+    if default.type == "cpu":
         return contextlib.nullcontext()
     return torch.device("cpu")
+
+
+def _device_type(device):
+    try:
+        return torch.device(device or "cpu").type
+    except (RuntimeError, TypeError, ValueError):  # "auto" or a bad name: checked elsewhere
+        return "cpu"
+
+
+def _autocast_on(kind):
+    try:
+        return torch.is_autocast_enabled(kind)  # torch >= 2.4
+    except TypeError:  # older torch: one function per device type, CPU and CUDA only
+        if kind == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled() if kind == "cuda" else False

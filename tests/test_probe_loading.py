@@ -96,18 +96,48 @@ def test_an_entry_this_user_cannot_read_is_not_called_corrupt(cache, gguf_file, 
     assert entries(cache) == [entry]  # another user's entry: left where it is
 
 
-def test_no_home_folder_falls_back_to_a_temporary_cache(monkeypatch):
+def test_another_users_entry_beside_ours_does_not_stop_caching(cache, gguf_file, monkeypatch):
+    # After a conversion, entries of the same GGUF name are looked at (to delete replaced ones);
+    # one this user cannot read made the whole save report "Could not cache".
+    BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+    [entry] = entries(cache)
+    foreign = cache / "gguf" / "tiny-0000000000000000-f32"
+    foreign.mkdir()
+    read = _model_cache._read_manifest
+
+    def denied_for_foreign(folder):
+        if folder == foreign:
+            raise PermissionError(13, "Permission denied", str(folder / "manifest.json"))
+        return read(folder)
+
+    monkeypatch.setattr(_model_cache, "_read_manifest", denied_for_foreign)
+    shutil.rmtree(cache / "gguf" / entry)
+    clear_memory_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BenfordDigitProbe(str(gguf_file)).fit(PROMPTS)
+    assert sorted(entries(cache)) == sorted([entry, foreign.name])
+
+
+def test_no_home_folder_falls_back_to_a_private_temporary_cache(monkeypatch, tmp_path):
     # A user with no HOME and no password entry (some containers): Path.home() raised
     # "Could not determine home directory", even for a model that needs no conversion.
     monkeypatch.delenv(_model_cache.CACHE_ENV, raising=False)
+    monkeypatch.setattr(_model_cache.tempfile, "tempdir", str(tmp_path))
 
     def no_home():
         raise RuntimeError("Could not determine home directory.")
 
     monkeypatch.setattr(_model_cache.Path, "home", staticmethod(no_home))
     root = _model_cache.cache_root()
-    assert root.parent == _model_cache.Path(_model_cache.tempfile.gettempdir())
-    assert root.name.startswith("sklearn_rpf-cache-")
+    assert root == tmp_path / f"sklearn_rpf-cache-{os.getuid()}"
+    assert root.stat().st_mode & 0o777 == 0o700
+    assert _model_cache.cache_root() == root  # found again, and kept
+    # A folder of that name that others may write to (made first by another user, say) could
+    # hold planted weights: a fresh private folder is used instead.
+    root.chmod(0o777)
+    other = _model_cache.cache_root()
+    assert other != root and other.parent == tmp_path and other.stat().st_mode & 0o077 == 0
 
 
 def test_truncated_cache_entry_is_reported_deleted_and_rebuilt(cache, gguf_file):

@@ -39,6 +39,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from stat import S_ISDIR
 
 from .._stack import caller_stacklevel
 
@@ -69,8 +70,25 @@ def cache_root():
     try:
         return Path.home() / ".cache" / "sklearn_rpf"
     except (RuntimeError, KeyError):  # "Could not determine home directory."
-        uid = os.getuid() if hasattr(os, "getuid") else "user"
-        return Path(tempfile.gettempdir()) / f"sklearn_rpf-cache-{uid}"
+        return _private_temporary_cache()
+
+
+def _private_temporary_cache():
+    """``sklearn_rpf-cache-<uid>`` in the temporary folder, made 0700 by this user. Anyone may
+    create a name in /tmp first and fill it with weights whose manifest checks out: a folder
+    that another user owns, or that others may write to, is never used (a fresh private folder
+    for this process instead)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = Path(tempfile.gettempdir()) / f"sklearn_rpf-cache-{uid if uid is not None else 'user'}"
+    with contextlib.suppress(OSError):
+        path.mkdir(mode=0o700)
+    try:
+        info = os.lstat(path)
+        private = (S_ISDIR(info.st_mode) and (uid is None or info.st_uid == uid)
+                   and not info.st_mode & 0o022)
+    except OSError:
+        private = False
+    return path if private else Path(tempfile.mkdtemp(prefix="sklearn_rpf-cache-"))
 
 
 def _new_name(prefix):
@@ -332,7 +350,10 @@ def remove_replaced_entries(target, source):
     for folder in target.parent.iterdir():
         if folder == target or not folder.is_dir() or not folder.name.startswith(stem + "-"):
             continue
-        manifest = _read_manifest(folder)
+        try:
+            manifest = _read_manifest(folder)
+        except PermissionError:  # another user's entry in a shared cache: not ours to judge
+            continue
         if not isinstance(manifest, dict):
             replaced = bool(old_layout.fullmatch(folder.name))
         else:

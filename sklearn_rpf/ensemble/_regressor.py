@@ -375,7 +375,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with one_training_at_a_time(self), unchanged_on_failure(self), autograd_enabled():
+        with one_training_at_a_time(self), unchanged_on_failure(self), autograd_enabled(self.device):
             X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
@@ -471,7 +471,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             stream.check_params(self.get_params())
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
-        with unchanged_on_failure(self), autograd_enabled():
+        with unchanged_on_failure(self), autograd_enabled(self.device):
             X, y, sample_weight, y_ndim = check_training_data(
                 self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained

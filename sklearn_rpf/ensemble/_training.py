@@ -49,13 +49,14 @@ AUTO_BATCH = 64
 
 
 @contextlib.contextmanager
-def autograd_enabled():
+def autograd_enabled(device=None):
     """Gradients on, autocast off and the CPU as the default device, whatever the caller's
     mode: a fit called inside ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell
     that predicts and refits), ``torch.autocast`` or after ``torch.set_default_device`` trains
     as anywhere else. Tensors made inside are ordinary ones, not inference tensors that autograd
     refuses."""
-    with torch.inference_mode(False), torch.enable_grad(), autocast_off(), cpu_by_default():
+    with torch.inference_mode(False), torch.enable_grad(), autocast_off(device), \
+            cpu_by_default():
         yield
 
 
