@@ -1,5 +1,6 @@
 """RandomizedPriorRegressor under hostile input: every failure is clear, nothing is half-done."""
 
+import contextlib
 import os
 import pickle
 import threading
@@ -965,6 +966,12 @@ def test_modules_that_write_into_their_input_are_refused():
             reg.fit(X, y)
         assert not hasattr(reg, "ensemble_")
     np.testing.assert_array_equal(X, X_before)
+    # Also where the trial rows lie inside the clamp's range (their values unchanged by it).
+    X_inside = X.copy()
+    X_inside[:2] = X.mean(axis=0)  # standardised to about 0
+    with pytest.raises(ValueError, match="The prior modified its input tensor in place"):
+        RandomizedPriorRegressor(**dict(FAST, prior=clamping_prior, prior_scale=1.0)).fit(
+            X_inside, y)
     # Out of place, the same functions are fine.
     RandomizedPriorRegressor(**dict(FAST, prior=lambda t: torch.sin(t.clamp(-0.5, 0.5))[:, :1],
                                     prior_scale=1.0)).fit(X, y)
@@ -1272,3 +1279,23 @@ def test_predictions_during_partial_fit_use_the_model_before_the_call():
         serial = first(RandomizedPriorRegressor(**params)).partial_fit(X[30:], y[30:])
         np.testing.assert_array_equal(reg.predict(X), serial.predict(X))
         assert not np.array_equal(reg.predict(X), before)
+
+
+@pytest.mark.filterwarnings("ignore:torch.is_autocast_cpu_enabled:DeprecationWarning")
+def test_device_contexts_work_with_the_torch_apis_of_torch_2_2(monkeypatch):
+    # torch.is_autocast_enabled(device_type) came in torch 2.4, torch.get_default_device in 2.3;
+    # the package supports torch >= 2.2.
+    from sklearn_rpf import _devices
+
+    def is_autocast_enabled():  # torch 2.2's: CUDA only, no argument
+        return False
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # entered before torch is patched
+        monkeypatch.setattr(torch, "is_autocast_enabled", is_autocast_enabled)
+        monkeypatch.delattr(torch, "get_default_device")
+        try:
+            assert _devices._autocast_on("cpu") and not _devices._autocast_on("cuda")
+            assert not _devices._autocast_on("mps")
+            assert isinstance(_devices.cpu_by_default(), contextlib.nullcontext)
+        finally:
+            monkeypatch.undo()

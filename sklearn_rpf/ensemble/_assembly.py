@@ -126,6 +126,7 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
     """Fail early, in plain words, when the member module does not return ``n_outputs`` columns
     of the regressor's precision."""
     rows = x[:2].clone()
+    version = rows._version  # torch counts every in-place write, whatever it writes
     with torch.no_grad(), _buffers_kept(trainable):
         try:
             out = trainable(rows)  # (members, rows, outputs)
@@ -133,7 +134,7 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
             raise ValueError(
                 f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    _check_input_kept("member module", rows, x[:2])
+    _check_input_kept("member module", rows, x[:2], version)
     if out.dim() != 3 or out.shape[1:] != (len(x[:2]), n_outputs):
         what = "a mean and a variance per target" if heteroscedastic else "one per target"
         raise ValueError(
@@ -153,11 +154,13 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
                          "fit. Give it at least one nn.Parameter (e.g. an nn.Linear layer).")
 
 
-def _check_input_kept(what, seen, original):
+def _check_input_kept(what, seen, original, version):
     """Refuse a module that wrote into its input: the member and the prior read the same input
     tensor (the member first), and training reads the same rows at every epoch, so an in-place
     edit would silently change what the other one sees and the data trained on next."""
-    if not torch.equal(seen, original):
+    # The version counter catches a write that leaves these two rows' values as they were
+    # (x.clamp_(-1, 1) on rows inside the range) but not the other rows'.
+    if seen._version != version or not torch.equal(seen, original):
         raise ValueError(
             f"The {what} modified its input tensor in place (e.g. x.clamp_(...), x.mul_(...), "
             "x[:, 0] = ...); the same input rows feed the member and the prior and are read "
@@ -170,6 +173,7 @@ def _check_prior_output(prior, x, n_targets):
     """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``, or is
     not a fixed function (two calls differ, or it draws from torch's generator)."""
     rows = x[:2].clone()
+    version = rows._version
     with torch.no_grad(), _buffers_kept(prior):
         try:
             prior(rows)  # a first call may initialise lazy layers (LazyLinear): not the test
@@ -181,7 +185,7 @@ def _check_prior_output(prior, x, n_targets):
             raise ValueError(
                 f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    _check_input_kept("prior", rows, x[:2])
+    _check_input_kept("prior", rows, x[:2], version)
     if drew or (isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and
                 out.shape == again.shape and not  # NaN equal to NaN: its own check follows
                 bool(((out == again) | (out.isnan() & again.isnan())).all())):
