@@ -1299,3 +1299,27 @@ def test_device_contexts_work_with_the_torch_apis_of_torch_2_2(monkeypatch):
             assert isinstance(_devices.cpu_by_default(), contextlib.nullcontext)
         finally:
             monkeypatch.undo()
+
+
+class _HoldsALock(Callback):
+    """A callback that opens something that cannot be copied (a lock, as a file or a run
+    handle would be) when the net initialises it."""
+
+    def initialize(self):
+        self.lock = threading.Lock()
+        self.epochs = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        with self.lock:
+            self.epochs += 1
+
+
+def test_partial_fit_keeps_callbacks_that_cannot_be_copied():
+    # Each call trains a copy of the stream: copying the callbacks too failed on the second
+    # call with "cannot pickle '_thread.lock' object".
+    X, y = data()
+    reg = RandomizedPriorRegressor(**dict(FAST, net_params={"callbacks": [("lock", _HoldsALock())]}))
+    for _ in range(3):
+        reg.partial_fit(X, y)
+    assert dict(reg.ensemble_.callbacks_)["lock"].epochs == 3

@@ -497,7 +497,12 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 # A copy trains and takes the model's place when the call succeeds: predictions
                 # from other threads meanwhile read the members as they were (and cannot switch
                 # them to eval mode mid-epoch), and a failed call leaves the stream untouched.
-                stream = copy.deepcopy(stream)
+                # Shared, not copied: the callbacks (the user's may hold a lock, a file or a run
+                # handle, which cannot be copied; nothing of the model lives in them) and the
+                # parameters and configuration, which a call never changes.
+                shared = [cb for _, cb in getattr(stream.net, "callbacks_", [])]
+                shared += [stream.params, stream.config]
+                stream = copy.deepcopy(stream, {id(obj): obj for obj in shared})
             stream.check_targets(y, y_ndim)
             set_verbose(stream.net, self.verbose)
             stream.train_on(X, y, sample_weight)
