@@ -50,6 +50,8 @@ def _device_type(device):
 def _autocast_on(kind):
     try:
         return torch.is_autocast_enabled(kind)  # torch >= 2.4
+    except RuntimeError:  # a device type autocast does not know ("meta"): never on there
+        return False
     except TypeError:  # older torch: one function per device type, CPU and CUDA only
         if kind == "cpu":
             return torch.is_autocast_cpu_enabled()
