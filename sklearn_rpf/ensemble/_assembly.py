@@ -125,16 +125,13 @@ def vectorises(ensemble, x):
 def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
     """Fail early, in plain words, when the member module does not return ``n_outputs`` columns
     of the regressor's precision."""
-    rows = x[:2].clone()
-    version = rows._version  # torch counts every in-place write, whatever it writes
-    with torch.no_grad(), _buffers_kept(trainable):
+    with _trial_rows(x, "member module") as rows, torch.no_grad(), _buffers_kept(trainable):
         try:
             out = trainable(rows)  # (members, rows, outputs)
         except Exception as exc:
             raise ValueError(
                 f"The member module failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    _check_input_kept("member module", rows, x[:2], version)
     if out.dim() != 3 or out.shape[1:] != (len(x[:2]), n_outputs):
         what = "a mean and a variance per target" if heteroscedastic else "one per target"
         raise ValueError(
@@ -154,13 +151,18 @@ def _check_member_output(trainable, x, n_outputs, heteroscedastic, dtype):
                          "fit. Give it at least one nn.Parameter (e.g. an nn.Linear layer).")
 
 
-def _check_input_kept(what, seen, original, version):
-    """Refuse a module that wrote into its input: the member and the prior read the same input
-    tensor (the member first), and training reads the same rows at every epoch, so an in-place
-    edit would silently change what the other one sees and the data trained on next."""
-    # The version counter catches a write that leaves these two rows' values as they were
-    # (x.clamp_(-1, 1) on rows inside the range) but not the other rows'.
-    if seen._version != version or not torch.equal(seen, original):
+@contextlib.contextmanager
+def _trial_rows(x, what):
+    """A copy of two rows of ``x`` for a trial pass, and after the block a refusal of a module
+    that wrote into it: the member and the prior read the same input tensor (the member first),
+    and training reads the same rows at every epoch, so an in-place edit would silently change
+    what the other one sees and the data trained on next."""
+    rows = x[:2].clone()
+    # torch counts every in-place write: this catches one that leaves these two rows' values as
+    # they were (x.clamp_(-1, 1) on rows inside the range) but not the other rows'.
+    version = rows._version
+    yield rows
+    if rows._version != version or not torch.equal(rows, x[:2]):
         raise ValueError(
             f"The {what} modified its input tensor in place (e.g. x.clamp_(...), x.mul_(...), "
             "x[:, 0] = ...); the same input rows feed the member and the prior and are read "
@@ -172,9 +174,7 @@ def _check_input_kept(what, seen, original, version):
 def _check_prior_output(prior, x, n_targets):
     """Fail early when the prior does not map ``(n, n_features)`` to ``(n, n_targets)``, or is
     not a fixed function (two calls differ, or it draws from torch's generator)."""
-    rows = x[:2].clone()
-    version = rows._version
-    with torch.no_grad(), _buffers_kept(prior):
+    with _trial_rows(x, "prior") as rows, torch.no_grad(), _buffers_kept(prior):
         try:
             prior(rows)  # a first call may initialise lazy layers (LazyLinear): not the test
             state = torch.get_rng_state()
@@ -185,7 +185,6 @@ def _check_prior_output(prior, x, n_targets):
             raise ValueError(
                 f"The prior failed on a float tensor of shape {tuple(x[:2].shape)}: {exc}"
             ) from exc
-    _check_input_kept("prior", rows, x[:2], version)
     if drew or (isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and
                 out.shape == again.shape and not  # NaN equal to NaN: its own check follows
                 bool(((out == again) | (out.isnan() & again.isnan())).all())):
@@ -352,8 +351,7 @@ class EnsembleSpec:
         # The trial passes below may draw from torch's global generator (dropout in the user's
         # modules): fork it. The built-in networks draw nothing: the generator is left alone.
         users_code = self.module is not None or (self.has_prior and self.prior is not None)
-        with forked_rng("cpu", torch_seed(seed, "checks")) if users_code else \
-                contextlib.nullcontext():
+        with forked_rng("cpu", torch_seed(seed, "checks"), needed=users_code):
             trainable = self._stack(
                 self._nets(members, seed, "init", self.n_outputs, "uniform"), x.clone(),
                 self.vectorize)

@@ -31,12 +31,12 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
-# Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU;
-# SELU is self-normalising, so "linear", as torch's documentation advises). The sigmoid's gain of
-# 1 leaves its prior's output std near 0.5, not 1.
 # One lock for every vmapped ensemble's skeleton (see VmapEnsemble.forward): only modules of
 # the user's own run there, and a fit trains one group at a time anyway.
 _SKELETON_LOCK = threading.RLock()
+# Names torch.nn.init.calculate_gain knows for our activations (ELU and GELU behave like ReLU;
+# SELU is self-normalising, so "linear", as torch's documentation advises). The sigmoid's gain of
+# 1 leaves its prior's output std near 0.5, not 1.
 _GAIN_NAMES = {"relu": "relu", "elu": "relu", "gelu": "relu", "tanh": "tanh",
                "logistic": "sigmoid", "selu": "linear", "identity": "linear"}
 

@@ -5,7 +5,6 @@ This module is the scikit-learn face of the ensemble: parameters, validation, an
 noise out of bag), each implemented in the module that owns the concept.
 """
 
-import copy
 import warnings
 from dataclasses import replace
 from numbers import Integral, Real
@@ -38,8 +37,8 @@ from ._seeding import seed_from
 from ._streaming import FitBags, Stream
 from ._training import (
     TrainingConfig,
-    autograd_enabled,
     check_device,
+    plain_torch,
     resolve_batch_size,
     resolve_epochs,
     set_verbose,
@@ -375,7 +374,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RandomizedPriorRegressor
         """
-        with one_training_at_a_time(self), unchanged_on_failure(self), autograd_enabled(self.device):
+        with one_training_at_a_time(self), unchanged_on_failure(self), plain_torch(self.device):
             X, y, sample_weight, y_ndim = check_training_data(self, X, y, sample_weight)
             if self.n_estimators == 1:
                 warnings.warn(
@@ -471,7 +470,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             stream.check_params(self.get_params())
         elif fitted_by_fit:
             Stream.check_same_params(self._fit_params, self.get_params())
-        with unchanged_on_failure(self), autograd_enabled(self.device):
+        with unchanged_on_failure(self), plain_torch(self.device):
             X, y, sample_weight, y_ndim = check_training_data(
                 self, X, y, sample_weight, reset=stream is None and not fitted_by_fit)
             if fitted_by_fit:  # go on training the members fit trained
@@ -497,12 +496,7 @@ class RandomizedPriorRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 # A copy trains and takes the model's place when the call succeeds: predictions
                 # from other threads meanwhile read the members as they were (and cannot switch
                 # them to eval mode mid-epoch), and a failed call leaves the stream untouched.
-                # Shared, not copied: the callbacks (the user's may hold a lock, a file or a run
-                # handle, which cannot be copied; nothing of the model lives in them) and the
-                # parameters and configuration, which a call never changes.
-                shared = [cb for _, cb in getattr(stream.net, "callbacks_", [])]
-                shared += [stream.params, stream.config]
-                stream = copy.deepcopy(stream, {id(obj): obj for obj in shared})
+                stream = stream.copy_for_training()
             stream.check_targets(y, y_ndim)
             set_verbose(stream.net, self.verbose)
             stream.train_on(X, y, sample_weight)

@@ -62,14 +62,20 @@ _GLOBAL_GENERATOR_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def forked_rng(device, seed):
+def forked_rng(device, seed, needed=True):
     """Seed torch's global generator(s) for this block only, restoring the caller's state after.
 
     Module constructors (``nn.Linear``'s init) and dropout draw from the global generator; forking
     it keeps fits reproducible without reseeding or consuming the caller's stream. Only the CPU
     generator and the one of the CUDA device in use are touched. Blocks in different threads of
     one process run one after the other (a lock): the generator is shared by the threads.
+    ``needed=False`` (code that draws nothing, such as the built-in networks) leaves the
+    generator alone: forked and seeded, it would hand this block's seeded stream to any other
+    thread drawing from it meanwhile.
     """
+    if not needed:
+        yield
+        return
     device = torch.device(device)
     cuda = device.type == "cuda"
     with _GLOBAL_GENERATOR_LOCK, torch.random.fork_rng(devices=[device] if cuda else []):

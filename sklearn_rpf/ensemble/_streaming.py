@@ -285,6 +285,16 @@ class Stream:
         """The current members, ready to evaluate on raw inputs."""
         return FittedEnsemble.around(self.net, self.standardizer, self.config.predict_rows)
 
+    def copy_for_training(self):
+        """A copy that a call trains (it takes the model's place when the call succeeds), sharing
+        what a call never changes: the callbacks (a user's may hold a lock, a file or a run
+        handle, which cannot be copied; nothing of the model lives in them), the parameters,
+        the configuration, the standardisation and fit's bags (8 bytes and a bit per member for
+        each of fit's rows, read only)."""
+        shared = [callback for _, callback in getattr(self.net, "callbacks_", [])]
+        shared += [self.params, self.config, self.standardizer, self.fit_bags]
+        return copy.deepcopy(self, {id(obj): obj for obj in shared if obj is not None})
+
     def calibration_set(self):
         """``(X, y_standardised, bag, weight)`` of the calibration sample, its out-of-bag
         members given by the Poisson counts (0: never trained on the row), each raised by one

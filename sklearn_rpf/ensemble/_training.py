@@ -49,7 +49,7 @@ AUTO_BATCH = 64
 
 
 @contextlib.contextmanager
-def autograd_enabled(device=None):
+def plain_torch(device=None):
     """Gradients on, autocast off and the CPU as the default device, whatever the caller's
     mode: a fit called inside ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell
     that predicts and refits), ``torch.autocast`` or after ``torch.set_default_device`` trains
@@ -350,12 +350,9 @@ def fit_net(net, dataset, seed, epochs=None, step=0, reference_loss=None):
     net.loss_scale_ = weight.sum(dim=0).clamp_min(torch.finfo(weight.dtype).tiny) * min(
         1.0, net.batch_size / n)
     start = len(net.history)
-    # The built-in networks draw nothing while training: then the global generator is not
-    # touched at all (forked and seeded, it would hand this fit's seeded stream to any other
-    # thread drawing from it meanwhile).
+    # The built-in networks draw nothing while training (the priors are checked not to draw).
     draws = not isinstance(getattr(net.module_, "trainable", None), EnsembleMLP)
-    with forked_rng(net.device, torch_seed(seed, "dropout", step)) if draws else \
-            contextlib.nullcontext():
+    with forked_rng(net.device, torch_seed(seed, "dropout", step), needed=draws):
         net.partial_fit(dataset, None, epochs=epochs)
     _check_convergence(net, start, reference_loss)
     return net
