@@ -138,6 +138,9 @@ def test_no_home_folder_falls_back_to_a_private_temporary_cache(monkeypatch, tmp
     root.chmod(0o777)
     other = _model_cache.cache_root()
     assert other != root and other.parent == tmp_path and other.stat().st_mode & 0o077 == 0
+    # ...and kept: a new folder at every lookup leaked folders and never found an entry again.
+    assert _model_cache.cache_root() == other
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([root.name, other.name])
 
 
 def test_truncated_cache_entry_is_reported_deleted_and_rebuilt(cache, gguf_file):

@@ -88,7 +88,18 @@ def _private_temporary_cache():
                    and not info.st_mode & 0o022)
     except OSError:
         private = False
-    return path if private else Path(tempfile.mkdtemp(prefix="sklearn_rpf-cache-"))
+    if private:
+        return path
+    # One private folder for the rest of the process: cache_root() is read at every digest and
+    # entry lookup, and a new folder each time would leak folders and never find an entry.
+    with _replacement_lock:
+        if path not in _replacement_caches:
+            _replacement_caches[path] = Path(tempfile.mkdtemp(prefix="sklearn_rpf-cache-"))
+        return _replacement_caches[path]
+
+
+_replacement_caches = {}  # unusable temporary cache folder -> this process's private one
+_replacement_lock = threading.Lock()
 
 
 def _new_name(prefix):
