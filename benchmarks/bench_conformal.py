@@ -19,6 +19,15 @@ one pass where calibration rows x test points is at most ``_SMALL_SEARCH``. It a
 out-of-bag means ``mu_{-i}(x)`` the shipped search forms per test point (one pass: one per row for
 both ends; the pruned search forms the rows each end needs), counted in one more, untimed call.
 
+And it gives a floor for any exact search of this kind. A search that places a calibration row
+above or below an end by a bound from how many members left it out (``mu_{-i}(x)`` lies between
+the means of the ``c_i`` smallest and the ``c_i`` largest member outputs, the tightest such bound)
+cannot place the rows whose bounds straddle the end: their out-of-bag means must be formed, and
+the end selected among them. The floor counts those rows at every test point (both ends), then
+times, in rounds of its own after the calls above, forming that many means for every test point in one
+product and NumPy's selection among them (``np.partition``): what the search would still cost if
+it knew in advance exactly which rows to form, before any of its own overhead.
+
 Run ``python -m benchmarks.bench_conformal`` (about a minute on 2 cores).
 """
 
@@ -71,6 +80,67 @@ def values_evaluated(call):
     return sum(sizes)
 
 
+@contextlib.contextmanager
+def captured_search():
+    """Inside the block, the arguments and ends of every call to the absolute-score search, in
+    a list yielded to the block: ``(members, rows, alpha, (lower, upper))``."""
+    from sklearn_rpf.ensemble import _jackknife_search as search
+
+    bounds, calls = search.absolute_bounds, []
+
+    def capturing(members, rows, alpha):
+        ends = bounds(members, rows, alpha)
+        calls.append((members.copy(), rows, alpha, ends))
+        return ends
+
+    search.absolute_bounds = capturing
+    try:
+        yield calls
+    finally:
+        search.absolute_bounds = bounds
+
+
+def undecided(members, rows, ends):
+    """Per test point, how many calibration rows no bound from their out-of-bag counts places
+    above or below its end, for both ends (uniform weights), and for how many the bound alone
+    says they lie above it.
+
+    ``members`` ``(K, 2 m)`` holds the upper problems and then the negated lower ones, as the
+    search does, and ``ends`` ``(2 m,)`` their ends. Row ``i`` lies between ``R_i`` plus the mean
+    of the ``c_i`` smallest and ``R_i`` plus the mean of the ``c_i`` largest member outputs.
+    """
+    K, points = members.shape
+    counts = np.count_nonzero(rows.average, axis=0)
+    ordered = np.sort(members.astype(np.float64), axis=0)
+    sizes = np.arange(1, K + 1)[:, None]
+    lowest = (np.cumsum(ordered, axis=0) / sizes)[counts - 1]  # (n, 2 m)
+    highest = (np.cumsum(ordered[::-1], axis=0) / sizes)[counts - 1]
+    residual = rows.residual.astype(np.float64)[:, None]
+    straddling = (residual + lowest <= ends) & (residual + highest >= ends)
+    above = (residual + lowest > ends).sum(axis=0)
+    return straddling.sum(axis=0), above
+
+
+def floor_calls(members, rows, rank, straddling, above):
+    """The two timed parts of the floor as calls: forming the median number of straddling
+    means at every test point (one product) and selecting each point's end among them."""
+    from sklearn_rpf.ensemble import _jackknife_search as search
+
+    size = max(1, int(np.median(straddling)))
+    average, residual = rows.average[:, :size], rows.residual[:size]
+    both = np.ascontiguousarray(members.T)
+    kth = size - int(np.clip(np.median(rank - above), 1, size))
+    values = search._product(both, average) + residual
+
+    def form():
+        return search._product(both, average)
+
+    def select():
+        return np.array(values).partition(kth, axis=1)
+
+    return form, select
+
+
 def variants(head_factors):
     """Name -> search settings of every interval variant timed."""
     out = {"shipped": {}, "one pass": {"small": np.inf}}
@@ -104,6 +174,25 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
                     call()
                     times[label].append(time.perf_counter() - start)
         evaluated = values_evaluated(lambda: regressor.predict_interval(X, CONFIDENCE))
+        with captured_search() as searches:
+            regressor.predict_interval(X, CONFIDENCE)
+        members, rows, alpha, (lower, upper) = searches[0]
+        if len(searches) != 1 or members.shape[1] != len(X):
+            raise RuntimeError("the floor reads one search over every test point (one target, "
+                               f"one batch); predict_interval made {len(searches)}")
+        both = np.concatenate([members, -members], axis=1)
+        straddling, above = undecided(both, rows, np.concatenate([upper, -lower]))
+        rank = search._selection(rows.weight, len(rows.residual), alpha)[0]
+        form, select = floor_calls(both, rows, rank, straddling, above)
+        floor = {"form": form, "select": select}
+        for call in floor.values():
+            call()
+        floor_times = {part: [] for part in floor}
+        for _ in range(rounds):
+            for part, call in floor.items():
+                start = time.perf_counter()
+                call()
+                floor_times[part].append(time.perf_counter() - start)
     reference = np.concatenate(ends["one pass"])
     difference = max(float(np.max(np.abs(np.concatenate(ends[label]) - reference)))
                      for label in calls if label != "predict")
@@ -111,6 +200,9 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
     return {"data set": name, "split": split, "rows": n_rows, "test": len(X),
             "one pass shipped": n_rows * len(X) <= search._SMALL_SEARCH,
             "values per point": evaluated / len(X),
+            # Both ends of a test point: the upper problem's count plus the lower one's.
+            "undecided per point": float(np.median(straddling[:len(X)] + straddling[len(X):])),
+            "floor": sum(float(np.median(values)) for values in floor_times.values()),
             "difference": difference / float(np.std(y_train)),
             **{label: float(np.median(values)) for label, values in times.items()}}
 
@@ -119,9 +211,10 @@ def report(records, head_factors):
     labels = ["predict", *variants(head_factors)]
     lines = [
         "| data set | splits | calibration rows x test points | shipped search | "
-        "means formed per test point | "
-        + " | ".join(f"{label} (ms)" for label in labels) + " | extra over predict |",
-        "|" + "---|" * (len(labels) + 6),
+        "means formed per test point | undecided means per test point | "
+        + " | ".join(f"{label} (ms)" for label in labels)
+        + " | extra over predict | floor: form + select (ms) | floor as a share of predict |",
+        "|" + "---|" * (len(labels) + 9),
     ]
     for name in dict.fromkeys(r["data set"] for r in records):
         mine = [r for r in records if r["data set"] == name]
@@ -130,9 +223,12 @@ def report(records, head_factors):
         shipped = "one pass" if all(r["one pass shipped"] for r in mine) else "pruned"
         extra = median["shipped"] / median["predict"] - 1
         per_point = float(np.median([r["values per point"] for r in mine]))
+        undecided_ = float(np.median([r["undecided per point"] for r in mine]))
+        floor = 1e3 * float(np.median([r["floor"] for r in mine]))
         lines.append(f"| {name} | {len(mine)} | {size} | {shipped} | {per_point:,.0f} | "
+                     f"{undecided_:,.0f} | "
                      + " | ".join(f"{median[label]:.2f}" for label in labels)
-                     + f" | {extra:+.0%} |")
+                     + f" | {extra:+.0%} | {floor:.2f} | {floor / median['predict']:.0%} |")
     worst = max(r["difference"] for r in records)
     lines.append("")
     lines.append(f"Largest difference of any variant's ends from the one pass's: {worst:.1e} "

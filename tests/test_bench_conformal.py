@@ -22,11 +22,15 @@ def test_every_variant_is_timed_and_exact():
         assert record["values per point"] == record["rows"]
     assert record["one pass shipped"] is (record["rows"] * record["test"]
                                           <= _jackknife_search._SMALL_SEARCH)
+    # The floor's rows are a subset of what any exact search forms: at most every row, twice.
+    assert 0 <= record["undecided per point"] <= 2 * record["rows"]
+    assert np.isfinite(record["floor"]) and record["floor"] > 0
     table = bench_conformal.report([record, {**record, "split": 1}], [1.1, 2.0])
     size = f"{record['rows']:,} x {record['test']:,}"  # rows out of bag for some member
     shipped = "one pass" if record["one pass shipped"] else "pruned"
     assert f"| yacht | 2 | {size} | {shipped} |" in table
     assert "pruned, head 1.1 (ms)" in table and "Largest difference" in table
+    assert "floor: form + select (ms)" in table
     # The search's constants are restored after each variant.
     assert (_jackknife_search._SMALL_SEARCH, _jackknife_search._HEAD_FACTOR) == (25_000, 1.5)
 
@@ -37,3 +41,16 @@ def test_bad_options_fail_early(argv, capsys):
     with pytest.raises(SystemExit):
         bench_conformal.main(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_undecided_rows_are_those_whose_count_bounds_straddle_the_end():
+    """Three rows, two members: a row left out by both lies at the members' mean, one left out
+    by a single member anywhere between the two outputs."""
+    rows = _jackknife_search.Rows(residual=np.array([0.0, 1.0, 5.0]),
+                                  average=np.array([[0.5, 1.0, 0.0], [0.5, 0.0, 1.0]]),
+                                  weight=None)
+    members = np.array([[0.0, 2.0], [2.0, 2.0]])  # two test points; the members agree at the second
+    # First point, rows at 1 (exactly), 1 + [0, 2] and 5 + [0, 2]; second: 2, 3 and 7.
+    straddling, above = bench_conformal.undecided(members, rows, np.array([2.5, 3.0]))
+    assert straddling.tolist() == [1, 1]  # row 1 at the first point; row 1 (exactly 3) at the second
+    assert above.tolist() == [1, 1]  # row 2 at both points
