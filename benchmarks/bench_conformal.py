@@ -19,14 +19,15 @@ one pass where calibration rows x test points is at most ``_SMALL_SEARCH``. It a
 out-of-bag means ``mu_{-i}(x)`` the shipped search forms per test point (one pass: one per row for
 both ends; the pruned search forms the rows each end needs), counted in one more, untimed call.
 
-And it gives a floor for any exact search of this kind. A search that places a calibration row
+And it gives the least work of any exact search of this kind. A search that places a calibration row
 above or below an end by a bound from how many members left it out (``mu_{-i}(x)`` lies between
 the means of the ``c_i`` smallest and the ``c_i`` largest member outputs, the tightest such bound)
 cannot place the rows whose bounds straddle the end: their out-of-bag means must be formed, and
-the end selected among them. The floor counts those rows at every test point (both ends), then
-times, in rounds of its own after the calls above, forming that many means for every test point in one
-product and NumPy's selection among them (``np.partition``): what the search would still cost if
-it knew in advance exactly which rows to form, before any of its own overhead.
+the end selected among them. The least work counts those rows at every test point (both ends), then
+times, in rounds of its own after the calls above, forming that many means for every test point
+in one product and NumPy's selection among them (``np.partition``, in place): what the search
+would still cost if it knew in advance exactly which rows to form, before any of its own work
+to find them.
 
 Run ``python -m benchmarks.bench_conformal`` (about a minute on 2 cores).
 """
@@ -121,24 +122,24 @@ def undecided(members, rows, ends):
     return straddling.sum(axis=0), above
 
 
-def floor_calls(members, rows, rank, straddling, above):
-    """The two timed parts of the floor as calls: forming the median number of straddling
-    means at every test point (one product) and selecting each point's end among them."""
+def least_work_call(members, rows, rank, straddling, above):
+    """The least work as one call: forming the median number of straddling means at every test
+    point (one product, plus the residuals) and selecting each point's end among them in place,
+    as a search would."""
     from sklearn_rpf.ensemble import _jackknife_search as search
 
     size = max(1, int(np.median(straddling)))
     average, residual = rows.average[:, :size], rows.residual[:size]
     both = np.ascontiguousarray(members.T)
     kth = size - int(np.clip(np.median(rank - above), 1, size))
-    values = search._product(both, average) + residual
 
-    def form():
-        return search._product(both, average)
+    def least_work():
+        values = search._product(both, average)
+        values += residual
+        values.partition(kth, axis=1)
+        return values[:, kth]
 
-    def select():
-        return np.array(values).partition(kth, axis=1)
-
-    return form, select
+    return least_work
 
 
 def variants(head_factors):
@@ -178,21 +179,18 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
             regressor.predict_interval(X, CONFIDENCE)
         members, rows, alpha, (lower, upper) = searches[0]
         if len(searches) != 1 or members.shape[1] != len(X):
-            raise RuntimeError("the floor reads one search over every test point (one target, "
+            raise RuntimeError("the least work reads one search over every test point (one target, "
                                f"one batch); predict_interval made {len(searches)}")
         both = np.concatenate([members, -members], axis=1)
         straddling, above = undecided(both, rows, np.concatenate([upper, -lower]))
         rank = search._selection(rows.weight, len(rows.residual), alpha)[0]
-        form, select = floor_calls(both, rows, rank, straddling, above)
-        floor = {"form": form, "select": select}
-        for call in floor.values():
-            call()
-        floor_times = {part: [] for part in floor}
+        least_work = least_work_call(both, rows, rank, straddling, above)
+        least_work()
+        least_times = []
         for _ in range(rounds):
-            for part, call in floor.items():
-                start = time.perf_counter()
-                call()
-                floor_times[part].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            least_work()
+            least_times.append(time.perf_counter() - start)
     reference = np.concatenate(ends["one pass"])
     difference = max(float(np.max(np.abs(np.concatenate(ends[label]) - reference)))
                      for label in calls if label != "predict")
@@ -202,7 +200,7 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
             "values per point": evaluated / len(X),
             # Both ends of a test point: the upper problem's count plus the lower one's.
             "undecided per point": float(np.median(straddling[:len(X)] + straddling[len(X):])),
-            "floor": sum(float(np.median(values)) for values in floor_times.values()),
+            "least work": float(np.median(least_times)),
             "difference": difference / float(np.std(y_train)),
             **{label: float(np.median(values)) for label, values in times.items()}}
 
@@ -213,7 +211,7 @@ def report(records, head_factors):
         "| data set | splits | calibration rows x test points | shipped search | "
         "means formed per test point | undecided means per test point | "
         + " | ".join(f"{label} (ms)" for label in labels)
-        + " | extra over predict | floor: form + select (ms) | floor as a share of predict |",
+        + " | extra over predict | least work: form + select (ms) | least work as a share of predict |",
         "|" + "---|" * (len(labels) + 9),
     ]
     for name in dict.fromkeys(r["data set"] for r in records):
@@ -224,11 +222,11 @@ def report(records, head_factors):
         extra = median["shipped"] / median["predict"] - 1
         per_point = float(np.median([r["values per point"] for r in mine]))
         undecided_ = float(np.median([r["undecided per point"] for r in mine]))
-        floor = 1e3 * float(np.median([r["floor"] for r in mine]))
+        least = 1e3 * float(np.median([r["least work"] for r in mine]))
         lines.append(f"| {name} | {len(mine)} | {size} | {shipped} | {per_point:,.0f} | "
                      f"{undecided_:,.0f} | "
                      + " | ".join(f"{median[label]:.2f}" for label in labels)
-                     + f" | {extra:+.0%} | {floor:.2f} | {floor / median['predict']:.0%} |")
+                     + f" | {extra:+.0%} | {least:.2f} | {least / median['predict']:.0%} |")
     worst = max(r["difference"] for r in records)
     lines.append("")
     lines.append(f"Largest difference of any variant's ends from the one pass's: {worst:.1e} "

@@ -22,15 +22,15 @@ def test_every_variant_is_timed_and_exact():
         assert record["values per point"] == record["rows"]
     assert record["one pass shipped"] is (record["rows"] * record["test"]
                                           <= _jackknife_search._SMALL_SEARCH)
-    # The floor's rows are a subset of what any exact search forms: at most every row, twice.
+    # The least work's rows are a subset of what any exact search forms: at most every row, twice.
     assert 0 <= record["undecided per point"] <= 2 * record["rows"]
-    assert np.isfinite(record["floor"]) and record["floor"] > 0
+    assert np.isfinite(record["least work"]) and record["least work"] > 0
     table = bench_conformal.report([record, {**record, "split": 1}], [1.1, 2.0])
     size = f"{record['rows']:,} x {record['test']:,}"  # rows out of bag for some member
     shipped = "one pass" if record["one pass shipped"] else "pruned"
     assert f"| yacht | 2 | {size} | {shipped} |" in table
     assert "pruned, head 1.1 (ms)" in table and "Largest difference" in table
-    assert "floor: form + select (ms)" in table
+    assert "least work: form + select (ms)" in table
     # The search's constants are restored after each variant.
     assert (_jackknife_search._SMALL_SEARCH, _jackknife_search._HEAD_FACTOR) == (25_000, 1.5)
 
