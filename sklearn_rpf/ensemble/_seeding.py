@@ -48,7 +48,8 @@ def numpy_rng(seed, purpose, member=0):
 
 def torch_seed(seed, purpose, member=0):
     """A 63-bit integer seed for torch generators, from the same stream."""
-    return int(stream(seed, purpose, member).generate_state(1, dtype=np.uint64)[0] >> 1)
+    # A Python int before the shift: NumPy 1.x cannot shift a uint64 by a Python int.
+    return int(stream(seed, purpose, member).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 def torch_generator(seed, purpose, member=0):
