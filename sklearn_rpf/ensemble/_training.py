@@ -35,6 +35,9 @@ from ._loss import MemberLoss, _ratio
 from ._networks import EnsembleMLP
 from ._seeding import forked_rng, seed_from, torch_generator, torch_seed
 
+# Whether skorch's fit_loop takes the routing method (skorch 1.4 and later).
+_LOOP_ROUTES = "_routing_method" in inspect.signature(NeuralNet.fit_loop).parameters
+
 # Cached prior outputs cost n * K * t floats; above this many, priors are recomputed per batch.
 MAX_CACHED_PRIOR_ELEMENTS = 50_000_000
 
@@ -200,9 +203,14 @@ class EnsembleNet(CopiedInMemory, NeuralNet):
     def partial_fit(self, X, y=None, classes=None, epochs=None, **fit_params):
         if not self.initialized_:
             self.initialize()
+        # skorch 1.4 names the public entry point for metadata routing (fit passes "fit" in
+        # fit_params); earlier versions have no such argument and would hand it to forward.
+        routing = fit_params.pop("_routing_method", "partial_fit")
+        if _LOOP_ROUTES:
+            fit_params["_routing_method"] = routing
         self.notify("on_train_begin", X=X, y=y)
         try:
-            self.fit_loop(X, y, epochs=epochs, _routing_method="partial_fit", **fit_params)
+            self.fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as interrupt:
             if not self._stopped_by_a_callback(interrupt):
                 raise
