@@ -272,13 +272,15 @@ def _load_causal_lm(source, copy_out=True, **kwargs):
     except (OSError, pickle.UnpicklingError) as exc:
         # No weights file, or only a pickled one that weights_only loading refuses: never
         # suggest loading it unsafely (torch's message does, so it is not passed on whole).
-        text = str(exc)
-        if "weights_only" in text or "Weights only load failed" in text:
+        # Some transformers versions (4.56) re-raise torch's refusal as an OSError about TF
+        # checkpoints, with torch's error only in the exception's context.
+        texts = [str(error) for error in _exception_chain(exc)]
+        if any("weights_only" in text or "Weights only load failed" in text for text in texts):
             why = ("its pickled weights file holds objects that loading with weights_only=True "
                    "refuses (anything but plain tensors: unpickling them could run code), so it "
                    "was not loaded")
         else:
-            why = (text.splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
+            why = (texts[0].splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
         raise ModelNotFoundError(
             f"No usable weights for the language model in {source!s}: {why}. Save the model "
             "with save_pretrained (safetensors)."
@@ -292,6 +294,15 @@ def _load_causal_lm(source, copy_out=True, **kwargs):
             "modelling head (e.g. a ...ForCausalLM model)."
         )
     return in_memory(model) if copy_out else model
+
+
+def _exception_chain(exc):
+    """``exc`` and the exceptions it was raised from or while handling, innermost last."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def _load_gguf(gguf_path, dtype, trust_remote_code, is_default):
