@@ -3,6 +3,8 @@
 Needs the ``dask`` extra (dask, distributed, pandas); skipped without it.
 """
 
+import importlib
+import importlib.util
 import logging
 import os
 import pickle
@@ -13,8 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
-pytest.importorskip("distributed")
-pytest.importorskip("dask.dataframe")
+# Skipped only where the [dask] extra is not installed; an installed one must import.
+if not all(importlib.util.find_spec(name) for name in ("dask", "distributed")):
+    pytest.skip("the [dask] extra is not installed", allow_module_level=True)
+importlib.import_module("distributed")
+importlib.import_module("dask.dataframe")
 import cloudpickle  # noqa: E402
 import dask.bag as db  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
