@@ -117,9 +117,9 @@ def undecided(members, rows, ends):
     lowest = (np.cumsum(ordered, axis=0) / sizes)[counts - 1]  # (n, 2 m)
     highest = (np.cumsum(ordered[::-1], axis=0) / sizes)[counts - 1]
     residual = rows.residual.astype(np.float64)[:, None]
-    straddling = (residual + lowest <= ends) & (residual + highest >= ends)
-    above = (residual + lowest > ends).sum(axis=0)
-    return straddling.sum(axis=0), above
+    above = residual + lowest > ends
+    straddling = ~above & (residual + highest >= ends)
+    return straddling.sum(axis=0), above.sum(axis=0)
 
 
 def least_work_call(members, rows, rank, straddling, above):
@@ -183,6 +183,8 @@ def measure(data_dir, name, split, rounds, head_factors, params=None):
                                f"one batch); predict_interval made {len(searches)}")
         both = np.concatenate([members, -members], axis=1)
         straddling, above = undecided(both, rows, np.concatenate([upper, -lower]))
+        if rows.weight is not None:  # the UCI sets have none; the least work counts rows
+            raise RuntimeError("the least work is measured for rows of equal weight only")
         rank = search._selection(rows.weight, len(rows.residual), alpha)[0]
         least_work = least_work_call(both, rows, rank, straddling, above)
         least_work()

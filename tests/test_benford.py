@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from numpy_text import STRING_DTYPE, needs_string_dtype
 from scipy import stats
 
 from sklearn_rpf.benford import (
@@ -17,8 +18,6 @@ from sklearn_rpf.benford import (
     nigrini_conformity,
 )
 
-# NumPy 2's variable-width text dtype (None before NumPy 2, whose text is "<U" or object).
-STRING_DTYPE = getattr(getattr(np, "dtypes", None), "StringDType", None)
 UNIFORM = np.full(9, 1 / 9)
 
 
@@ -327,7 +326,7 @@ def test_text_is_not_a_weight():
     assert first_digit_distribution([b"12", "3"], normalize=False)[[0, 2]].tolist() == [1, 1]
 
 
-@pytest.mark.skipif(STRING_DTYPE is None, reason="NumPy 2's StringDType")
+@needs_string_dtype
 def test_string_dtype_is_text_not_a_weight():
     # NumPy 2's StringDType reads as "<U" text does (it was refused as not numeric), and is
     # text, not a weight, where weights are expected.

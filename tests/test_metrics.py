@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sklearn
 import torch
+from numpy_text import STRING_DTYPE
 from scipy import integrate
 from scipy.stats import norm
 from sklearn.exceptions import UnsetMetadataPassedError
@@ -565,8 +566,6 @@ def test_scorer_keywords_are_checked_when_the_scorer_is_made():
         make_gaussian_scorer("neg_crps", sample_weight=[1.0, 2.0])
 
 
-# NumPy 2's variable-width text dtype (None before NumPy 2, whose text is "<U" or object).
-STRING_DTYPE = getattr(getattr(np, "dtypes", None), "StringDType", None)
 TEXT_CONTAINERS = {
     "series": pd.Series(["1.5", "2.0", "0.5"]),
     "string": pd.Series(["1.5", "2.0", "0.5"], dtype="string"),

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from lm_fixtures import MIXED_PROMPTS, TableLM, TinyGPT2Folder, save_tiny_gpt2, table_tokenizer
+from numpy_text import STRING_DTYPE, needs_string_dtype
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -745,15 +746,14 @@ def test_a_callers_autocast_does_not_change_the_probabilities(tiny_lm_folder):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.skipif(not hasattr(getattr(np, "dtypes", None), "StringDType"),
-                    reason="NumPy 2's StringDType")
+@needs_string_dtype
 def test_string_dtype_prompts_read_as_text(tiny_lm_folder):
     # NumPy 2's StringDType: a 1-D array was "Expected 2D array", a column scikit-learn's
     # "dtype argument must be a NumPy dtype".
     prompts = ["The city has a population of", "Room 101 is on floor"]
     probe = BenfordDigitProbe(tiny_lm_folder).fit(prompts)
     expected = probe.transform(prompts)
-    text = np.array(prompts, dtype=np.dtypes.StringDType())
+    text = np.array(prompts, dtype=STRING_DTYPE())
     for X in (text, text[:, None]):
         np.testing.assert_array_equal(probe.transform(X), expected)
         np.testing.assert_array_equal(BenfordDigitProbe(tiny_lm_folder).fit(X).transform(X),

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from joblib import parallel_config
+from numpy_text import STRING_DTYPE, needs_string_dtype
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -20,8 +21,6 @@ from torch import nn
 
 from sklearn_rpf import RandomizedPriorRegressor
 
-# NumPy 2's variable-width text dtype (None before NumPy 2, whose text is "<U" or object).
-STRING_DTYPE = getattr(getattr(np, "dtypes", None), "StringDType", None)
 FAST = dict(n_estimators=4, max_epochs=20, lr=1e-2, hidden_layer_sizes=(16,), random_state=0)
 
 
@@ -398,7 +397,7 @@ def test_non_numeric_targets(y, match):
         reg.partial_fit(X, y)
 
 
-@pytest.mark.skipif(STRING_DTYPE is None, reason="NumPy 2's StringDType")
+@needs_string_dtype
 def test_string_dtype_features_are_text():
     # NumPy 2's StringDType held numeric text that fit, predict and score read as numbers.
     X, y = data()
